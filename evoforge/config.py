@@ -1,0 +1,100 @@
+"""The one validated settings tree of evoforge.
+
+Built explicitly (``Settings()`` in the CLI or a test), never at import time. Environment variables
+use the ``EVOFORGE_`` prefix with ``__`` between levels (``EVOFORGE_RTL__SIM_CYCLES=5000``); the
+standard ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` are read too. ``EVOFORGE_DB`` is the database URL.
+No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from evoforge.domain import Assurance
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("evoforge", appauthor=False))
+
+
+class RtlSettings(BaseModel):
+    """Knobs of the RTL cascade."""
+
+    sim_cycles: int = Field(4000, ge=100, description="cycles per seed of the differential simulation")
+    sim_seeds: int = Field(2, ge=1, le=16, description="random seeds of the differential simulation")
+    probe_cycles: int = Field(600, ge=50, description="cycles of the fixed fingerprint probe")
+    reset_cycles: int = Field(3, ge=1)
+    equivalence_timeout_s: float = Field(60.0, gt=0, description="limit per formal attempt")
+    bmc_depth: int = Field(20, ge=1, description="cycles of the bounded check after reset")
+    induction_depth: int = Field(8, ge=1)
+    tool_timeout_s: float = Field(300.0, gt=0)
+    sim_timeout_s: float = Field(300.0, gt=0, description="wall-clock limit of one simulation run")
+    clock_period_ns: float = Field(10.0, gt=0, description="timing constraint for OpenSTA")
+    liberty: Path | None = Field(None, description="liberty file (.lib or .lib.gz); None = generic")
+    min_assurance: str = Field("simulated", description="simulated | bounded(N) | proven")
+
+    @field_validator("min_assurance")
+    @classmethod
+    def _valid_assurance(cls, value: str) -> str:
+        Assurance.parse(value)
+        return value
+
+    @property
+    def minimum_assurance(self) -> Assurance:
+        return Assurance.parse(self.min_assurance)
+
+
+class SearchSettings(BaseModel):
+    budget: int = Field(20, ge=1, description="candidates to evaluate")
+    seed: int = 0
+    population_size: int = Field(16, ge=2)
+    workers: int = Field(2, ge=1, description="parallel evaluations (local process pool)")
+    proposer: str = Field("offline", pattern=r"^(offline|llm|mixed)$")
+
+
+class LlmSettings(BaseModel):
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str | None = None
+    planner_model: str | None = None
+    timeout_s: float = Field(120.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EVOFORGE_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    db: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the data directory")
+    data_dir: Path = Field(default_factory=default_data_dir)
+    rtl: RtlSettings = Field(default_factory=RtlSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    openai_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
+    )
+    openai_api_key: str | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
+    model: str | None = Field(None, validation_alias=AliasChoices("EVOFORGE_MODEL", "model"))
+
+    @property
+    def database_url(self) -> str:
+        if self.db:
+            return self.db
+        return f"sqlite:///{self.data_dir / 'evoforge.db'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    def work_dir(self) -> Path:
+        path = self.data_dir / "work"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+

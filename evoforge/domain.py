@@ -1,0 +1,316 @@
+"""Plain, frozen data types that every room of evoforge shares (stdlib only).
+
+``Target`` is what the user hands in, ``Candidate`` a proposed rewrite, ``StageResult`` one verifier
+stage's outcome, ``Verdict`` the outcome of a whole cascade, ``Metrics`` the measured costs (units in
+the names; ``None`` means not measured, never a sentinel number) and ``Objective`` what the search
+minimises. ``Assurance`` says how strongly an accepted RTL candidate was shown equal to the original.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class TargetKind(StrEnum):
+    RTL = "rtl"
+    KERNEL = "kernel"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class CandidateStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    ERROR = "error"  # the verifier failed; never counted as a rejection of the candidate
+
+
+RTL_STAGES: tuple[str, ...] = (
+    "parse",
+    "lint",
+    "interface",
+    "simulate",
+    "equivalence",
+    "synthesis",
+    "timing",
+)
+KERNEL_STAGES: tuple[str, ...] = ("static", "compile", "correctness", "resources", "benchmark")
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics and objectives
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Measured costs. ``None`` = not measured (or not measurable here)."""
+
+    area_um2: float | None = None
+    cells: int | None = None
+    depth: int | None = None
+    delay_ns: float | None = None
+    runtime_ms: float | None = None
+    speedup: float | None = None
+    registers: int | None = None
+    spills: int | None = None
+    shared_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Only the measured values, by metric name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Metrics:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known and v is not None})
+
+    def merged(self, other: Metrics) -> Metrics:
+        """``self`` with every value that ``other`` measured replaced by ``other``'s."""
+        return replace(self, **other.to_dict())
+
+
+class Objective(StrEnum):
+    """A cost the search minimises (``speedup`` is maximised; see ``minimise``)."""
+
+    AREA = "area_um2"
+    DELAY = "delay_ns"
+    CELLS = "cells"
+    DEPTH = "depth"
+    RUNTIME = "runtime_ms"
+
+    @property
+    def minimise(self) -> bool:
+        return True
+
+    def value_of(self, metrics: Metrics) -> float | None:
+        value = getattr(metrics, self.value)
+        return None if value is None else float(value)
+
+
+DEFAULT_RTL_OBJECTIVES: tuple[Objective, ...] = (Objective.AREA, Objective.DELAY)
+DEFAULT_KERNEL_OBJECTIVES: tuple[Objective, ...] = (Objective.RUNTIME,)
+
+#: metrics where smaller is better; ``improvement`` = original / candidate for these.
+COST_METRICS: tuple[str, ...] = ("area_um2", "cells", "depth", "delay_ns", "runtime_ms")
+
+
+def improvement(baseline: Metrics, candidate: Metrics) -> dict[str, float]:
+    """original/candidate for each cost both measured (2.0 = half the cost); bigger is better."""
+    out: dict[str, float] = {}
+    for name in COST_METRICS:
+        base, cand = getattr(baseline, name), getattr(candidate, name)
+        if base is None or cand is None:
+            continue
+        if cand > 0:
+            out[name] = round(float(base) / float(cand), 6)
+    if candidate.speedup is not None:
+        out["speedup"] = candidate.speedup
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Assurance
+
+
+@dataclass(frozen=True, order=True)
+class Assurance:
+    """How strongly an accepted RTL candidate was shown equal to its original.
+
+    Ordered: ``simulated`` < ``bounded(N)`` (larger N stronger) < ``proven``.
+    """
+
+    rank: int
+    cycles: int = 0
+
+    SIMULATED_RANK = 0
+    BOUNDED_RANK = 1
+    PROVEN_RANK = 2
+
+    @classmethod
+    def simulated(cls) -> Assurance:
+        return cls(cls.SIMULATED_RANK)
+
+    @classmethod
+    def bounded(cls, cycles: int) -> Assurance:
+        return cls(cls.BOUNDED_RANK, cycles)
+
+    @classmethod
+    def proven(cls) -> Assurance:
+        return cls(cls.PROVEN_RANK)
+
+    @property
+    def level(self) -> Literal["simulated", "bounded", "proven"]:
+        return ("simulated", "bounded", "proven")[self.rank]  # type: ignore[return-value]
+
+    def __str__(self) -> str:
+        if self.rank == self.BOUNDED_RANK:
+            return f"bounded({self.cycles} cycles)"
+        return self.level
+
+    def satisfies(self, minimum: Assurance) -> bool:
+        """True when this level is at least ``minimum`` (bounded compares cycle counts)."""
+        return self >= minimum
+
+    @classmethod
+    def parse(cls, text: str) -> Assurance:
+        """Parse ``simulated``, ``proven``, ``bounded``, ``bounded(20)`` or ``bounded(20 cycles)``."""
+        text = text.strip().lower()
+        if text == "simulated":
+            return cls.simulated()
+        if text == "proven":
+            return cls.proven()
+        match = re.fullmatch(r"bounded(?:\((\d+)(?:\s*cycles?)?\))?", text)
+        if match:
+            return cls.bounded(int(match.group(1) or 1))
+        raise ValueError(f"unknown assurance level {text!r}: use simulated, bounded(N) or proven")
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets and candidates
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    direction: Literal["input", "output", "inout"]
+    width: int
+    signed: bool = False
+
+
+@dataclass(frozen=True)
+class RtlInterface:
+    """What a candidate must keep: the top's ports, and which are clock and reset."""
+
+    top: str
+    ports: tuple[Port, ...]
+    clock: str | None = None
+    reset: str | None = None
+    reset_active_low: bool = False
+
+    @property
+    def inputs(self) -> tuple[Port, ...]:
+        return tuple(p for p in self.ports if p.direction == "input")
+
+    @property
+    def outputs(self) -> tuple[Port, ...]:
+        return tuple(p for p in self.ports if p.direction == "output")
+
+    @property
+    def data_inputs(self) -> tuple[Port, ...]:
+        """Inputs other than the clock and reset."""
+        return tuple(p for p in self.inputs if p.name not in (self.clock, self.reset))
+
+    @property
+    def sequential(self) -> bool:
+        return self.clock is not None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the user hands in: the original design or problem."""
+
+    kind: TargetKind
+    name: str
+    sources: tuple[SourceFile, ...]
+    rtl: RtlInterface | None = None
+    user_test: str | None = None  # path of an optional user cocotb test module (RTL)
+
+    @property
+    def source(self) -> str:
+        """All sources concatenated (the form a candidate replaces)."""
+        return "\n".join(s.text for s in self.sources)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the target for cross-job caching: its normalised source and interface."""
+        digest = hashlib.sha256(source_hash(self.source, self.kind).encode())
+        if self.rtl is not None:
+            digest.update(repr(self.rtl).encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A proposed rewrite of a target (the whole design or problem solution)."""
+
+    source: str
+    origin: str  # "original", "offline:<rule>", "llm:<model>", "user"
+    parent_id: int | None = None
+    note: str = ""  # what the proposer did, in a sentence
+
+
+# ---------------------------------------------------------------------------------------------
+# Verifier outcomes
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One stage's outcome. ``ok`` False stops the cascade; ``error`` marks a verifier failure."""
+
+    name: str
+    ok: bool
+    seconds: float
+    metrics: Metrics = field(default_factory=Metrics)
+    detail: str = ""
+    log: str = ""
+    error: bool = False
+    data: dict[str, Any] = field(default_factory=dict)  # stage-specific extras (critical path, …)
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of a cascade on one candidate."""
+
+    accepted: bool
+    stage: str  # the last stage run (where it stopped, or the final stage)
+    reason: str
+    metrics: Metrics
+    stages: tuple[StageResult, ...]
+    assurance: Assurance | None = None
+    functional_hash: str | None = None
+    implementation_hash: str | None = None
+    error: bool = False
+
+    @property
+    def status(self) -> CandidateStatus:
+        if self.error:
+            return CandidateStatus.ERROR
+        return CandidateStatus.ACCEPTED if self.accepted else CandidateStatus.REJECTED
+
+
+# ---------------------------------------------------------------------------------------------
+# Hashes
+
+
+_LINE_COMMENT = {TargetKind.RTL: r"//[^\n]*", TargetKind.KERNEL: r"#[^\n]*"}
+_BLOCK_COMMENT = r"/\*.*?\*/"
+
+
+def normalise_source(text: str, kind: TargetKind = TargetKind.RTL) -> str:
+    """Comments and whitespace runs removed, so that formatting changes hash equal."""
+    if kind is TargetKind.RTL:
+        text = re.sub(_BLOCK_COMMENT, " ", text, flags=re.S)
+    text = re.sub(_LINE_COMMENT[kind], " ", text)
+    return " ".join(text.split())
+
+
+def source_hash(text: str, kind: TargetKind = TargetKind.RTL) -> str:
+    """The source hash of DESIGN.md: sha256 of the normalised text."""
+    return hashlib.sha256(normalise_source(text, kind).encode()).hexdigest()

@@ -1,0 +1,87 @@
+"""The one exception tree of evoforge.
+
+Library code raises these; only ``evoforge/cli.py`` (and later the web layer) turns them into
+messages and exit codes. Third-party errors are converted at the boundary with ``raise … from exc``.
+
+    EvoforgeError                      base; ``hint`` says what the user can do about it
+    ├── BadInputError                  unusable user input → CLI exit code 2
+    │   ├── TargetError                a target file that cannot be loaded (syntax, no top, …)
+    │   ├── CandidateError             a candidate file that cannot be read at all
+    │   ├── LibertyError               a liberty file that does not parse / has no usable cells
+    │   └── ConfigError                invalid settings or flag combinations
+    ├── ToolError                      an external program is missing or misbehaved
+    │   ├── ToolNotFoundError          the executable is not on PATH
+    │   └── ToolTimeoutError           it ran past its time limit (the process group was killed)
+    ├── VerifierError                  the verifier itself failed (never a rejection of a candidate)
+    ├── StoreError                     the database could not be opened / migrated / written
+    │   └── NotFoundError              a job or candidate id that does not exist
+    └── SearchError                    the search loop could not proceed (e.g. baseline rejected)
+"""
+
+from __future__ import annotations
+
+
+class EvoforgeError(Exception):
+    """Base of every error evoforge raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class BadInputError(EvoforgeError):
+    """Input the user gave cannot be used as it is."""
+
+    exit_code = 2
+
+
+class TargetError(BadInputError):
+    """A target (design or problem) cannot be loaded."""
+
+
+class CandidateError(BadInputError):
+    """A candidate file cannot be read at all (a candidate that loads but fails is a rejection)."""
+
+
+class LibertyError(BadInputError):
+    """A liberty file is missing, does not parse, or has no cells a flow can use."""
+
+
+class ConfigError(BadInputError):
+    """Settings or command-line options that contradict each other or are out of range."""
+
+
+class ToolError(EvoforgeError):
+    """An external program is missing or did something unexpected."""
+
+
+class ToolNotFoundError(ToolError):
+    """The executable of an external program is not installed."""
+
+
+class ToolTimeoutError(ToolError):
+    """An external program exceeded its time limit; its whole process group was killed."""
+
+
+class VerifierError(EvoforgeError):
+    """The verifier itself failed; the candidate is marked ``error``, not ``rejected``."""
+
+
+class StoreError(EvoforgeError):
+    """The database could not be opened, migrated or written."""
+
+
+class NotFoundError(StoreError):
+    """A job or candidate that does not exist."""
+
+    exit_code = 2
+
+
+class SearchError(EvoforgeError):
+    """The search loop cannot proceed."""
