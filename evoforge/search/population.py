@@ -1,0 +1,123 @@
+"""Pure policies over a snapshot of the population: Pareto ranking, parent selection, the best.
+
+Nothing here writes anything; the search loop calls these functions and acts on what they return.
+A member is an accepted candidate (the original included). Costs are minimised; a member missing a
+metric on some objective is ranked behind every member that has it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evoforge.domain import Metrics, Objective
+
+
+@dataclass(frozen=True)
+class Member:
+    candidate_id: int
+    source: str
+    metrics: Metrics
+    generation: int = 0
+    origin: str = ""
+    assurance: str | None = None
+    feedback: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+def _costs(member: Member, objectives: Sequence[Objective]) -> tuple[float, ...]:
+    values = []
+    for objective in objectives:
+        value = objective.value_of(member.metrics)
+        values.append(math.inf if value is None else value)
+    return tuple(values)
+
+
+def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
+
+
+def pareto_ranks(members: Sequence[Member], objectives: Sequence[Objective]) -> list[int]:
+    """Non-dominated sorting: rank 0 is the Pareto front, rank 1 the front of the rest, …"""
+    costs = [_costs(m, objectives) for m in members]
+    ranks = [-1] * len(members)
+    remaining = set(range(len(members)))
+    rank = 0
+    while remaining:
+        front = {i for i in remaining if not any(dominates(costs[j], costs[i]) for j in remaining if j != i)}
+        for i in front:
+            ranks[i] = rank
+        remaining -= front
+        rank += 1
+    return ranks
+
+
+def pareto_front(members: Sequence[Member], objectives: Sequence[Objective]) -> list[Member]:
+    """The non-dominated members, sorted by the first objective; duplicates by cost collapsed."""
+    ranks = pareto_ranks(members, objectives)
+    front: dict[tuple[float, ...], Member] = {}
+    for member, rank in zip(members, ranks, strict=True):
+        if rank == 0:
+            front.setdefault(_costs(member, objectives), member)
+    return [front[key] for key in sorted(front)]
+
+
+def crowding(members: Sequence[Member], objectives: Sequence[Objective]) -> list[float]:
+    """NSGA-II crowding distance (bigger = more isolated = more diverse)."""
+    n = len(members)
+    distance = [0.0] * n
+    if n <= 2:
+        return [math.inf] * n
+    costs = [_costs(m, objectives) for m in members]
+    for k in range(len(objectives)):
+        order = sorted(range(n), key=lambda i: costs[i][k])
+        low, high = costs[order[0]][k], costs[order[-1]][k]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        span = high - low
+        if not math.isfinite(span) or span == 0:
+            continue
+        for prev, cur, nxt in zip(order, order[1:], order[2:], strict=False):
+            distance[cur] += (costs[nxt][k] - costs[prev][k]) / span
+    return distance
+
+
+def select_parents(
+    members: Sequence[Member], objectives: Sequence[Objective], count: int, rng: random.Random
+) -> list[Member]:
+    """Binary tournaments on (Pareto rank, crowding distance)."""
+    if not members:
+        return []
+    ranks = pareto_ranks(members, objectives)
+    spread = crowding(members, objectives)
+    chosen = []
+    for _ in range(count):
+        i, j = rng.randrange(len(members)), rng.randrange(len(members))
+        key_i, key_j = (ranks[i], -spread[i]), (ranks[j], -spread[j])
+        chosen.append(members[i] if key_i <= key_j else members[j])
+    return chosen
+
+
+def survivors(members: Sequence[Member], objectives: Sequence[Objective], size: int) -> list[Member]:
+    """The ``size`` members kept for the next round: best ranks first, diverse within a rank."""
+    if len(members) <= size:
+        return list(members)
+    ranks = pareto_ranks(members, objectives)
+    spread = crowding(members, objectives)
+    order = sorted(range(len(members)), key=lambda i: (ranks[i], -spread[i], members[i].candidate_id))
+    return [members[i] for i in order[:size]]
+
+
+def best_member(
+    members: Sequence[Member], objectives: Sequence[Objective], baseline: Metrics
+) -> Member | None:
+    """The member with the best first objective (ties: the next objectives), if it beats the baseline.
+
+    "Beats" means: better on the first objective, or equal there and better on a later one.
+    """
+    base = tuple(math.inf if o.value_of(baseline) is None else o.value_of(baseline) for o in objectives)
+    better = [m for m in members if _costs(m, objectives) < base]  # lexicographic tuple comparison
+    if not better:
+        return None
+    return min(better, key=lambda m: (_costs(m, objectives), m.candidate_id))

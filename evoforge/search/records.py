@@ -1,0 +1,288 @@
+"""How the search loop writes and reads a job: domain values in, store rows out.
+
+Every function takes an open session (``Store.transaction()``); the loop is the only caller, so the
+loop stays the one writer of its job. The cross-job cache is consulted here: a draft whose source hash
+has a cached verdict for the same target and tool versions is recorded with that verdict and never
+evaluated.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from evoforge.agents.base import Proposal
+from evoforge.domain import (
+    CandidateStatus,
+    JobStatus,
+    Metrics,
+    Objective,
+    StageResult,
+    Verdict,
+    improvement,
+    source_hash,
+)
+from evoforge.errors import NotFoundError
+from evoforge.search.population import Member, best_member
+from evoforge.store import repository
+from evoforge.store.models import Candidate, Job, StageRun
+
+ORIGINAL = "original"
+
+
+def start_job(session: Session, job_id: int) -> Job:
+    job = repository.get_job(session, job_id)
+    job.status = JobStatus.RUNNING.value
+    job.error = None
+    job.heartbeat_at = datetime.now(UTC)
+    return job
+
+
+def finish_job(
+    session: Session,
+    job_id: int,
+    status: JobStatus,
+    objectives: tuple[Objective, ...],
+    error: str | None = None,
+) -> None:
+    job = repository.get_job(session, job_id)
+    refresh_counts(session, job)
+    baseline = Metrics.from_dict(job.baseline_metrics)
+    best = best_member(population(session, job_id, include_original=False), objectives, baseline)
+    job.best_candidate_id = best.candidate_id if best else None
+    job.status = status.value
+    job.error = error
+
+
+def refresh_counts(session: Session, job: Job) -> None:
+    rows = session.execute(
+        select(Candidate.status, Candidate.cache_hit, func.count())
+        .where(Candidate.job_id == job.id, Candidate.origin != ORIGINAL)
+        .group_by(Candidate.status, Candidate.cache_hit)
+    ).all()
+    job.proposed = sum(n for _, _, n in rows)
+    job.cache_hits = sum(n for _, hit, n in rows if hit is not None)
+    job.evaluated = sum(n for status, hit, n in rows if hit is None and status != CandidateStatus.PENDING)
+    job.rejected = sum(n for status, _, n in rows if status == CandidateStatus.REJECTED)
+
+
+def original_candidate(session: Session, job_id: int) -> Candidate | None:
+    return session.scalars(
+        select(Candidate).where(Candidate.job_id == job_id, Candidate.origin == ORIGINAL)
+    ).first()
+
+
+def record_original(session: Session, job_id: int, verdict: Verdict) -> Candidate:
+    job = repository.get_job(session, job_id)
+    candidate = original_candidate(session, job_id)
+    if candidate is None:
+        candidate = Candidate(
+            job_id=job_id,
+            origin=ORIGINAL,
+            note="the design as given",
+            source=job.target_source,
+            source_hash=source_hash(job.target_source),
+            generation=0,
+        )
+        session.add(candidate)
+        session.flush()
+    for result in verdict.stages:
+        record_stage(session, candidate.id, result)
+    _apply_verdict(candidate, verdict)
+    job.baseline_metrics = verdict.metrics.to_dict()
+    return candidate
+
+
+def _feedback(session: Session, candidate_id: int) -> dict[str, Any]:
+    """What the proposers get to see of a parent: its critical path and its largest cells."""
+    feedback: dict[str, Any] = {}
+    runs = session.scalars(select(StageRun).where(StageRun.candidate_id == candidate_id)).all()
+    for run in runs:
+        if run.name == "timing":
+            for key in ("critical_path", "startpoint", "endpoint", "slack_ns"):
+                if key in run.data:
+                    feedback[key] = run.data[key]
+        if run.name == "synthesis":
+            for key in ("largest_cells", "cells_by_type"):
+                if key in run.data:
+                    feedback[key] = run.data[key]
+    return feedback
+
+
+def member_of(candidate: Candidate, feedback: dict[str, Any] | None = None) -> Member:
+    return Member(
+        candidate_id=candidate.id,
+        source=candidate.source,
+        metrics=Metrics.from_dict(candidate.metrics),
+        generation=candidate.generation,
+        origin=candidate.origin,
+        assurance=candidate.assurance,
+        feedback=feedback or {},
+    )
+
+
+def population(session: Session, job_id: int, *, include_original: bool = True) -> list[Member]:
+    query = select(Candidate).where(
+        Candidate.job_id == job_id, Candidate.status == CandidateStatus.ACCEPTED.value
+    )
+    if not include_original:
+        query = query.where(Candidate.origin != ORIGINAL)
+    return [member_of(c, _feedback(session, c.id)) for c in session.scalars(query.order_by(Candidate.id))]
+
+
+def pending_candidates(session: Session, job_id: int) -> list[Candidate]:
+    return list(
+        session.scalars(
+            select(Candidate).where(
+                Candidate.job_id == job_id,
+                Candidate.status == CandidateStatus.PENDING.value,
+                Candidate.origin != ORIGINAL,
+            )
+        )
+    )
+
+
+def proposal_count(session: Session, job_id: int) -> int:
+    return int(
+        session.scalar(select(func.count()).where(Candidate.job_id == job_id, Candidate.origin != ORIGINAL))
+        or 0
+    )
+
+
+def source_hashes(session: Session, job_id: int) -> set[str]:
+    return set(session.scalars(select(Candidate.source_hash).where(Candidate.job_id == job_id)))
+
+
+def add_proposal(
+    session: Session,
+    job_id: int,
+    parent: Member,
+    proposal: Proposal,
+    target_fp: str,
+    tool_versions: str,
+) -> tuple[int, bool]:
+    """Store a draft; returns (candidate id, answered from the cache)."""
+    digest = source_hash(proposal.source)
+    candidate = Candidate(
+        job_id=job_id,
+        parent_id=parent.candidate_id,
+        origin=proposal.origin,
+        note=proposal.note,
+        source=proposal.source,
+        source_hash=digest,
+        generation=parent.generation + 1,
+    )
+    session.add(candidate)
+    session.flush()
+    cached = repository.find_cache(
+        session, target_fingerprint=target_fp, hash_kind="source", hash=digest, tool_versions=tool_versions
+    )
+    if cached is None:
+        return candidate.id, False
+    verdict = verdict_from_dict(cached.verdict)
+    for result in verdict.stages:
+        record_stage(session, candidate.id, result)
+    _apply_verdict(candidate, verdict)
+    candidate.cache_hit = "source"
+    _refresh(session, job_id)
+    return candidate.id, True
+
+
+def record_stage(session: Session, candidate_id: int, result: StageResult) -> None:
+    repository.record_stage(session, candidate_id, result)
+
+
+def finish_candidate(
+    session: Session, job_id: int, candidate_id: int, verdict: Verdict, target_fp: str, tool_versions: str
+) -> None:
+    candidate = session.get(Candidate, candidate_id)
+    if candidate is None:
+        raise NotFoundError(f"candidate {candidate_id} vanished from the database")
+    _apply_verdict(candidate, verdict)
+    if not verdict.error:
+        repository.put_cache(
+            session,
+            target_fingerprint=target_fp,
+            hash_kind="source",
+            hash=candidate.source_hash,
+            tool_versions=tool_versions,
+            verdict=verdict_to_dict(verdict),
+        )
+    _refresh(session, job_id)
+
+
+def _refresh(session: Session, job_id: int) -> None:
+    job = repository.get_job(session, job_id)
+    refresh_counts(session, job)
+    job.heartbeat_at = datetime.now(UTC)
+
+
+def _apply_verdict(candidate: Candidate, verdict: Verdict) -> None:
+    candidate.status = verdict.status.value
+    candidate.rejected_stage = verdict.stage if verdict.status == CandidateStatus.REJECTED else None
+    candidate.reason = verdict.reason
+    candidate.metrics = verdict.metrics.to_dict()
+    candidate.assurance = str(verdict.assurance) if verdict.assurance else None
+    candidate.functional_hash = verdict.functional_hash
+    candidate.implementation_hash = verdict.implementation_hash
+
+
+# -- verdicts as JSON (the cache table) ------------------------------------------------------------
+
+
+def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "accepted": verdict.accepted,
+        "stage": verdict.stage,
+        "reason": verdict.reason,
+        "metrics": verdict.metrics.to_dict(),
+        "assurance": str(verdict.assurance) if verdict.assurance else None,
+        "functional_hash": verdict.functional_hash,
+        "implementation_hash": verdict.implementation_hash,
+        "stages": [
+            {
+                "name": r.name,
+                "ok": r.ok,
+                "seconds": r.seconds,
+                "detail": r.detail,
+                "metrics": r.metrics.to_dict(),
+                "data": r.data,
+            }  # fmt: skip
+            for r in verdict.stages
+        ],
+    }
+
+
+def verdict_from_dict(data: dict[str, Any]) -> Verdict:
+    from evoforge.domain import Assurance
+
+    stages = tuple(
+        StageResult(
+            name=s["name"],
+            ok=s["ok"],
+            seconds=0.0,
+            metrics=Metrics.from_dict(s.get("metrics")),
+            detail=s.get("detail", ""),
+            data=s.get("data") or {},
+            cached=True,
+        )
+        for s in data.get("stages", [])
+    )
+    assurance = data.get("assurance")
+    return Verdict(
+        accepted=bool(data["accepted"]),
+        stage=data["stage"],
+        reason=data["reason"],
+        metrics=Metrics.from_dict(data.get("metrics")),
+        stages=stages,
+        assurance=Assurance.parse(assurance) if assurance else None,
+        functional_hash=data.get("functional_hash"),
+        implementation_hash=data.get("implementation_hash"),
+    )
+
+
+def improvement_of(job: Job, candidate: Candidate) -> dict[str, float]:
+    return improvement(Metrics.from_dict(job.baseline_metrics), Metrics.from_dict(candidate.metrics))

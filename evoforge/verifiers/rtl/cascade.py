@@ -1,0 +1,204 @@
+"""The RTL cascade, declared once as data, and the verifier object that runs it.
+
+``RTL_CASCADE`` lists the stages in order (names are the contract of DESIGN.md). ``RtlVerifier``
+holds what is computed once per target (the liberty, the original's probe trace and metrics) and
+runs the cascade on a candidate, stopping at the first failure. It reports each stage as it ends
+(``on_stage``) so the caller can store it, and reuses synthesis-dependent results for an
+implementation hash it has seen (``implementation_cache``).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from evoforge.config import RtlSettings
+from evoforge.domain import Assurance, Metrics, StageResult, Target, Verdict
+from evoforge.errors import EvoforgeError, TargetError
+from evoforge.tools.liberty import Liberty
+from evoforge.verifiers.rtl.context import RtlContext
+from evoforge.verifiers.rtl.equivalence import run_equivalence
+from evoforge.verifiers.rtl.front import run_interface, run_lint, run_parse
+from evoforge.verifiers.rtl.simulate import run_simulate
+from evoforge.verifiers.rtl.synthesis import run_synthesis
+from evoforge.verifiers.rtl.timing import run_timing
+
+log = logging.getLogger(__name__)
+
+StageFn = Callable[[RtlContext], StageResult]
+StageCallback = Callable[[StageResult], None]
+
+RTL_CASCADE: tuple[tuple[str, StageFn], ...] = (
+    ("parse", run_parse),
+    ("lint", run_lint),
+    ("interface", run_interface),
+    ("simulate", run_simulate),
+    ("equivalence", run_equivalence),
+    ("synthesis", run_synthesis),
+    ("timing", run_timing),
+)
+#: stages whose result depends only on the synthesised implementation (reusable by its hash)
+IMPLEMENTATION_STAGES = ("timing",)
+#: the stages that measure the original (its own simulation and equivalence are trivially exact)
+BASELINE_STAGES = ("parse", "lint", "synthesis", "timing")
+
+
+@dataclass
+class RtlVerifier:
+    target: Target
+    settings: RtlSettings
+    liberty: Liberty
+    work_root: Path
+    keep_workdirs: bool = False
+    reference: dict[str, Any] = field(default_factory=dict)
+    implementation_cache: dict[str, dict[str, StageResult]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def tool_versions(self) -> str:
+        """What a cached verdict depends on besides the sources: tools, liberty, settings."""
+        from evoforge.tools.iverilog import Iverilog
+        from evoforge.tools.opensta import OpenSta
+        from evoforge.tools.verilator import Verilator
+        from evoforge.tools.yosys import Yosys
+
+        tools = [str(t().version()) for t in (Iverilog, Verilator, Yosys, OpenSta)]
+        knobs = (
+            f"cycles={self.settings.sim_cycles}x{self.settings.sim_seeds},probe={self.settings.probe_cycles},"
+            f"bmc={self.settings.bmc_depth},period={self.settings.clock_period_ns}"
+        )
+        return ";".join([*tools, f"liberty={self.liberty.content_hash[:16]}", knobs])
+
+    def _context(self, source: str, workdir: Path) -> RtlContext:
+        return RtlContext(
+            target=self.target,
+            candidate_source=source,
+            workdir=workdir,
+            settings=self.settings,
+            liberty_path=self.liberty.path,
+            reference=self.reference,
+        )
+
+    def _workdir(self, label: str) -> Path:
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.work_root))
+
+    def baseline(self) -> Verdict:
+        """Measure the original. A target that fails its own parse/lint/synthesis is bad input."""
+        workdir = self._workdir("original")
+        ctx = self._context(self.target.source, workdir)
+        results: list[StageResult] = []
+        try:
+            for name, fn in RTL_CASCADE:
+                if name not in BASELINE_STAGES:
+                    continue
+                result = _run_stage(name, fn, ctx)
+                results.append(result)
+                if not result.ok:
+                    raise TargetError(
+                        f"the original design fails its own {name} stage: {result.detail}",
+                        hint="fix the design (or pass the right --top / --clock / --reset) and try again",
+                    )
+        finally:
+            self._cleanup(workdir)
+        metrics = _metrics_of(results)
+        return Verdict(
+            accepted=True,
+            stage=results[-1].name,
+            reason="original design",
+            metrics=metrics,
+            stages=tuple(results),
+            assurance=Assurance.proven(),
+            implementation_hash=ctx.artifacts.get("implementation_hash"),
+        )
+
+    def verify(self, source: str, *, on_stage: StageCallback | None = None, label: str = "cand") -> Verdict:
+        """Run the cascade on ``source``; never raises for a bad candidate (that is a rejection)."""
+        workdir = self._workdir(label)
+        ctx = self._context(source, workdir)
+        results: list[StageResult] = []
+        try:
+            for name, fn in RTL_CASCADE:
+                result = self._cached_stage(name, ctx) or _run_stage(name, fn, ctx)
+                results.append(result)
+                if on_stage is not None:
+                    on_stage(result)
+                if not result.ok:
+                    break
+        finally:
+            self._cleanup(workdir)
+        verdict = self._verdict(results, ctx)
+        impl = verdict.implementation_hash
+        if verdict.accepted and impl:
+            with self._lock:
+                self.implementation_cache.setdefault(
+                    impl, {r.name: r for r in results if r.name in IMPLEMENTATION_STAGES}
+                )
+        return verdict
+
+    def _cached_stage(self, name: str, ctx: RtlContext) -> StageResult | None:
+        if name not in IMPLEMENTATION_STAGES:
+            return None
+        impl = ctx.artifacts.get("implementation_hash")
+        with self._lock:
+            hit = self.implementation_cache.get(impl or "", {}).get(name)
+        if hit is None:
+            return None
+        return replace(hit, seconds=0.0, cached=True, detail=f"{hit.detail} (same implementation, reused)")
+
+    def _verdict(self, results: list[StageResult], ctx: RtlContext) -> Verdict:
+        last = results[-1]
+        functional = ctx.artifacts.get("functional_hash")
+        impl = ctx.artifacts.get("implementation_hash")
+        metrics = _metrics_of(results)
+        if last.error:
+            return Verdict(False, last.name, f"verifier error in {last.name}: {last.detail}", metrics,
+                           tuple(results), None, functional, impl, error=True)  # fmt: skip
+        if not last.ok:
+            return Verdict(False, last.name, last.detail, metrics, tuple(results), None, functional, impl)
+        assurance = _assurance_of(results)
+        minimum = self.settings.minimum_assurance
+        if not assurance.satisfies(minimum):
+            reason = f"assurance {assurance} is below the required {minimum}"
+            return Verdict(False, "equivalence", reason, metrics, tuple(results), assurance, functional, impl)
+        reason = f"accepted ({assurance})"
+        return Verdict(True, last.name, reason, metrics, tuple(results), assurance, functional, impl)
+
+    def _cleanup(self, workdir: Path) -> None:
+        if not self.keep_workdirs:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_stage(name: str, fn: StageFn, ctx: RtlContext) -> StageResult:
+    start = time.monotonic()
+    try:
+        result = fn(ctx)
+    except EvoforgeError as exc:
+        log.warning("stage %s failed in the verifier: %s", name, exc)
+        return StageResult(name, False, time.monotonic() - start, detail=str(exc), error=True)
+    except Exception as exc:  # a verifier bug must not lose the job: mark the candidate 'error'
+        log.exception("stage %s crashed", name)
+        return StageResult(
+            name, False, time.monotonic() - start, detail=f"{type(exc).__name__}: {exc}", error=True
+        )
+    return result
+
+
+def _metrics_of(results: list[StageResult]) -> Metrics:
+    metrics = Metrics()
+    for result in results:
+        metrics = metrics.merged(result.metrics)
+    return metrics
+
+
+def _assurance_of(results: list[StageResult]) -> Assurance:
+    for result in results:
+        if result.name == "equivalence" and "assurance" in result.data:
+            return Assurance.parse(str(result.data["assurance"]))
+    return Assurance.simulated()

@@ -1,0 +1,275 @@
+"""The RTL functional fingerprint: an output trace of the design under a fixed, seeded stimulus.
+
+:func:`corner_stimulus` makes the stimulus (a reset sequence, then random values biased toward the
+corners: 0, all-ones, signed min/max, walking ones and zeros); the cocotb differential test uses the
+same generator with other seeds. :func:`probe_trace` embeds the stimulus in a generated plain-Verilog
+testbench, compiles it with iverilog and runs ``vvp`` in the sandbox (candidates are untrusted); stdout
+is the trace, one row of ``%b`` values per sampled cycle, so X and Z stay visible. Sequential designs
+get inputs on the falling edge and are sampled just before each rising edge; combinational designs
+get a vector, ``#1``, a sample. :func:`first_mismatch` compares a candidate's trace to the reference's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from evoforge.domain import Port, RtlInterface
+from evoforge.errors import ToolTimeoutError
+from evoforge.tools.base import write_text
+from evoforge.tools.iverilog import Iverilog, Vvp
+from evoforge.verifiers.sandbox import run_untrusted
+
+log = logging.getLogger(__name__)
+
+PROBE_SEED = 0x5EED
+TB_MODULE = "evoforge_probe_tb"
+STIM_FILE = "probe_stim.hex"
+
+
+# ---------------------------------------------------------------------------------------------
+# Stimulus
+
+
+def stimulus_ports(interface: RtlInterface) -> tuple[Port, ...]:
+    """The inputs a stimulus row drives, in row order: the reset (if any), then the data inputs."""
+    reset = [p for p in interface.inputs if p.name == interface.reset]
+    return (*reset, *interface.data_inputs)
+
+
+def _corners(width: int) -> tuple[int, ...]:
+    mask = (1 << width) - 1
+    msb = 1 << (width - 1)
+    return tuple(dict.fromkeys((0, mask, 1, msb, msb - 1, mask ^ 1)))
+
+
+def _value(rng: random.Random, width: int, previous: int) -> int:
+    roll = rng.random()
+    if roll < 0.15:
+        return previous  # hold: lets enables, FSM conditions and accumulators build up state
+    if roll < 0.40:
+        return rng.choice(_corners(width))
+    if roll < 0.50:
+        bit = 1 << rng.randrange(width)
+        return bit if rng.random() < 0.5 else ((1 << width) - 1) ^ bit  # walking one / walking zero
+    return rng.getrandbits(width)
+
+
+def corner_stimulus(
+    interface: RtlInterface,
+    *,
+    cycles: int,
+    reset_cycles: int,
+    seed: int,
+    resets_at: tuple[int, ...] = (),
+) -> list[tuple[int, ...]]:
+    """``cycles`` rows of input values (order of :func:`stimulus_ports`).
+
+    Reset is asserted for the first ``reset_cycles`` rows and for two rows at each of ``resets_at``.
+    """
+    rng = random.Random(seed)
+    ports = stimulus_ports(interface)
+    has_reset = interface.reset is not None and interface.sequential
+    asserted, released = (0, 1) if interface.reset_active_low else (1, 0)
+    in_reset = set(range(reset_cycles)) | {c + k for c in resets_at for k in (0, 1)}
+    previous = [0] * len(ports)
+    rows: list[tuple[int, ...]] = []
+    for cycle in range(cycles):
+        row = []
+        for i, port in enumerate(ports):
+            if has_reset and port.name == interface.reset:
+                value = asserted if cycle in in_reset else released
+            else:
+                value = _value(rng, port.width, previous[i])
+            row.append(value)
+        previous = row
+        rows.append(tuple(row))
+    return rows
+
+
+def format_inputs(ports: tuple[Port, ...], row: tuple[int, ...]) -> str:
+    return " ".join(f"{p.name}={v:0{p.width}b}" for p, v in zip(ports, row, strict=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Traces
+
+
+@dataclass(frozen=True)
+class ProbeTrace:
+    rows: tuple[str, ...]  # one per sampled cycle: the outputs as %b strings separated by spaces
+    inputs: tuple[str, ...]  # the applied input vectors, "name=bits ..." per cycle
+    hash: str  # sha256 over rows ("" when the probe failed)
+    compile_log: str
+    seconds: float = 0.0
+    error: str | None = None  # compile error, early end, … (None = a complete trace)
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    cycle: int
+    port: str
+    expected: str
+    got: str
+    inputs: str  # "name=bits ..." of the inputs applied at that cycle
+
+    @property
+    def x_on_output(self) -> bool:
+        return any(c in "xzXZ" for c in self.got)
+
+    def describe(self) -> str:
+        what = f"X on output {self.port}" if self.x_on_output else f"output {self.port} differs"
+        return f"{what} at cycle {self.cycle}: expected {self.expected}, got {self.got} (inputs {self.inputs})"
+
+
+def trace_hash(rows: tuple[str, ...]) -> str:
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def bits_mismatch(expected: str, got: str) -> bool:
+    """True when a bit the reference defines (0/1) is different (or X/Z) in ``got``."""
+    if len(expected) != len(got):
+        return True
+    return any(e in "01" and g != e for e, g in zip(expected, got, strict=True))
+
+
+def first_mismatch(reference: ProbeTrace, candidate: ProbeTrace, interface: RtlInterface) -> Mismatch | None:
+    """The first cycle and output where ``candidate`` is not the reference (X where it is 0/1 counts)."""
+    outputs = interface.outputs
+    for cycle, (ref_row, cand_row) in enumerate(zip(reference.rows, candidate.rows, strict=False)):
+        ref_values, cand_values = ref_row.split(), cand_row.split()
+        for i, port in enumerate(outputs):
+            expected = ref_values[i] if i < len(ref_values) else ""
+            got = cand_values[i] if i < len(cand_values) else "(missing)"
+            if bits_mismatch(expected, got):
+                inputs = reference.inputs[cycle] if cycle < len(reference.inputs) else ""
+                return Mismatch(cycle, port.name, expected, got, inputs)
+    if len(candidate.rows) < len(reference.rows):
+        cycle = len(candidate.rows)
+        port = outputs[0].name if outputs else "?"
+        return Mismatch(cycle, port, reference.rows[cycle], "(simulation ended)", reference.inputs[cycle])
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The testbench
+
+
+def _slices(ports: tuple[Port, ...]) -> dict[str, str]:
+    """``stim[hi:lo]`` for each stimulus port (first port in the most significant bits)."""
+    total = sum(p.width for p in ports)
+    out: dict[str, str] = {}
+    hi = total - 1
+    for port in ports:
+        lo = hi - port.width + 1
+        out[port.name] = f"stim[{hi}:{lo}]"
+        hi = lo - 1
+    return out
+
+
+def pack_row(ports: tuple[Port, ...], row: tuple[int, ...]) -> int:
+    word = 0
+    for port, value in zip(ports, row, strict=True):
+        word = (word << port.width) | (value & ((1 << port.width) - 1))
+    return word
+
+
+def testbench(interface: RtlInterface, cycles: int, token: str) -> str:
+    """A testbench that reads ``STIM_FILE`` and prints ``token`` + one output row per cycle."""
+    ports = stimulus_ports(interface)
+    width = max(1, sum(p.width for p in ports))
+    slices = _slices(ports)
+    outs = interface.outputs
+    conns = []
+    for port in interface.ports:
+        if port.name == interface.clock:
+            conns.append(f".{port.name}(clk)")
+        elif port.name in slices:
+            conns.append(f".{port.name}({slices[port.name]})")
+        elif port.direction == "output":
+            conns.append(f".{port.name}(out_{port.name})")
+        else:
+            conns.append(f".{port.name}()")
+    wires = "".join(f"  wire [{p.width - 1}:0] out_{p.name};\n" for p in outs)
+    fmt = " ".join("%b" for _ in outs)
+    args = "".join(f", out_{p.name}" for p in outs)
+    sample = f'$display("{token} {fmt}"{args});'
+    if interface.sequential:
+        step = f"      stim = mem[i];\n      #4 {sample}\n      #1 clk = 1'b1;\n      #5 clk = 1'b0;\n"
+    else:
+        step = f"      stim = mem[i];\n      #1 {sample}\n"
+    return (
+        "`timescale 1ns/1ps\n"
+        f"module {TB_MODULE};\n"
+        f"  reg [{width - 1}:0] mem [0:{cycles - 1}];\n"
+        f"  reg [{width - 1}:0] stim;\n"
+        "  reg clk;\n"
+        "  integer i;\n"
+        f"{wires}"
+        f"  {interface.top} dut ({', '.join(conns)});\n"
+        "  initial begin\n"
+        f'    $readmemh("{STIM_FILE}", mem);\n'
+        "    clk = 1'b0;\n"
+        f"    for (i = 0; i < {cycles}; i = i + 1) begin\n"
+        f"{step}"
+        "    end\n"
+        f'    $display("{token}done %0d", i);\n'
+        "    $finish;\n"
+        "  end\n"
+        "endmodule\n"
+    )
+
+
+def probe_trace(
+    source: str,
+    interface: RtlInterface,
+    workdir: Path,
+    *,
+    cycles: int,
+    reset_cycles: int,
+    seed: int = PROBE_SEED,
+    timeout: float,
+) -> ProbeTrace:
+    """Simulate ``source`` under the fixed stimulus; compile errors and early ends come back as ``error``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ports = stimulus_ports(interface)
+    rows = corner_stimulus(
+        interface, cycles=cycles, reset_cycles=reset_cycles, seed=seed, resets_at=((cycles * 2) // 3,)
+    )
+    hex_digits = max(1, (sum(p.width for p in ports) + 3) // 4)
+    write_text(workdir / STIM_FILE, "".join(f"{pack_row(ports, r):0{hex_digits}x}\n" for r in rows))
+    # a fresh token per run, so that a design's own $display lines cannot pass for trace rows
+    token = "@ef" + secrets.token_hex(6)
+    tb = write_text(workdir / "probe_tb.v", testbench(interface, cycles, token))
+    design = write_text(workdir / "design.v", source)
+    inputs = tuple(format_inputs(ports, r) for r in rows)
+    try:
+        compiled = Iverilog().compile([tb, design], output=workdir / "probe.vvp", top=TB_MODULE, cwd=workdir)
+    except ToolTimeoutError as exc:
+        return ProbeTrace((), inputs, "", "", error=f"iverilog: {exc.message}", timed_out=True)
+    if not compiled.ok:
+        return ProbeTrace((), inputs, "", compiled.log, compiled.seconds, error=f"iverilog: {compiled.first_error}")
+    result = run_untrusted([Vvp().path(), "-n", "probe.vvp"], workdir=workdir, timeout=timeout)
+    seconds = compiled.seconds + result.seconds
+    if result.timed_out:
+        message = f"simulation did not finish within {timeout:g} s (infinite loop or no progress?)"
+        return ProbeTrace((), inputs, "", compiled.log, seconds, error=message, timed_out=True)
+    trace = tuple(line[len(token) + 1 :] for line in result.stdout.splitlines() if line.startswith(token + " "))
+    done = f"{token}done {cycles}" in result.stdout
+    error = None
+    if not done:
+        tail = "\n".join(result.output.strip().splitlines()[-3:])
+        error = f"simulation ended after {len(trace)} of {cycles} cycles ($finish/$stop in the design?): {tail}"
+    elif len(trace) != cycles:
+        error = f"the probe printed {len(trace)} rows for {cycles} cycles"
+    log.debug("probe of %s: %d rows in %.2fs", interface.top, len(trace), seconds)
+    return ProbeTrace(trace, inputs, trace_hash(trace) if error is None else "", compiled.log, seconds, error)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs evoforge and everything it needs on Debian/Ubuntu, into .venv at the project root, then
+# (unless --no-example) runs a real optimisation job on a bundled example.
+#   bash scripts/setup.sh              # install + run the example
+#   bash scripts/setup.sh --no-example # install only (what CI does)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+run_example=1
+[ "${1:-}" = "--no-example" ] && run_example=0
+
+SYSTEM_PACKAGES=(iverilog yosys verilator opensta python3-venv python3-dev gcc make)
+
+missing=()
+for tool in iverilog yosys yosys-abc verilator sta; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing system tools (missing: ${missing[*]})" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "setup: need root or sudo to apt-get install ${SYSTEM_PACKAGES[*]}" >&2; exit 1; }
+    SUDO="sudo"
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${SYSTEM_PACKAGES[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[dev]"
+echo "setup: installed $(.venv/bin/evoforge --version)" >&2
+
+if [ "$run_example" = 1 ]; then
+  echo "setup: optimising examples/rtl/alu_shared.v (a small search; about a minute)" >&2
+  .venv/bin/evoforge run examples/rtl/alu_shared.v --budget 6 --db "sqlite:///$PWD/.evoforge-example.db"
+fi

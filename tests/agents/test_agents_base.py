@@ -1,0 +1,29 @@
+"""The proposer registry: explicit names, a loud getter."""
+
+from __future__ import annotations
+
+import pytest
+
+from evoforge.agents import PROPOSERS, get_proposer
+from evoforge.agents.rtl_rules import RULES
+from evoforge.agents.rtl_rules.proposer import OfflineRtlProposer
+from evoforge.errors import ConfigError
+
+
+def test_offline_is_registered() -> None:
+    assert "offline" in PROPOSERS
+    proposer = get_proposer("offline")
+    assert isinstance(proposer, OfflineRtlProposer)
+    assert proposer.name == "offline"
+
+
+def test_unknown_proposer_lists_the_valid_names() -> None:
+    with pytest.raises(ConfigError, match="offline") as info:
+        get_proposer("nope")
+    assert "nope" in str(info.value)
+
+
+def test_unknown_rule_lists_the_valid_rules() -> None:
+    assert "resource_sharing" in RULES
+    with pytest.raises(ConfigError, match="resource_sharing"):
+        OfflineRtlProposer(rules=["nope"])
