@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 run_example=1
 [ "${1:-}" = "--no-example" ] && run_example=0
 
-SYSTEM_PACKAGES=(iverilog yosys verilator opensta python3-venv python3-dev gcc make)
+SYSTEM_PACKAGES=(iverilog yosys verilator opensta bubblewrap python3-venv python3-dev gcc make)
 
 missing=()
-for tool in iverilog yosys yosys-abc verilator sta; do
+for tool in iverilog yosys yosys-abc verilator sta bwrap; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then

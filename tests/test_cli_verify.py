@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "rtl"
 
 VERIFY_KEYS = {
     "verdict", "stage", "reason", "metrics", "baseline", "improvement", "functional_hash", "stages", "assurance",

@@ -140,7 +140,7 @@ def _lock_for_migration(connection: Connection) -> None:
         # pysqlite has not begun a transaction yet (it only does so before DML); take the write lock.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
     elif connection.dialect.name == "postgresql":
-        pass
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
 
 
 def migrate(engine: Engine) -> str:

@@ -2,8 +2,9 @@
 
 The caller owns the transaction (``with store.transaction() as session: ...``); these functions
 flush so that new rows have ids, but never commit. Rows passed in may come from an earlier, closed
-session (sessions do not expire on commit): the functions that change them attach them first. Domain values (``StageResult``, ``Verdict``,
-``Metrics``) are converted here, so callers above the store never build rows by hand. Database
+session (sessions do not expire on commit): the functions that change them attach them first.
+Domain values (``StageResult``, ``Verdict``, ``Metrics``) are converted here, so callers above
+the store never build rows by hand. Database
 errors leave as ``StoreError``; a missing id is a ``NotFoundError`` saying which id; an unknown
 status or sort key is a ``BadInputError`` listing the valid ones. Jobs and candidates live here; the
 cache (``cache.py``) and LLM calls (``llm_calls.py``) are re-exported so that one import serves.

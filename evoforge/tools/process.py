@@ -43,7 +43,7 @@ SANDBOX_LIMITS = Limits(
     cpu_seconds=300,
     memory_bytes=4 << 30,
     file_bytes=64 << 20,
-    processes=256,
+    processes=1024,
     open_files=256,
 )
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from evoforge.domain import Port, RtlInterface
 from evoforge.verifiers.rtl.probe import (
+    CANDIDATE_SYSTEM_CALLS,
     corner_stimulus,
     first_mismatch,
     probe_trace,
     stimulus_ports,
+    system_calls,
 )
 from evoforge.verifiers.rtl.rename import declared_modules, prefix_modules
 
@@ -90,7 +92,9 @@ def test_prefix_modules_renames_declarations_and_instances_only() -> None:
     assert "gold_half half (" in out  # the instance keeps its name
     assert "wire adder;" in out  # a signal named like a module is not a reference
     assert "output [W-1:0] y, output sub" in out
-    assert "endmodule : gold_half" in prefix_modules(HIER.replace("endmodule\n", "endmodule : half\n"), "gold_")
+    assert "endmodule : gold_half" in prefix_modules(
+        HIER.replace("endmodule\n", "endmodule : half\n"), "gold_"
+    )
     assert "// module top is described here: top top top" in out  # comments untouched
     assert "/* adder sub */" in out
     assert '"adder top %d"' in out  # strings untouched
@@ -207,3 +211,36 @@ def test_probe_ignores_lines_printed_by_the_design(tmp_path: Path) -> None:
     chatty = ACC.replace("endmodule", 'always @(posedge clk) $display("00000000 1");\nendmodule')
     ref = _probe(ACC, ACC_IF, tmp_path / "a")
     assert _probe(chatty, ACC_IF, tmp_path / "b").hash == ref.hash
+
+
+def test_candidate_system_calls_are_checked_in_the_compiled_design(tmp_path: Path) -> None:
+    sneaky = "`define W(x) $fwrite``x\n" + ACC.replace(
+        "endmodule", 'integer f;\ninitial begin f = $fopenr("/etc/hostname"); `W(h)(1, 5); end\nendmodule'
+    )
+    trace = probe_trace(
+        sneaky,
+        ACC_IF,
+        tmp_path / "a",
+        cycles=60,
+        reset_cycles=3,
+        timeout=20,
+        allowed_calls=CANDIDATE_SYSTEM_CALLS,
+    )
+    assert not trace.ok
+    assert "$fopenr (line" in (trace.error or "") and "$fwriteh" in (trace.error or "")
+    # the testbench's own $readmemh/$display/$finish are not the design's
+    chatty = ACC.replace(
+        "endmodule", 'always @(posedge clk) if (q == 8\'d3) $display("three at %t", $time);\nendmodule'
+    )
+    ok = probe_trace(
+        chatty,
+        ACC_IF,
+        tmp_path / "b",
+        cycles=60,
+        reset_cycles=3,
+        timeout=20,
+        allowed_calls=CANDIDATE_SYSTEM_CALLS,
+    )
+    assert ok.ok, ok.error
+    calls = system_calls((tmp_path / "b" / "probe.vvp").read_text(), "design.v")
+    assert {name for name, _ in calls} == {"$display"}  # ($time compiles to an opcode)

@@ -12,6 +12,7 @@ from evoforge.domain import Port, RtlInterface, SourceFile, Target, TargetKind
 from evoforge.verifiers.rtl.cocotb_diff import run_differential
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.simulate import run_simulate
+from evoforge.verifiers.rtl.probe import CANDIDATE_SYSTEM_CALLS, probe_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +98,12 @@ def make_ctx(
         rtl=interface,
         user_test=str(user_test) if user_test else None,
     )
-    defaults: dict[str, object] = {"probe_cycles": 200, "sim_cycles": 1000, "sim_seeds": 2, "sim_timeout_s": 60}
+    defaults: dict[str, object] = {
+        "probe_cycles": 200,
+        "sim_cycles": 1000,
+        "sim_seeds": 2,
+        "sim_timeout_s": 60,
+    }
     return RtlContext(
         target=target,
         candidate_source=candidate,
@@ -106,6 +112,18 @@ def make_ctx(
         liberty_path=tmp_path / "unused.lib",
         reference=reference if reference is not None else {},
     )
+
+
+def _processes_mentioning(path: Path) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmdline:
+            found.append(cmdline.replace("\0", " "))
+    return found
 
 
 def _cycle_of(detail: str) -> int:
@@ -137,6 +155,19 @@ def test_reference_probe_is_computed_once_per_target(tmp_path: Path) -> None:
     run_simulate(second)
     assert shared["probe"] is trace
     assert not (second.workdir / "simulate" / "probe_original").exists()
+
+
+def test_sequential_design_without_reset(tmp_path: Path) -> None:
+    pipe = (
+        "module pipe(input clk, input [3:0] d, output reg [3:0] q); always @(posedge clk) q <= d; endmodule"
+    )
+    pipe_if = RtlInterface(
+        "pipe", (Port("clk", "input", 1), Port("d", "input", 4), Port("q", "output", 4)), "clk"
+    )
+    assert run_simulate(make_ctx(tmp_path / "a", pipe, pipe, pipe_if)).ok
+    inverted = pipe.replace("q <= d", "q <= ~d")
+    result = run_simulate(make_ctx(tmp_path / "b", pipe, inverted, pipe_if))
+    assert not result.ok and result.detail.startswith("probe: output q differs at cycle 1:"), result.detail
 
 
 def test_identical_combinational_rewrite_passes(tmp_path: Path) -> None:
@@ -178,7 +209,9 @@ def test_output_left_x_is_rejected(tmp_path: Path) -> None:
     result = run_simulate(make_ctx(tmp_path / "a", COUNTER, undriven, COUNTER_IF, probe_cycles=600))
     assert not result.ok and result.detail.startswith("probe: X on output y"), result.detail
     # … and so does the differential test when the probe is too short
-    ctx = make_ctx(tmp_path / "b", COUNTER, undriven, COUNTER_IF, probe_cycles=50, sim_cycles=300, sim_seeds=1)
+    ctx = make_ctx(
+        tmp_path / "b", COUNTER, undriven, COUNTER_IF, probe_cycles=50, sim_cycles=300, sim_seeds=1
+    )
     result = run_simulate(ctx)
     assert not result.ok and "X on output y" in result.detail, result.detail
     assert result.detail.startswith("differential test")
@@ -191,22 +224,16 @@ def test_x_from_an_unreset_register_is_rejected(tmp_path: Path) -> None:
 
 
 def test_zero_delay_infinite_loop_times_out_and_leaves_no_process(tmp_path: Path) -> None:
-    looping = COUNTER.replace("endmodule", "reg spin;\ninitial begin spin = 0; while (1) spin = ~spin; end\nendmodule")
+    looping = COUNTER.replace(
+        "endmodule", "reg spin;\ninitial begin spin = 0; while (1) spin = ~spin; end\nendmodule"
+    )
     ctx = make_ctx(tmp_path, COUNTER, looping, COUNTER_IF, sim_timeout_s=2)
     start = time.monotonic()
     result = run_simulate(ctx)
     assert time.monotonic() - start < 12
     assert not result.ok
     assert "did not finish within 2 s (infinite loop or no progress?)" in result.detail
-    leftovers = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if str(tmp_path) in cmdline:
-            leftovers.append(cmdline)
-    assert leftovers == []
+    assert _processes_mentioning(tmp_path) == []
 
 
 def test_late_infinite_loop_in_differential_test_times_out(tmp_path: Path) -> None:
@@ -218,7 +245,10 @@ def test_late_infinite_loop_in_differential_test_times_out(tmp_path: Path) -> No
                    sim_timeout_s=6)  # fmt: skip
     result = run_simulate(ctx)
     assert not result.ok
-    assert result.detail == "differential test: simulation did not finish within 6 s (infinite loop or no progress?)"
+    assert (
+        result.detail
+        == "differential test: simulation did not finish within 6 s (infinite loop or no progress?)"
+    )
 
 
 def test_candidate_cannot_write_files_outside_its_workdir(tmp_path: Path) -> None:
@@ -235,6 +265,29 @@ def test_candidate_cannot_write_files_outside_its_workdir(tmp_path: Path) -> Non
     assert not target.exists() and not outside.exists()
 
 
+def test_hidden_file_writes_are_refused_before_running(tmp_path: Path) -> None:
+    # $fopenw/$fdisplayb and a name built by token pasting slip past a lexical check of the source;
+    # the compiled design's system calls do not
+    target = ROOT / "evoforge_pwned2.txt"
+    hidden = "`define F(a) $f``a\n" + COUNTER.replace(
+        "endmodule",
+        f'integer f;\ninitial begin f = `F(openw)("{target}"); $fdisplayb(f, 8\'d5); end\nendmodule',
+    )
+    result = run_simulate(make_ctx(tmp_path, COUNTER, hidden, COUNTER_IF))
+    assert not result.ok
+    assert "forbidden construct" in result.detail and "$fdisplayb" in result.detail  # the lexical check
+    # the compiled-design check holds even where the lexical one is bypassed
+    trace = probe_trace(
+        hidden, COUNTER_IF, tmp_path / "direct", cycles=50, reset_cycles=2, timeout=30,
+        allowed_calls=CANDIDATE_SYSTEM_CALLS,
+    )  # fmt: skip
+    assert not trace.ok
+    assert trace.error is not None and trace.error.startswith("forbidden system call: $fopenw"), trace.error
+    assert "$fdisplayb" in trace.error
+    assert not target.exists()
+    assert not (tmp_path / "work" / "simulate" / "diff").exists()  # never got to the cocotb run
+
+
 def test_active_low_reset(tmp_path: Path) -> None:
     same = run_simulate(make_ctx(tmp_path / "a", ACTIVE_LOW, ACTIVE_LOW, ACTIVE_LOW_IF))
     assert same.ok, same.detail
@@ -247,7 +300,8 @@ def test_active_low_reset(tmp_path: Path) -> None:
 def test_mid_run_resets_are_applied(tmp_path: Path) -> None:
     # reset works only until it is first released: the initial reset passes, a mid-run one does not
     sticky = COUNTER.replace("if (rst) begin", "if (rst && !armed) begin").replace(
-        "reg [7:0] acc;", "reg [7:0] acc;\n  reg armed = 1'b0;\n  always @(posedge clk) if (!rst) armed <= 1'b1;"
+        "reg [7:0] acc;",
+        "reg [7:0] acc;\n  reg armed = 1'b0;\n  always @(posedge clk) if (!rst) armed <= 1'b1;",
     )
     outcome = run_differential(COUNTER, sticky, COUNTER_IF, tmp_path, cycles=300, reset_cycles=3, seeds=[11],
                                timeout=60)  # fmt: skip
@@ -258,7 +312,7 @@ def test_mid_run_resets_are_applied(tmp_path: Path) -> None:
     assert not result.ok and result.detail.startswith("probe: output"), result.detail
 
 
-USER_TEST = '''
+USER_TEST = """
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
@@ -275,19 +329,20 @@ async def counts_after_reset(dut):
     await ClockCycles(dut.clk, 5)
     await FallingEdge(dut.clk)
     assert int(dut.cnt.value) == EXPECTED, f"cnt is {int(dut.cnt.value)} after 5 cycles"
-'''
+"""
 
 
 def test_user_cocotb_test_runs_against_the_candidate(tmp_path: Path) -> None:
     good = tmp_path / "test_user_good.py"
     good.write_text(USER_TEST.replace("EXPECTED", "5"))
-    result = run_simulate(make_ctx(tmp_path / "a", COUNTER, COUNTER, COUNTER_IF, user_test=good))
+    quick = {"sim_cycles": 100, "sim_seeds": 1}
+    result = run_simulate(make_ctx(tmp_path / "a", COUNTER, COUNTER, COUNTER_IF, user_test=good, **quick))
     assert result.ok, result.detail
     assert result.detail.endswith("user test test_user_good.py passed")
 
     bad = tmp_path / "test_user_bad.py"
     bad.write_text(USER_TEST.replace("EXPECTED", "6"))
-    result = run_simulate(make_ctx(tmp_path / "b", COUNTER, COUNTER, COUNTER_IF, user_test=bad))
+    result = run_simulate(make_ctx(tmp_path / "b", COUNTER, COUNTER, COUNTER_IF, user_test=bad, **quick))
     assert not result.ok
     assert result.detail.startswith("user test test_user_bad.py: counts_after_reset"), result.detail
     assert "cnt is 5 after 5 cycles" in result.detail

@@ -99,7 +99,7 @@ def test_claim_next_job_from_two_threads(tmp_path: Path) -> None:
         _check(store, job_ids, claims)
 
 
-def _work_in_child(url: str, worker: str, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _work_in_child(url: str, worker: str, results: multiprocessing.Queue) -> None:
     try:
         results.put((worker, _work(url, worker)))
     except Exception as exc:  # reported to the parent, which fails the test

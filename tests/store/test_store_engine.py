@@ -142,7 +142,7 @@ def test_database_from_a_newer_evoforge_raises_store_error(tmp_path: Path) -> No
     assert "newer evoforge" in (info.value.hint or "")
 
 
-def _migrate_in_child(url: str, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _migrate_in_child(url: str, results: multiprocessing.Queue) -> None:
     try:
         open_store(url).close()
         results.put("ok")

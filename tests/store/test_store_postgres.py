@@ -27,7 +27,7 @@ POSTGRES_URL = os.environ.get("EVOFORGE_TEST_POSTGRES_URL")
 
 pytestmark = pytest.mark.skipif(
     not POSTGRES_URL,
-    reason="set EVOFORGE_TEST_POSTGRES_URL=postgresql+psycopg://user:password@host/db to run the PostgreSQL tests",
+    reason="set EVOFORGE_TEST_POSTGRES_URL=postgresql+psycopg://user:password@host/db to run these",
 )
 
 
@@ -59,7 +59,10 @@ def test_migrate_twice_and_schema_matches_models(schema_url: str) -> None:
     assert migrate(engine) == head_revision()
     assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+        assert (
+            compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            == []
+        )
     engine.dispose()
 
 
@@ -86,7 +89,12 @@ def test_three_threads_migrate_one_fresh_schema(schema_url: str) -> None:
 def test_round_trip_and_cache(store: Store) -> None:
     with store.transaction() as session:
         job = repo.create_job(
-            session, kind="rtl", target_name="t", target_fingerprint="fp", target_source="s", options={"seed": 1}
+            session,
+            kind="rtl",
+            target_name="t",
+            target_fingerprint="fp",
+            target_source="s",
+            options={"seed": 1},
         )
         cand = repo.add_candidate(session, job.id, source="c", origin="user", source_hash="h")
         stage = StageResult("parse", True, 0.1, log="nul\x00here", data={"x": (1, 2)})
@@ -97,7 +105,12 @@ def test_round_trip_and_cache(store: Store) -> None:
     for verdict in ({"first": True}, {"first": False}):
         with store.transaction() as session:
             entry = repo.put_cache(
-                session, target_fingerprint="fp", hash_kind="source", hash="h", tool_versions="v", verdict=verdict
+                session,
+                target_fingerprint="fp",
+                hash_kind="source",
+                hash="h",
+                tool_versions="v",
+                verdict=verdict,
             )
             assert entry.verdict == {"first": True}
     with store.transaction() as session:
@@ -111,7 +124,9 @@ def test_round_trip_and_cache(store: Store) -> None:
 def test_claim_next_job_from_two_threads(store: Store) -> None:
     with store.transaction() as session:
         ids = [
-            repo.create_job(session, kind="rtl", target_name=f"t{i}", target_fingerprint="fp", target_source="s").id
+            repo.create_job(
+                session, kind="rtl", target_name=f"t{i}", target_fingerprint="fp", target_source="s"
+            ).id
             for i in range(12)
         ]
     claims: Counter[int] = Counter()

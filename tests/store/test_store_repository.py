@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import selectinload
@@ -81,10 +82,11 @@ def test_job_with_candidates_and_stage_runs_round_trips(store: Store) -> None:
         child_id = child.id
 
     with store.transaction() as session:  # a fresh session reads what the database holds
-        job = session.get(
+        loaded = session.get(
             Job, job_id, options=[selectinload(Job.candidates).selectinload(Candidate.stage_runs)]
         )
-        assert job is not None
+        assert loaded is not None
+        job = loaded
         assert job.status == "succeeded" and job.best_candidate_id == child_id
         assert job.baseline_metrics == {"area_um2": 100.0, "cells": 40, "delay_ns": 2.5}
         assert job.target_meta["ports"] == [["a", "input", 1]]
@@ -142,9 +144,8 @@ def test_rejected_and_error_verdicts(store: Store) -> None:
         assert [r.detail for r in rejected.stage_runs] == ["cycle 17: y=1 expected 0"]
         assert [c.id for c in repo.candidates_by_functional_hash(session, job_id, "fx")] == [rejected.id]
         with pytest.raises(BadInputError, match="cache hit kind"):
-            repo.finish_candidate(
-                session, rejected, Verdict(False, "x", "", Metrics(), ()), cache_hit="bogus"
-            )  # type: ignore[arg-type]
+            bogus: Any = "bogus"
+            repo.finish_candidate(session, rejected, Verdict(False, "x", "", Metrics(), ()), cache_hit=bogus)
 
 
 def test_list_candidates_by_metric_best_first_unmeasured_last(store: Store) -> None:

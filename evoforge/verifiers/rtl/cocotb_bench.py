@@ -18,7 +18,7 @@ from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, Timer
+from cocotb.triggers import FallingEdge, Timer, Trigger
 
 from evoforge.domain import Port, RtlInterface
 from evoforge.verifiers.rtl.probe import corner_stimulus, format_inputs, pack_row, stimulus_ports
@@ -28,7 +28,9 @@ CLOCK_PERIOD_NS = 10
 
 def interface_from_json(data: dict[str, Any]) -> RtlInterface:
     ports = tuple(Port(p["name"], p["direction"], p["width"], p.get("signed", False)) for p in data["ports"])
-    return RtlInterface(data["top"], ports, data.get("clock"), data.get("reset"), data.get("reset_active_low", False))
+    return RtlInterface(
+        data["top"], ports, data.get("clock"), data.get("reset"), data.get("reset_active_low", False)
+    )
 
 
 def mid_run_resets(seed: int, index: int, cycles: int, reset_cycles: int, has_reset: bool) -> tuple[int, ...]:
@@ -50,15 +52,14 @@ def _split(bits: str, ports: tuple[Port, ...]) -> list[str]:
     return out
 
 
-def _describe(dut: Any, interface: RtlInterface, seed: int, cycle: int, inputs: str) -> dict[str, Any]:
-    outputs = interface.outputs
-    gold = _split(str(dut.gold_pre.value).lower(), outputs)
-    gate = _split(str(dut.gate_pre.value).lower(), outputs)
+def _describe(gold_bits: str, gate_bits: str, outputs: tuple[Port, ...]) -> dict[str, str]:
+    """The first output whose 0/1 gold bits the gate does not reproduce."""
+    gold = _split(gold_bits.lower(), outputs)
+    gate = _split(gate_bits.lower(), outputs)
     for port, expected, got in zip(outputs, gold, gate, strict=True):
         if len(expected) != len(got) or any(e in "01" and g != e for e, g in zip(expected, got, strict=True)):
-            return {"seed": seed, "cycle": cycle, "signal": port.name, "expected": expected, "got": got,
-                    "inputs": inputs}  # fmt: skip
-    return {"seed": seed, "cycle": cycle, "signal": "?", "expected": "", "got": "", "inputs": inputs}
+            return {"signal": port.name, "expected": expected, "got": got}
+    return {"signal": "?", "expected": gold_bits, "got": gate_bits}
 
 
 @cocotb.test()
@@ -71,6 +72,7 @@ async def differential(dut: Any) -> None:
     has_reset = interface.reset is not None and interface.sequential
     result: dict[str, Any] = {"passed": False, "cycles_run": 0, "mismatch": None, "seeds": spec["seeds"]}
     stim, flag = dut.stim, (dut.bad_pre if interface.sequential else dut.bad)
+    step: Trigger
     if interface.sequential:
         Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start(start_high=False)
         step = FallingEdge(dut.clk)
@@ -79,19 +81,22 @@ async def differential(dut: Any) -> None:
     cycles_run = 0
     for index, seed in enumerate(spec["seeds"]):
         resets = mid_run_resets(seed, index, cycles, reset_cycles, has_reset)
-        rows = corner_stimulus(interface, cycles=cycles, reset_cycles=reset_cycles, seed=seed, resets_at=resets)
+        rows = corner_stimulus(
+            interface, cycles=cycles, reset_cycles=reset_cycles, seed=seed, resets_at=resets
+        )
         words = [pack_row(ports, row) for row in rows]
         for cycle, word in enumerate(words):
             stim.value = word
             await step  # sequential: the flag was latched just before this cycle's clock edge
             cycles_run += 1
             if flag.value == 1:
+                # sequential: the outputs latched before the edge; combinational: the live ones
+                gold, gate = (
+                    (dut.gold_pre, dut.gate_pre) if interface.sequential else (dut.gold_out, dut.gate_out)
+                )
+                found = _describe(str(gold.value), str(gate.value), interface.outputs)
                 inputs = format_inputs(ports, rows[cycle])
-                if interface.sequential:
-                    result["mismatch"] = _describe(dut, interface, seed, cycle, inputs)
-                else:
-                    # combinational: the live outputs are the ones compared
-                    result["mismatch"] = _describe_live(dut, interface, seed, cycle, inputs)
+                result["mismatch"] = {"seed": seed, "cycle": cycle, **found, "inputs": inputs}
                 break
         if result["mismatch"] is not None:
             break
@@ -99,14 +104,3 @@ async def differential(dut: Any) -> None:
     result["passed"] = result["mismatch"] is None
     (spec_path.parent / "bench.json").write_text(json.dumps(result))
     assert result["passed"], f"outputs differ: {result['mismatch']}"
-
-
-def _describe_live(dut: Any, interface: RtlInterface, seed: int, cycle: int, inputs: str) -> dict[str, Any]:
-    outputs = interface.outputs
-    gold = _split(str(dut.gold_out.value).lower(), outputs)
-    gate = _split(str(dut.gate_out.value).lower(), outputs)
-    for port, expected, got in zip(outputs, gold, gate, strict=True):
-        if any(e in "01" and g != e for e, g in zip(expected, got, strict=True)):
-            return {"seed": seed, "cycle": cycle, "signal": port.name, "expected": expected, "got": got,
-                    "inputs": inputs}  # fmt: skip
-    return {"seed": seed, "cycle": cycle, "signal": "?", "expected": "", "got": "", "inputs": inputs}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
@@ -85,7 +86,8 @@ def diff_wrapper(interface: RtlInterface) -> str:
         "`timescale 1ns/1ps\n"
         f"module {WRAPPER} (input clk, input [{width_in - 1}:0] stim,\n"
         f"  output [{width_out - 1}:0] gold_out, output [{width_out - 1}:0] gate_out, output bad,\n"
-        f"  output reg bad_pre, output reg [{width_out - 1}:0] gold_pre, output reg [{width_out - 1}:0] gate_pre);\n"
+        f"  output reg bad_pre, output reg [{width_out - 1}:0] gold_pre,\n"
+        f"  output reg [{width_out - 1}:0] gate_pre);\n"
         "  wire dclk;\n"
         "  assign #1 dclk = clk;\n"
         f"{instance('gold')}{instance('gate')}"
@@ -109,8 +111,10 @@ def diff_wrapper(interface: RtlInterface) -> str:
 def _interface_json(interface: RtlInterface) -> dict[str, Any]:
     return {
         "top": interface.top,
-        "ports": [{"name": p.name, "direction": p.direction, "width": p.width, "signed": p.signed}
-                  for p in interface.ports],  # fmt: skip
+        "ports": [
+            {"name": p.name, "direction": p.direction, "width": p.width, "signed": p.signed}
+            for p in interface.ports
+        ],
         "clock": interface.clock,
         "reset": interface.reset,
         "reset_active_low": interface.reset_active_low,
@@ -146,7 +150,7 @@ def _run_child(workdir: Path, spec: dict[str, Any], timeout: float) -> SimOutcom
         seconds=result.seconds,
         mismatch=data.get("mismatch"),
         error=data.get("error"),
-        log=result.output,
+        log=f"{data.get('log', '')}\n{result.output}".strip(),
     )
 
 
@@ -161,7 +165,10 @@ def run_differential(
     seeds: list[int],
     timeout: float,
 ) -> SimOutcome:
-    """Simulate the original and the candidate side by side in a sandboxed cocotb run."""
+    """Simulate the original and the candidate side by side in a sandboxed cocotb run.
+
+    The caller vets the candidate's system calls first (``run_simulate`` does, through the probe).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     sources = [
         write_text(workdir / "wrapper.v", diff_wrapper(interface)),
@@ -237,7 +244,7 @@ def _child(spec_path: Path) -> dict[str, Any]:
             log_file=build_log,
         )
     except (RuntimeError, SystemExit) as exc:
-        return {"passed": False, "cycles_run": 0, "error": f"build failed ({exc}): {_tail(build_log)}"}
+        return _failed(f"the simulation build failed ({exc})", _tail(build_log))
     sim_log = workdir / "sim.log"
     (workdir / "bench.json").unlink(missing_ok=True)
     results_xml = workdir / "results.xml"
@@ -253,19 +260,26 @@ def _child(spec_path: Path) -> dict[str, Any]:
         )
     except (RuntimeError, SystemExit) as exc:
         log.warning("the simulator exited abnormally: %s", exc)
+    tail = _tail(sim_log, 40)
     if spec["mode"] == "diff":
         bench = workdir / "bench.json"
         if not bench.exists():
-            return {"passed": False, "cycles_run": 0,
-                    "error": f"the simulation ended before the test finished ($finish in the design?): "
-                             f"{_tail(sim_log)}"}  # fmt: skip
-        return dict(json.loads(bench.read_text()))
+            when = re.findall(r"^\s*([\d.]+)ns\s+\w+\s+cocotb\.regression\s+\S+ failed", tail, flags=re.M)
+            at = f" at {float(when[-1]):g} ns of simulated time" if when else ""
+            return _failed(
+                f"the simulation ended before the test finished{at} ($finish in the design?)", tail
+            )
+        return {**json.loads(bench.read_text()), "log": tail}
     if not results_xml.exists():
-        return {"passed": False, "cycles_run": 0, "error": f"the user test did not complete: {_tail(sim_log)}"}
+        return _failed("the user test did not complete", tail)
     tests, failures = _failures(results_xml)
     if tests == 0:
-        return {"passed": False, "cycles_run": 0, "error": f"the user test module ran no tests: {_tail(sim_log)}"}
-    return {"passed": not failures, "cycles_run": 0, "error": "; ".join(failures) or None}
+        return _failed("the user test module ran no tests", tail)
+    return {"passed": not failures, "cycles_run": 0, "error": "; ".join(failures) or None, "log": tail}
+
+
+def _failed(error: str, log_text: str = "") -> dict[str, Any]:
+    return {"passed": False, "cycles_run": 0, "mismatch": None, "error": error, "log": log_text}
 
 
 def main(argv: list[str]) -> int:
@@ -275,7 +289,7 @@ def main(argv: list[str]) -> int:
         result = _child(spec_path)
     except Exception as exc:  # any failure becomes a result the parent can report
         log.exception("the simulation child failed")
-        result = {"passed": False, "cycles_run": 0, "error": f"{type(exc).__name__}: {exc}"}
+        result = _failed(f"{type(exc).__name__}: {exc}")
     (spec_path.parent / RESULT_FILE).write_text(json.dumps(result))
     return 0
 

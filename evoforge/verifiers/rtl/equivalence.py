@@ -66,7 +66,12 @@ class Attempt:
     counterexample: Counterexample | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "outcome": self.outcome, "seconds": round(self.seconds, 3), "note": self.note}
+        return {
+            "method": self.method,
+            "outcome": self.outcome,
+            "seconds": round(self.seconds, 3),
+            "note": self.note,
+        }
 
 
 def run_equivalence(ctx: RtlContext) -> StageResult:
@@ -112,7 +117,9 @@ class _Checker:
 
     def _run(self, script: str, name: str) -> YosysRun:
         run = self.yosys.run_script(script, cwd=self.workdir, timeout=self.timeout, name=name)
-        self.logs.append(f"== {name}: {'timeout' if run.timed_out else 'ok' if run.ok else 'failed'} ({run.seconds:.1f} s)")
+        self.logs.append(
+            f"== {name}: {'timeout' if run.timed_out else 'ok' if run.ok else 'failed'} ({run.seconds:.1f} s)"
+        )
         return run
 
     def load(self) -> StageResult | None:
@@ -151,7 +158,9 @@ class _Checker:
 
     def structural(self) -> Attempt:
         seq = self.ctx.settings.induction_depth
-        run = self._run(scripts.structural_script(ORIGINAL, CANDIDATE, self.top, seq, self.has_state), "structural")
+        run = self._run(
+            scripts.structural_script(ORIGINAL, CANDIDATE, self.top, seq, self.has_state), "structural"
+        )
         if run.timed_out:
             return Attempt("structural", "timeout", run.seconds, f"timed out after {self.timeout:g} s")
         found = re.search(r"Found (\d+) \$equiv cells", run.log)
@@ -159,18 +168,28 @@ class _Checker:
         if run.ok and found and int(found.group(1)) > 0 and proven:
             return Attempt("structural", "proven", run.seconds, f"{found.group(1)} $equiv cells proven")
         unproven = re.search(r"Of those cells (\d+) are proven and (\d+) are unproven", run.log)
-        note = f"{unproven.group(2)} $equiv cells unproven" if unproven else run.error if not run.ok else "no verdict"
+        note = (
+            f"{unproven.group(2)} $equiv cells unproven"
+            if unproven
+            else run.error
+            if not run.ok
+            else "no verdict"
+        )
         return Attempt("structural", "unknown" if run.ok else "error", run.seconds, note)
 
     def combinational_sat(self) -> Attempt:
         ports = self.ctx.interface.ports
         cases = scripts.split_cases(self.ctx.interface.data_inputs)
-        script, wrappers, split = scripts.combinational_sat_script(ORIGINAL, CANDIDATE, self.top, ports, cases)
+        script, wrappers, split = scripts.combinational_sat_script(
+            ORIGINAL, CANDIDATE, self.top, ports, cases
+        )
         (self.workdir / "cases.v").write_text(wrappers)
         run = self._run(script, "sat")
         split_note = f"{len(split)} cofactors" if len(split) > 1 else "one miter"
         if run.timed_out:
-            return Attempt("sat", "timeout", run.seconds, f"sat timed out after {self.timeout:g} s ({split_note})")
+            return Attempt(
+                "sat", "timeout", run.seconds, f"sat timed out after {self.timeout:g} s ({split_note})"
+            )
         passed = run.log.count("no model found: SUCCESS!")
         if "model found: FAIL!" in run.log and passed < len(split):
             widths = {p.name: p.width for p in ports}
@@ -207,7 +226,9 @@ class _Checker:
         note = "" if self.reset else "no reset: the initial state is undefined"
         skip = tuple(n for n in (self.ctx.interface.clock,) if n)
         model = parse_sat_model(run.log)
-        return from_model(model, outputs=self._outputs(), skip_inputs=skip, reset_first=bool(self.reset), note=note)
+        return from_model(
+            model, outputs=self._outputs(), skip_inputs=skip, reset_first=bool(self.reset), note=note
+        )
 
     def induction(self) -> Attempt:
         steps = self.ctx.settings.induction_depth
@@ -236,7 +257,9 @@ class _Checker:
         if run.timed_out:
             return Attempt("bmc", "timeout", run.seconds, f"bounded check timed out after {self.timeout:g} s")
         if "no model found: SUCCESS!" in run.log:
-            return Attempt("bmc", "unknown", run.seconds, f"passed {depth} cycles from reset", bounded_cycles=depth)
+            return Attempt(
+                "bmc", "unknown", run.seconds, f"passed {depth} cycles from reset", bounded_cycles=depth
+            )
         if "model found: FAIL!" in run.log:
             cex = self._sequential_cex(run)
             return Attempt("bmc", "disproven", run.seconds, "mismatch within the bound", counterexample=cex)
@@ -258,12 +281,16 @@ def _result(ctx: RtlContext, attempts: list[Attempt], seconds: float, checker: _
         data.update(assurance="proven", method=last.method)
         detail = f"proven by {LABELS[last.method]} ({last.seconds:.1f} s)"
         return StageResult(name=STAGE, ok=True, seconds=seconds, detail=detail, log=log_text, data=data)
-    notes = "; ".join(f"{a.method}: {a.outcome} ({a.note})" if a.note else f"{a.method}: {a.outcome}" for a in attempts)
+    notes = "; ".join(
+        f"{a.method}: {a.outcome} ({a.note})" if a.note else f"{a.method}: {a.outcome}" for a in attempts
+    )
     best = max(attempts, key=lambda a: a.bounded_cycles)
     if best.bounded_cycles > 0:
         assurance = f"bounded({best.bounded_cycles} cycles)"
         data.update(assurance=assurance, method=best.method)
-        detail = f"inconclusive: {notes}; no mismatch within {best.bounded_cycles} cycles from reset → {assurance}"
+        detail = (
+            f"inconclusive: {notes}; no mismatch within {best.bounded_cycles} cycles from reset → {assurance}"
+        )
     else:
         data.update(assurance="simulated", method=None)
         detail = f"inconclusive: {notes} → simulated (the simulate stage vouches)"

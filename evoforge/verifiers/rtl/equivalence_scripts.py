@@ -199,7 +199,9 @@ def induction_script(
     )
 
 
-def bmc_script(original: str, candidate: str, top: str, reset: str | None, active_low: bool, steps: int) -> str:
+def bmc_script(
+    original: str, candidate: str, top: str, reset: str | None, active_low: bool, steps: int
+) -> str:
     """A bounded check of ``steps`` time steps from reset (step 1 = the reset cycle)."""
     return (
         load_script(original, candidate, top)

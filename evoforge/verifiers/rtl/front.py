@@ -19,16 +19,18 @@ from evoforge.tools.verilator import Verilator
 from evoforge.tools.verilog_ast import parse_verilog
 from evoforge.tools.yosys import Yosys
 from evoforge.verifiers.rtl.context import RtlContext
+from evoforge.verifiers.rtl.probe import CANDIDATE_SYSTEM_CALLS, system_calls
 
-#: system tasks a candidate may not call: they read or write files or reach the operating system
+#: system tasks a candidate may not name (prefixes: ``$fopen`` also covers ``$fopenw``/``$fopenr``);
+#: a first, textual line of defence. The lint stage checks the compiled design against an allowlist,
+#: which macros and token pasting cannot get around.
 FORBIDDEN_SYSTEM_TASKS = (
     "fopen", "fclose", "fwrite", "fdisplay", "fmonitor", "fstrobe", "fscanf", "fgets", "fgetc", "fread",
-    "fputc", "fflush", "fseek", "rewind", "ftell", "feof", "ferror", "ungetc", "readmemh", "readmemb",
-    "writememh", "writememb", "sreadmemh", "system", "dumpfile", "dumpvars", "dumpall", "dumpflush",
-    "dumpon", "dumpoff", "dumpports", "test$plusargs", "value$plusargs", "shm_open",
+    "fputc", "fflush", "fseek", "frewind", "rewind", "ftell", "feof", "ferror", "ungetc", "readmem",
+    "writemem", "sreadmem", "system", "dump", "test$plusargs", "value$plusargs", "shm_",
 )  # fmt: skip
-_FORBIDDEN = re.compile(r"\$(" + "|".join(re.escape(t) for t in FORBIDDEN_SYSTEM_TASKS) + r")\b")
-_DIRECTIVES = re.compile(r"`\s*(include|line)\b")
+_FORBIDDEN = re.compile(r"\$(" + "|".join(re.escape(t) for t in FORBIDDEN_SYSTEM_TASKS) + r")\w*")
+_DIRECTIVES = re.compile(r"`\s*(include|line)\b|``")
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _STRINGS = re.compile(r'"(?:\\.|[^"\\\n])*"')
 
@@ -44,13 +46,11 @@ def policy_violations(source: str) -> list[str]:
     blank = _STRINGS.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', blank)
     found = []
     for match in _FORBIDDEN.finditer(blank):
-        found.append(
-            f"line {_line_of(blank, match.start())}: ${match.group(1)} (file/OS access is not allowed)"
-        )
+        line = _line_of(blank, match.start())
+        found.append(f"line {line}: {match.group(0)} (file/OS access is not allowed)")
     for match in _DIRECTIVES.finditer(blank):
-        found.append(
-            f"line {_line_of(blank, match.start())}: `{match.group(1)} (candidates must be self-contained)"
-        )
+        what = f"`{match.group(1)}" if match.group(1) else "`` (macro token pasting)"
+        found.append(f"line {_line_of(blank, match.start())}: {what} (candidates must be self-contained)")
     return found
 
 
@@ -94,6 +94,16 @@ def run_lint(ctx: RtlContext) -> StageResult:
             first = compiled.diagnostics[0].message if compiled.diagnostics else compiled.log.strip()[-400:]
             return StageResult(
                 "lint", False, time.monotonic() - start, detail=f"iverilog: {first}", log="\n".join(logs)
+            )
+        vvp_text = (cwd / "lint.vvp").read_text(errors="replace")
+        calls = sorted({n for n, _ in system_calls(vvp_text, path.name) if n not in CANDIDATE_SYSTEM_CALLS})
+        if calls:
+            return StageResult(
+                "lint",
+                False,
+                time.monotonic() - start,
+                detail=f"calls system tasks a candidate may not use: {', '.join(calls)}",
+                log="\n".join(logs),
             )
         hierarchy = Yosys().run_script(_hierarchy_script(ctx.top), cwd=cwd, timeout=timeout, name="hierarchy")
         logs.append(hierarchy.log)

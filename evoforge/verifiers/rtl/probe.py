@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,24 @@ log = logging.getLogger(__name__)
 PROBE_SEED = 0x5EED
 TB_MODULE = "evoforge_probe_tb"
 STIM_FILE = "probe_stim.hex"
+
+_DISPLAY = ("display", "write", "strobe", "monitor")
+#: system tasks/functions a candidate may call at run time; anything else (file I/O under any of its
+#: names — $fopen, $fopenw, $fdisplayb, $writememh, $dumpfile, … — VHDL textio, PLI) is refused
+CANDIDATE_SYSTEM_CALLS = frozenset(
+    [f"${d}{r}" for d in _DISPLAY for r in ("", "b", "h", "o")]
+    + ["$monitoron", "$monitoroff", "$finish", "$stop", "$fatal", "$error", "$warning", "$info"]
+    + ["$time", "$stime", "$realtime", "$simtime", "$printtimescale", "$timeformat"]
+    + ["$random", "$urandom", "$urandom_range", "$signed", "$unsigned", "$clog2", "$bits"]
+    + ["$itor", "$rtoi", "$realtobits", "$bitstoreal", "$shortrealtobits", "$bitstoshortreal"]
+    + ["$countones", "$countbits", "$onehot", "$onehot0", "$isunknown"]
+    + ["$sformat", "$sformatf", "$swrite", "$swriteb", "$swriteh", "$swriteo", "$sscanf"]
+    + [f"${f}" for f in ("ln", "log10", "exp", "sqrt", "pow", "floor", "ceil", "abs", "min", "max")]
+    + [f"${f}" for f in ("sin", "cos", "tan", "asin", "acos", "atan", "atan2", "hypot")]
+    + [f"${f}" for f in ("sinh", "cosh", "tanh", "asinh", "acosh", "atanh")]
+)
+_VPI_CALL = re.compile(r'^\s*%vpi_(?:call|func)\S*\s+(\d+)\s+(\d+)\s+"(\$[^"]+)"', re.M)
+_FILE_TABLE = re.compile(r"^:file_names \d+;\n((?:\s+\".*\";\n?)*)", re.M)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +147,9 @@ class Mismatch:
 
     def describe(self) -> str:
         what = f"X on output {self.port}" if self.x_on_output else f"output {self.port} differs"
-        return f"{what} at cycle {self.cycle}: expected {self.expected}, got {self.got} (inputs {self.inputs})"
+        return (
+            f"{what} at cycle {self.cycle}: expected {self.expected}, got {self.got} (inputs {self.inputs})"
+        )
 
 
 def trace_hash(rows: tuple[str, ...]) -> str:
@@ -155,9 +176,18 @@ def first_mismatch(reference: ProbeTrace, candidate: ProbeTrace, interface: RtlI
                 return Mismatch(cycle, port.name, expected, got, inputs)
     if len(candidate.rows) < len(reference.rows):
         cycle = len(candidate.rows)
-        port = outputs[0].name if outputs else "?"
-        return Mismatch(cycle, port, reference.rows[cycle], "(simulation ended)", reference.inputs[cycle])
+        name = outputs[0].name if outputs else "?"
+        return Mismatch(cycle, name, reference.rows[cycle], "(simulation ended)", reference.inputs[cycle])
     return None
+
+
+def system_calls(vvp_text: str, source_name: str) -> list[tuple[str, int]]:
+    """(``$name``, line) of every run-time system call that code from ``source_name`` makes, read from
+    the compiled vvp file: macros, token pasting and includes cannot hide a call there."""
+    table = _FILE_TABLE.search(vvp_text)
+    names = re.findall(r'"(.*)"', table.group(1)) if table else []
+    wanted = {i for i, name in enumerate(names) if Path(name).name == source_name}
+    return [(m.group(3), int(m.group(2))) for m in _VPI_CALL.finditer(vvp_text) if int(m.group(1)) in wanted]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,8 +268,13 @@ def probe_trace(
     reset_cycles: int,
     seed: int = PROBE_SEED,
     timeout: float,
+    allowed_calls: frozenset[str] | None = None,
 ) -> ProbeTrace:
-    """Simulate ``source`` under the fixed stimulus; compile errors and early ends come back as ``error``."""
+    """Simulate ``source`` under the fixed stimulus; compile errors and early ends come back as ``error``.
+
+    With ``allowed_calls`` (candidates: :data:`CANDIDATE_SYSTEM_CALLS`), a design that calls any other
+    system task or function is not run at all.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     ports = stimulus_ports(interface)
     rows = corner_stimulus(
@@ -257,18 +292,31 @@ def probe_trace(
     except ToolTimeoutError as exc:
         return ProbeTrace((), inputs, "", "", error=f"iverilog: {exc.message}", timed_out=True)
     if not compiled.ok:
-        return ProbeTrace((), inputs, "", compiled.log, compiled.seconds, error=f"iverilog: {compiled.first_error}")
+        return ProbeTrace(
+            (), inputs, "", compiled.log, compiled.seconds, error=f"iverilog: {compiled.first_error}"
+        )
+    if allowed_calls is not None:
+        vvp_text = (workdir / "probe.vvp").read_text(errors="replace")
+        refused = [(n, line) for n, line in system_calls(vvp_text, design.name) if n not in allowed_calls]
+        if refused:
+            listed = ", ".join(f"{name} (line {line})" for name, line in dict(refused).items())
+            refusal = f"forbidden system call: {listed}; file and OS access is not allowed in candidates"
+            return ProbeTrace((), inputs, "", compiled.log, compiled.seconds, error=refusal)
     result = run_untrusted([Vvp().path(), "-n", "probe.vvp"], workdir=workdir, timeout=timeout)
     seconds = compiled.seconds + result.seconds
     if result.timed_out:
         message = f"simulation did not finish within {timeout:g} s (infinite loop or no progress?)"
         return ProbeTrace((), inputs, "", compiled.log, seconds, error=message, timed_out=True)
-    trace = tuple(line[len(token) + 1 :] for line in result.stdout.splitlines() if line.startswith(token + " "))
+    trace = tuple(
+        line[len(token) + 1 :] for line in result.stdout.splitlines() if line.startswith(token + " ")
+    )
     done = f"{token}done {cycles}" in result.stdout
     error = None
     if not done:
         tail = "\n".join(result.output.strip().splitlines()[-3:])
-        error = f"simulation ended after {len(trace)} of {cycles} cycles ($finish/$stop in the design?): {tail}"
+        error = (
+            f"simulation ended after {len(trace)} of {cycles} cycles ($finish/$stop in the design?): {tail}"
+        )
     elif len(trace) != cycles:
         error = f"the probe printed {len(trace)} rows for {cycles} cycles"
     log.debug("probe of %s: %d rows in %.2fs", interface.top, len(trace), seconds)

@@ -8,7 +8,9 @@
    side under ``sim_seeds`` × ``sim_cycles`` seeded corner-biased cycles with mid-run resets, every
    output compared every cycle (X where the original is 0/1 is a mismatch).
 3. The user's cocotb test module, when the target has one, against the candidate alone.
-Every simulation of candidate code runs in the sandbox with ``sim_timeout_s`` as its wall-clock limit.
+Every simulation of candidate code runs in the sandbox with ``sim_timeout_s`` as its wall-clock limit,
+and only after the candidate's compiled design was seen to call no system task outside
+:data:`~evoforge.verifiers.rtl.probe.CANDIDATE_SYSTEM_CALLS` (no file or OS access, however spelt).
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from evoforge.errors import VerifierError
 from evoforge.verifiers.rtl.cocotb_diff import SimOutcome, run_differential, run_user_test
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.front import policy_violations
-from evoforge.verifiers.rtl.probe import PROBE_SEED, Mismatch, ProbeTrace, first_mismatch, probe_trace
+from evoforge.verifiers.rtl.probe import (
+    CANDIDATE_SYSTEM_CALLS,
+    PROBE_SEED,
+    Mismatch,
+    ProbeTrace,
+    first_mismatch,
+    probe_trace,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +81,20 @@ def _mismatch_of(outcome: SimOutcome) -> Mismatch | None:
     return Mismatch(int(m["cycle"]), str(m["signal"]), str(m["expected"]), str(m["got"]), str(m["inputs"]))
 
 
-def _reject(start: float, detail: str, log_text: str = "", **data: object) -> StageResult:
-    return StageResult(STAGE, False, time.monotonic() - start, detail=detail, log=log_text[-20_000:], data=dict(data))
+def _reject(
+    start: float, detail: str, log_text: str = "", data: dict[str, object] | None = None
+) -> StageResult:
+    seconds = time.monotonic() - start
+    return StageResult(STAGE, False, seconds, detail=detail, log=log_text[-20_000:], data=dict(data or {}))
 
 
 def run_simulate(ctx: RtlContext) -> StageResult:
     start = time.monotonic()
     settings = ctx.settings
+    if not ctx.interface.outputs:
+        raise VerifierError(
+            f"the target {ctx.top!r} has no outputs to compare", hint="check the --top choice"
+        )
     violations = policy_violations(ctx.candidate_source)
     if violations:  # the parse stage rejects these too; never simulate them even if called alone
         return _reject(start, "forbidden construct: " + "; ".join(violations))
@@ -92,15 +108,16 @@ def run_simulate(ctx: RtlContext) -> StageResult:
         cycles=settings.probe_cycles,
         reset_cycles=settings.reset_cycles,
         timeout=settings.sim_timeout_s,
+        allowed_calls=CANDIDATE_SYSTEM_CALLS,
     )
     if not probe.ok:
-        return _reject(start, f"probe: {probe.error}", probe.compile_log, timed_out=probe.timed_out)
+        return _reject(start, f"probe: {probe.error}", probe.compile_log, {"timed_out": probe.timed_out})
     ctx.artifacts["functional_hash"] = probe.hash
     data: dict[str, object] = {"functional_hash": probe.hash, "probe_seconds": round(probe.seconds, 3)}
     if probe.hash != reference.hash:
         mismatch = first_mismatch(reference, probe, ctx.interface)
         if mismatch is not None:
-            return _reject(start, f"probe: {mismatch.describe()}", **data)
+            return _reject(start, f"probe: {mismatch.describe()}", data=data)
         log.info("probe trace differs only where the original is X; continuing")
 
     seeds = differential_seeds(ctx)
@@ -119,9 +136,9 @@ def run_simulate(ctx: RtlContext) -> StageResult:
     mismatch = _mismatch_of(diff)
     if mismatch is not None:
         seed = diff.mismatch["seed"] if diff.mismatch else "?"
-        return _reject(start, f"differential test (seed {seed}): {mismatch.describe()}", diff.log, **data)
+        return _reject(start, f"differential test (seed {seed}): {mismatch.describe()}", diff.log, data=data)
     if not diff.passed:
-        return _reject(start, f"differential test: {diff.error or 'failed'}", diff.log, **data)
+        return _reject(start, f"differential test: {diff.error or 'failed'}", diff.log, data=data)
 
     detail = (
         f"probe {settings.probe_cycles} cycles + {len(seeds)} seeds × {settings.sim_cycles} cycles: "
@@ -129,10 +146,16 @@ def run_simulate(ctx: RtlContext) -> StageResult:
     )
     if ctx.target.user_test:
         user = run_user_test(
-            ctx.candidate_source, ctx.top, Path(ctx.target.user_test), work / "user", timeout=settings.sim_timeout_s
+            ctx.candidate_source,
+            ctx.top,
+            Path(ctx.target.user_test),
+            work / "user",
+            timeout=settings.sim_timeout_s,
         )
         data["user_test_seconds"] = round(user.seconds, 3)
         if not user.passed:
-            return _reject(start, f"user test {Path(ctx.target.user_test).name}: {user.error}", user.log, **data)
+            return _reject(
+                start, f"user test {Path(ctx.target.user_test).name}: {user.error}", user.log, data
+            )
         detail += f"; user test {Path(ctx.target.user_test).name} passed"
     return StageResult(STAGE, True, time.monotonic() - start, detail=detail, data=data)
