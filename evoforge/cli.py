@@ -65,7 +65,12 @@ class StderrProgress:
 
 def _objectives(text: str) -> tuple[Objective, ...]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    aliases = {"area": Objective.AREA, "delay": Objective.DELAY, "cells": Objective.CELLS, "depth": Objective.DEPTH}
+    aliases = {
+        "area": Objective.AREA,
+        "delay": Objective.DELAY,
+        "cells": Objective.CELLS,
+        "depth": Objective.DEPTH,
+    }
     out = []
     for name in names:
         objective = aliases.get(name) or next((o for o in Objective if o.value == name), None)
@@ -96,7 +101,9 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     polarity.add_argument("--reset-active-high", dest="reset_low", action="store_false")
     parser.add_argument("--test", type=Path, help="a cocotb test module run against every candidate too")
     parser.add_argument("--liberty", type=Path, help="liberty file (.lib or .lib.gz); default: generic")
-    parser.add_argument("--assurance", type=_assurance, help="minimum: simulated (default), bounded(N), proven")
+    parser.add_argument(
+        "--assurance", type=_assurance, help="minimum: simulated (default), bounded(N), proven"
+    )
     parser.add_argument("--clock-period", type=float, help="timing constraint in ns (default 10)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -112,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_options(run)
     run.add_argument("--budget", type=int, help="candidates to propose (default 20)")
     run.add_argument("--proposer", choices=("offline", "llm", "mixed"), help="who proposes rewrites")
-    run.add_argument("--objective", type=_objectives, help="comma-separated, first is primary (default area,delay)")
+    run.add_argument(
+        "--objective", type=_objectives, help="comma-separated, first is primary (default area,delay)"
+    )
     run.add_argument("--seed", type=int, help="random seed of the search (default 0)")
     run.add_argument("--workers", type=int, help="parallel evaluations (default 2)")
     run.add_argument("--db", help="SQLAlchemy database URL (default: SQLite in the data directory)")
@@ -215,8 +224,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     baseline = verifier.baseline()
     stages = len(verifier_stage_names())
     verdict = verifier.verify(
-        source, on_stage=lambda r: progress.update(verifier_stage_names().index(r.name) + 1, stages,
-                                                   f"{r.name}: {'ok' if r.ok else 'FAILED'}")  # fmt: skip
+        source,
+        on_stage=lambda r: progress.update(
+            verifier_stage_names().index(r.name) + 1, stages, f"{r.name}: {'ok' if r.ok else 'FAILED'}"
+        ),
     )
     gain = improvement(baseline.metrics, verdict.metrics) if verdict.accepted else {}
     verdict_name = "error" if verdict.error else ("accepted" if verdict.accepted else "rejected")
@@ -339,7 +350,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _check_proposer(settings: Settings) -> None:
     if settings.search.proposer != "offline":
         raise ConfigError(
-            f"--proposer {settings.search.proposer} needs the LLM agents, which this version does not have yet",
+            f"--proposer {settings.search.proposer} needs the LLM agents, which are not built yet",
             hint="use --proposer offline",
         )
 
@@ -351,7 +362,9 @@ def _resumed(store: Any, job_id: int, settings: Settings, args: argparse.Namespa
     with store.transaction() as session:
         job = repository.get_job(session, job_id)
         if job.status == JobStatus.SUCCEEDED.value:
-            raise ConfigError(f"job {job_id} has already succeeded", hint=f"see it with: evoforge show {job_id}")
+            raise ConfigError(
+                f"job {job_id} has already succeeded", hint=f"see it with: evoforge show {job_id}"
+            )
         meta, options, source = dict(job.target_meta), dict(job.options), job.target_source
     folder = settings.work_dir() / f"job-{job_id}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -426,9 +439,16 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from evoforge.store import repository
 
     with _open(args).transaction() as session:
-        jobs = [
-            {"job_id": j.id, "status": j.status, "kind": j.kind, "target": j.target_name,
-             "created_at": j.created_at.isoformat(), "proposed": j.proposed, "best_candidate_id": j.best_candidate_id}  # fmt: skip
+        jobs: list[dict[str, Any]] = [
+            {
+                "job_id": j.id,
+                "status": j.status,
+                "kind": j.kind,
+                "target": j.target_name,
+                "created_at": j.created_at.isoformat(),
+                "proposed": j.proposed,
+                "best_candidate_id": j.best_candidate_id,
+            }
             for j in repository.list_jobs(session)
         ]
     if args.json:
@@ -437,8 +457,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print("no jobs yet: start one with `evoforge run design.v`")
     else:
         for j in jobs:
-            print(f"{j['job_id']:>5}  {j['status']:<10} {j['kind']:<6} {j['target']:<24} {j['created_at'][:19]}  "
-                  f"{j['proposed']} proposed, best #{j['best_candidate_id']}")  # fmt: skip
+            print(
+                f"{j['job_id']:>5}  {j['status']:<10} {j['kind']:<6} {j['target']:<24} "
+                f"{j['created_at'][:19]}  {j['proposed']} proposed, best #{j['best_candidate_id']}"
+            )
     return EXIT_OK
 
 
@@ -454,8 +476,16 @@ def cmd_show(args: argparse.Namespace) -> int:
             payload = candidate_row(candidate) | {
                 "source": candidate.source,
                 "stages": [
-                    {"name": r.name, "ok": r.ok, "error": r.error, "cached": r.cached, "seconds": r.seconds,
-                     "detail": r.detail, "metrics": r.metrics, "data": r.data}  # fmt: skip
+                    {
+                        "name": r.name,
+                        "ok": r.ok,
+                        "error": r.error,
+                        "cached": r.cached,
+                        "seconds": r.seconds,
+                        "detail": r.detail,
+                        "metrics": r.metrics,
+                        "data": r.data,
+                    }
                     for r in candidate.stage_runs
                 ],
             }

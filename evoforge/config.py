@@ -74,13 +74,15 @@ class Settings(BaseSettings):
 
     db: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the data directory")
     data_dir: Path = Field(default_factory=default_data_dir)
-    rtl: RtlSettings = Field(default_factory=RtlSettings)
-    search: SearchSettings = Field(default_factory=SearchSettings)
-    llm: LlmSettings = Field(default_factory=LlmSettings)
+    rtl: RtlSettings = Field(default_factory=lambda: RtlSettings())
+    search: SearchSettings = Field(default_factory=lambda: SearchSettings())
+    llm: LlmSettings = Field(default_factory=lambda: LlmSettings())
     openai_base_url: str | None = Field(
         None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )
-    openai_api_key: str | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"))
+    openai_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+    )
     model: str | None = Field(None, validation_alias=AliasChoices("EVOFORGE_MODEL", "model"))
 
     @property
@@ -97,4 +99,3 @@ class Settings(BaseSettings):
         path = self.data_dir / "work"
         path.mkdir(parents=True, exist_ok=True)
         return path
-

@@ -76,7 +76,8 @@ class Metrics:
 
     def merged(self, other: Metrics) -> Metrics:
         """``self`` with every value that ``other`` measured replaced by ``other``'s."""
-        return replace(self, **other.to_dict())
+        updates: dict[str, Any] = dict(other.to_dict())
+        return replace(self, **updates)
 
 
 class Objective(StrEnum):
@@ -150,7 +151,8 @@ class Assurance:
 
     @property
     def level(self) -> Literal["simulated", "bounded", "proven"]:
-        return ("simulated", "bounded", "proven")[self.rank]  # type: ignore[return-value]
+        levels: tuple[Literal["simulated", "bounded", "proven"], ...] = ("simulated", "bounded", "proven")
+        return levels[self.rank]
 
     def __str__(self) -> str:
         if self.rank == self.BOUNDED_RANK:

@@ -20,8 +20,16 @@ FAST_ENV = {
 }
 RUN_KEYS = {"job_id", "status", "target", "baseline", "best", "counts", "candidates"}
 CANDIDATE_KEYS = {
-    "id", "parent_id", "origin", "status", "rejected_stage", "reason", "source_hash", "functional_hash", "metrics",
-}  # fmt: skip
+    "id",
+    "parent_id",
+    "origin",
+    "status",
+    "rejected_stage",
+    "reason",
+    "source_hash",
+    "functional_hash",
+    "metrics",
+}
 
 #: four mutually exclusive adders; Yosys keeps all four, the resource-sharing rule makes one
 ADDSEL = """\
@@ -83,11 +91,20 @@ def test_run_finds_and_stores_a_verified_improvement_then_caches_it(tmp_path: Pa
     best_id = first["best"]["candidate_id"]
 
     # every stage of the best candidate is in the database, written by the loop
-    rows = sqlite3.connect(tmp_path / "jobs.db").execute(
-        "SELECT name, ok FROM stage_runs WHERE candidate_id = ? ORDER BY id", (best_id,)
-    ).fetchall()
-    assert [name for name, _ in rows] == ["parse", "lint", "interface", "simulate", "equivalence", "synthesis",
-                                          "timing"]  # fmt: skip
+    rows = (
+        sqlite3.connect(tmp_path / "jobs.db")
+        .execute("SELECT name, ok FROM stage_runs WHERE candidate_id = ? ORDER BY id", (best_id,))
+        .fetchall()
+    )
+    assert [name for name, _ in rows] == [
+        "parse",
+        "lint",
+        "interface",
+        "simulate",
+        "equivalence",
+        "synthesis",
+        "timing",
+    ]
     assert all(ok for _, ok in rows)
 
     # the same job again evaluates nothing: every draft is answered by the cross-job cache
@@ -100,8 +117,9 @@ def test_run_finds_and_stores_a_verified_improvement_then_caches_it(tmp_path: Pa
     # browse and export
     listing = json.loads(evoforge("jobs", "--db", db, "--json").stdout)
     assert {j["job_id"] for j in listing["jobs"]} == {first["job_id"], second["job_id"]}
-    shown = json.loads(evoforge("show", str(first["job_id"]), "--candidate", str(best_id), "--db", db,
-                                "--json").stdout)  # fmt: skip
+    shown = json.loads(
+        evoforge("show", str(first["job_id"]), "--candidate", str(best_id), "--db", db, "--json").stdout
+    )
     assert shown["assurance"] == "proven" and len(shown["stages"]) == 7
     out = tmp_path / "best.v"
     evoforge("export", str(first["job_id"]), "--best", "-o", out, "--db", db)
@@ -150,8 +168,20 @@ def test_killed_run_resumes_without_reevaluating_finished_candidates(tmp_path: P
     db_path = tmp_path / "jobs.db"
     db = f"sqlite:///{db_path}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "evoforge.cli", "run", str(design), "--budget", "4", "--workers", "1",
-         "--db", db, "--json"],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "evoforge.cli",
+            "run",
+            str(design),
+            "--budget",
+            "4",
+            "--workers",
+            "1",
+            "--db",
+            db,
+            "--json",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **FAST_ENV},

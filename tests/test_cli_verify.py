@@ -13,8 +13,16 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "rtl"
 
 VERIFY_KEYS = {
-    "verdict", "stage", "reason", "metrics", "baseline", "improvement", "functional_hash", "stages", "assurance",
-}  # fmt: skip
+    "verdict",
+    "stage",
+    "reason",
+    "metrics",
+    "baseline",
+    "improvement",
+    "functional_hash",
+    "stages",
+    "assurance",
+}
 STAGE_NAMES = ["parse", "lint", "interface", "simulate", "equivalence", "synthesis", "timing"]
 FAST_ENV = {
     "EVOFORGE_RTL__SIM_CYCLES": "1000",
@@ -83,8 +91,11 @@ def test_changed_ports_are_rejected_at_interface(tmp_path: Path) -> None:
     ("text", "needle"),
     [
         ("module broken(input a, output y);\n assign y = a &;\nendmodule\n", "line"),
-        ("module a1(input a, output y); assign y = a; endmodule\n"
-         "module a2(input a, output y); assign y = ~a; endmodule\n", "--top"),  # fmt: skip
+        (
+            "module a1(input a, output y); assign y = a; endmodule\n"
+            "module a2(input a, output y); assign y = ~a; endmodule\n",
+            "--top",
+        ),
     ],
     ids=["malformed", "two-tops"],
 )

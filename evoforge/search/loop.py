@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import queue
 import random
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -40,10 +39,14 @@ STALE_ROUNDS_LIMIT = 3
 
 
 class Verifier(Protocol):
+    implementation_cache: dict[str, dict[str, StageResult]]
+    implementation_stages: tuple[str, ...]
+
     def tool_versions(self) -> str: ...
     def baseline(self) -> Verdict: ...
-    def verify(self, source: str, *, on_stage: Callable[[StageResult], None] | None = None,
-               label: str = "cand") -> Verdict: ...  # fmt: skip
+    def verify(
+        self, source: str, *, on_stage: Callable[[StageResult], None] | None = None, label: str = "cand"
+    ) -> Verdict: ...
 
 
 class Progress(Protocol):
@@ -85,6 +88,12 @@ class SearchLoop:
         with self.store.transaction() as session:
             job = records.start_job(session, job_id)
             target_fp, target_name = job.target_fingerprint, job.target_name
+        with self.store.transaction() as session:
+            self.verifier.implementation_cache.update(
+                records.implementation_results(
+                    session, target_fp, self.tool_versions, self.verifier.implementation_stages
+                )
+            )
         try:
             baseline = self._baseline(job_id)
             self._finish_pending(job_id, target_fp)
@@ -93,8 +102,13 @@ class SearchLoop:
                 records.finish_job(session, job_id, JobStatus.SUCCEEDED, self.options.objectives)
         except KeyboardInterrupt:
             with self.store.transaction() as session:
-                records.finish_job(session, job_id, JobStatus.CANCELLED, self.options.objectives,
-                                   error="interrupted; continue with --resume")  # fmt: skip
+                records.finish_job(
+                    session,
+                    job_id,
+                    JobStatus.CANCELLED,
+                    self.options.objectives,
+                    error="interrupted; continue with --resume",
+                )
             raise
         except Exception as exc:
             log.exception("job %s (%s) failed", job_id, target_name)

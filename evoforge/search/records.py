@@ -28,7 +28,7 @@ from evoforge.domain import (
 from evoforge.errors import NotFoundError
 from evoforge.search.population import Member, best_member
 from evoforge.store import repository
-from evoforge.store.models import Candidate, Job, StageRun
+from evoforge.store.models import CacheEntry, Candidate, Job, StageRun
 
 ORIGINAL = "original"
 
@@ -79,16 +79,14 @@ def record_original(session: Session, job_id: int, verdict: Verdict) -> Candidat
     job = repository.get_job(session, job_id)
     candidate = original_candidate(session, job_id)
     if candidate is None:
-        candidate = Candidate(
-            job_id=job_id,
-            origin=ORIGINAL,
-            note="the design as given",
+        candidate = repository.add_candidate(
+            session,
+            job_id,
             source=job.target_source,
+            origin=ORIGINAL,
             source_hash=source_hash(job.target_source),
-            generation=0,
+            note="the design as given",
         )
-        session.add(candidate)
-        session.flush()
     for result in verdict.stages:
         record_stage(session, candidate.id, result)
     _apply_verdict(candidate, verdict)
@@ -166,17 +164,16 @@ def add_proposal(
 ) -> tuple[int, bool]:
     """Store a draft; returns (candidate id, answered from the cache)."""
     digest = source_hash(proposal.source)
-    candidate = Candidate(
-        job_id=job_id,
-        parent_id=parent.candidate_id,
-        origin=proposal.origin,
-        note=proposal.note,
+    candidate = repository.add_candidate(
+        session,
+        job_id,
         source=proposal.source,
+        origin=proposal.origin,
         source_hash=digest,
+        parent_id=parent.candidate_id,
+        note=proposal.note,
         generation=parent.generation + 1,
     )
-    session.add(candidate)
-    session.flush()
     cached = repository.find_cache(
         session, target_fingerprint=target_fp, hash_kind="source", hash=digest, tool_versions=tool_versions
     )
@@ -202,6 +199,35 @@ def finish_candidate(
     if candidate is None:
         raise NotFoundError(f"candidate {candidate_id} vanished from the database")
     _apply_verdict(candidate, verdict)
+    if _decided_by_fingerprint(verdict) and verdict.functional_hash:
+        known = repository.find_cache(
+            session,
+            target_fingerprint=target_fp,
+            hash_kind="functional",
+            hash=verdict.functional_hash,
+            tool_versions=tool_versions,
+        )
+        if known is not None:
+            candidate.cache_hit = "functional"
+            candidate.reason = f"{verdict.reason} (same output trace as an earlier rejected candidate)"
+        else:
+            repository.put_cache(
+                session,
+                target_fingerprint=target_fp,
+                hash_kind="functional",
+                hash=verdict.functional_hash,
+                tool_versions=tool_versions,
+                verdict=verdict_to_dict(verdict),
+            )
+    if verdict.accepted and verdict.implementation_hash:
+        repository.put_cache(
+            session,
+            target_fingerprint=target_fp,
+            hash_kind="implementation",
+            hash=verdict.implementation_hash,
+            tool_versions=tool_versions,
+            verdict=verdict_to_dict(verdict),
+        )
     if not verdict.error:
         repository.put_cache(
             session,
@@ -212,6 +238,12 @@ def finish_candidate(
             verdict=verdict_to_dict(verdict),
         )
     _refresh(session, job_id)
+
+
+def _decided_by_fingerprint(verdict: Verdict) -> bool:
+    """Rejected because the probe trace (the functional fingerprint) differs from the original's."""
+    last = verdict.stages[-1] if verdict.stages else None
+    return bool(last and last.name == "simulate" and not last.ok and last.data.get("probe_mismatch"))
 
 
 def _refresh(session: Session, job_id: int) -> None:
@@ -228,6 +260,24 @@ def _apply_verdict(candidate: Candidate, verdict: Verdict) -> None:
     candidate.assurance = str(verdict.assurance) if verdict.assurance else None
     candidate.functional_hash = verdict.functional_hash
     candidate.implementation_hash = verdict.implementation_hash
+
+
+def implementation_results(
+    session: Session, target_fp: str, tool_versions: str, stage_names: tuple[str, ...]
+) -> dict[str, dict[str, StageResult]]:
+    """Stage results known per implementation hash (from earlier jobs), for the verifier to reuse."""
+    entries = session.scalars(
+        select(CacheEntry).where(
+            CacheEntry.target_fingerprint == target_fp,
+            CacheEntry.hash_kind == "implementation",
+            CacheEntry.tool_versions == tool_versions,
+        )
+    )
+    known: dict[str, dict[str, StageResult]] = {}
+    for entry in entries:
+        stages = verdict_from_dict(entry.verdict).stages
+        known[entry.hash] = {r.name: r for r in stages if r.name in stage_names}
+    return known
 
 
 # -- verdicts as JSON (the cache table) ------------------------------------------------------------
@@ -250,7 +300,7 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
                 "detail": r.detail,
                 "metrics": r.metrics.to_dict(),
                 "data": r.data,
-            }  # fmt: skip
+            }
             for r in verdict.stages
         ],
     }

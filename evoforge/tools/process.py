@@ -8,13 +8,14 @@ scrubbed environment. The result is a frozen :class:`ProcessResult` that keeps t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def scrubbed_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _limiter(limits: Limits | None):  # type: ignore[no-untyped-def]
+def _limiter(limits: Limits | None) -> Callable[[], None]:
     def apply() -> None:  # runs in the child between fork and exec
         if limits is None:
             return
@@ -98,10 +99,8 @@ def _limiter(limits: Limits | None):  # type: ignore[no-untyped-def]
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _truncate(text: str) -> str:

@@ -37,7 +37,9 @@ class Yosys(ExternalTool):
     package = "yosys"
     version_argv = ("-V",)
 
-    def run_script(self, script: str, *, cwd: Path, timeout: float | None = None, name: str = "run") -> YosysRun:
+    def run_script(
+        self, script: str, *, cwd: Path, timeout: float | None = None, name: str = "run"
+    ) -> YosysRun:
         """Write ``script`` to ``cwd/<name>.ys`` and run it quietly; the whole log is returned."""
         path = write_text(cwd / f"{name}.ys", script)
         result = self.run(["-q", "-l", f"{name}.log", "-s", path.name], cwd=cwd, timeout=timeout)

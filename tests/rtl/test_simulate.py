@@ -11,8 +11,8 @@ from evoforge.config import RtlSettings
 from evoforge.domain import Port, RtlInterface, SourceFile, Target, TargetKind
 from evoforge.verifiers.rtl.cocotb_diff import run_differential
 from evoforge.verifiers.rtl.context import RtlContext
-from evoforge.verifiers.rtl.simulate import run_simulate
 from evoforge.verifiers.rtl.probe import CANDIDATE_SYSTEM_CALLS, probe_trace
+from evoforge.verifiers.rtl.simulate import run_simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -241,8 +241,9 @@ def test_late_infinite_loop_in_differential_test_times_out(tmp_path: Path) -> No
     looping = COUNTER.replace(
         "endmodule", "reg spin;\nalways @(posedge clk) if (cnt == 8'd200) while (1) spin = ~spin;\nendmodule"
     )
-    ctx = make_ctx(tmp_path, COUNTER, looping, COUNTER_IF, probe_cycles=50, sim_cycles=400, sim_seeds=1,
-                   sim_timeout_s=6)  # fmt: skip
+    ctx = make_ctx(
+        tmp_path, COUNTER, looping, COUNTER_IF, probe_cycles=50, sim_cycles=400, sim_seeds=1, sim_timeout_s=6
+    )
     result = run_simulate(ctx)
     assert not result.ok
     assert (
@@ -278,9 +279,14 @@ def test_hidden_file_writes_are_refused_before_running(tmp_path: Path) -> None:
     assert "forbidden construct" in result.detail and "$fdisplayb" in result.detail  # the lexical check
     # the compiled-design check holds even where the lexical one is bypassed
     trace = probe_trace(
-        hidden, COUNTER_IF, tmp_path / "direct", cycles=50, reset_cycles=2, timeout=30,
+        hidden,
+        COUNTER_IF,
+        tmp_path / "direct",
+        cycles=50,
+        reset_cycles=2,
+        timeout=30,
         allowed_calls=CANDIDATE_SYSTEM_CALLS,
-    )  # fmt: skip
+    )
     assert not trace.ok
     assert trace.error is not None and trace.error.startswith("forbidden system call: $fopenw"), trace.error
     assert "$fdisplayb" in trace.error
@@ -303,8 +309,9 @@ def test_mid_run_resets_are_applied(tmp_path: Path) -> None:
         "reg [7:0] acc;",
         "reg [7:0] acc;\n  reg armed = 1'b0;\n  always @(posedge clk) if (!rst) armed <= 1'b1;",
     )
-    outcome = run_differential(COUNTER, sticky, COUNTER_IF, tmp_path, cycles=300, reset_cycles=3, seeds=[11],
-                               timeout=60)  # fmt: skip
+    outcome = run_differential(
+        COUNTER, sticky, COUNTER_IF, tmp_path, cycles=300, reset_cycles=3, seeds=[11], timeout=60
+    )
     assert not outcome.passed and outcome.mismatch is not None
     assert outcome.mismatch["cycle"] > 3
     # and the probe (which has one mid-run reset) rejects it through the stage

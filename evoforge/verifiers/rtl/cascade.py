@@ -59,6 +59,7 @@ class RtlVerifier:
     keep_workdirs: bool = False
     reference: dict[str, Any] = field(default_factory=dict)
     implementation_cache: dict[str, dict[str, StageResult]] = field(default_factory=dict)
+    implementation_stages: tuple[str, ...] = IMPLEMENTATION_STAGES
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tool_versions(self) -> str:
@@ -138,12 +139,12 @@ class RtlVerifier:
         if verdict.accepted and impl:
             with self._lock:
                 self.implementation_cache.setdefault(
-                    impl, {r.name: r for r in results if r.name in IMPLEMENTATION_STAGES}
+                    impl, {r.name: r for r in results if r.name in self.implementation_stages}
                 )
         return verdict
 
     def _cached_stage(self, name: str, ctx: RtlContext) -> StageResult | None:
-        if name not in IMPLEMENTATION_STAGES:
+        if name not in self.implementation_stages:
             return None
         impl = ctx.artifacts.get("implementation_hash")
         with self._lock:
@@ -158,8 +159,17 @@ class RtlVerifier:
         impl = ctx.artifacts.get("implementation_hash")
         metrics = _metrics_of(results)
         if last.error:
-            return Verdict(False, last.name, f"verifier error in {last.name}: {last.detail}", metrics,
-                           tuple(results), None, functional, impl, error=True)  # fmt: skip
+            return Verdict(
+                False,
+                last.name,
+                f"verifier error in {last.name}: {last.detail}",
+                metrics,
+                tuple(results),
+                None,
+                functional,
+                impl,
+                error=True,
+            )
         if not last.ok:
             return Verdict(False, last.name, last.detail, metrics, tuple(results), None, functional, impl)
         assurance = _assurance_of(results)

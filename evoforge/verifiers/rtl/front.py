@@ -125,12 +125,12 @@ def run_lint(ctx: RtlContext) -> StageResult:
         ref = Verilator().lint([original], top=ctx.top, cwd=original.parent, timeout=timeout)
         original_errors = ctx.reference["verilator_original_errors"] = len(ref.errors)
     if lint.errors and not original_errors:
-        first = lint.errors[0]
+        error = lint.errors[0]
         return StageResult(
             "lint",
             False,
             time.monotonic() - start,
-            detail=f"verilator: line {first.line}: {first.message}",
+            detail=f"verilator: line {error.line}: {error.message}",
             log="\n".join(logs),
         )
     detail = f"{len(lint.warnings)} verilator warning(s)" if lint.warnings else "clean"

@@ -122,7 +122,7 @@ def build_interface(parsed: ParsedVerilog, options: RtlTargetOptions, origin: st
     if any(p.direction == "inout" for p in ports):
         raise TargetError(
             f"top module {top!r} has inout ports, which evoforge does not optimise",
-            hint="wrap the core logic in a module with separate input and output ports and pass that as --top",
+            hint="wrap the core logic in a module with separate inputs and outputs and pass it as --top",
         )
     clock = (
         _named_port(ports, options.clock, "clock") if options.clock else _pick(ports, _CLOCK_NAMES, "clock")
