@@ -207,3 +207,14 @@ def test_killed_run_resumes_without_reevaluating_finished_candidates(tmp_path: P
         assert after[cid] == stages, f"candidate {cid} was evaluated again"
     assert all(c["status"] != "pending" for c in resumed["candidates"])
     assert resumed["counts"]["proposed"] >= len(before)
+
+
+def test_run_on_postgresql(design: Path) -> None:
+    url = os.environ.get("EVOFORGE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set EVOFORGE_TEST_POSTGRES_URL=postgresql+psycopg://user@host/db to run this")
+    report = json.loads(evoforge("run", design, "--budget", "2", "--db", url, "--json").stdout)
+    assert report["status"] == "succeeded"
+    assert report["best"] is not None and report["best"]["assurance"] == "proven"
+    shown = json.loads(evoforge("show", str(report["job_id"]), "--db", url, "--json").stdout)
+    assert shown["counts"] == report["counts"]
