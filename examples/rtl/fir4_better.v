@@ -3,7 +3,7 @@
 //     15 = 16 - 1           (4 partial products -> 2)
 //     62 = 64 - 2           (5 -> 2)
 //    119 = 128 - 8 - 1      (6 -> 3)
-//     31 = 32 - 1           (5 -> 2)
+//      63 = 64 - 1           (6 -> 2)
 // and the positive and negative terms are summed separately (one final
 // subtraction). Yosys expands a constant multiply into one shifted partial
 // product per 1 bit of the constant and never introduces subtractions.
@@ -15,7 +15,7 @@ module fir4 (
 );
     reg [7:0] x1, x2, x3;
 
-    wire [19:0] pos = ({12'd0, x} << 4) + ({12'd0, x1} << 6) + ({12'd0, x2} << 7) + ({12'd0, x3} << 5);
+    wire [19:0] pos = ({12'd0, x} << 4) + ({12'd0, x1} << 6) + ({12'd0, x2} << 7) + ({12'd0, x3} << 6);
     wire [19:0] neg = {12'd0, x} + ({12'd0, x1} << 1) + ({12'd0, x2} << 3) + {12'd0, x2} + {12'd0, x3};
 
     always @(posedge clk or posedge rst) begin
