@@ -23,6 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from _doc import write_section
+
 from evoforge.agents.base import Proposal
 from evoforge.config import RtlSettings
 from evoforge.domain import RTL_STAGES, Metrics
@@ -37,7 +39,6 @@ from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "rtl"
 SKY130 = ROOT.parent / "shared" / "pdk" / "sky130hd_tt.lib.gz"
-DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## RTL cascade and caches (issue 2)"
 
 
@@ -231,22 +232,6 @@ def render(rows: list[dict[str, object]], per_minute: float, cache: dict[str, ob
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    current = (
-        DOC.read_text()
-        if DOC.exists()
-        else "# Benchmarks\n\nEach section names the command that produced it.\n"
-    )
-    if SECTION in current:
-        start = current.index(SECTION)
-        end = current.find("\n## ", start + len(SECTION))
-        current = current[:start] + text + ("" if end < 0 else current[end + 1 :])
-    else:
-        current = current.rstrip() + "\n\n" + text
-    DOC.write_text(current)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--liberty", type=Path, default=SKY130 if SKY130.exists() else None)
@@ -264,7 +249,7 @@ def main() -> None:
     text = render(rows, per_minute, cache, lib)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

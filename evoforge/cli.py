@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evoforge import __version__
-from evoforge.config import Settings
+from evoforge.config import LlmSettings, Settings
 from evoforge.domain import (
     DEFAULT_RTL_OBJECTIVES,
     Assurance,
@@ -118,7 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("target", type=Path, nargs="*", help="design file(s)")
     _add_target_options(run)
     run.add_argument("--budget", type=int, help="candidates to propose (default 20)")
-    run.add_argument("--proposer", choices=("offline", "llm", "mixed"), help="who proposes rewrites")
+    run.add_argument(
+        "--proposer",
+        choices=("offline", "llm", "mixed"),
+        help="who proposes rewrites (default: mixed when an LLM endpoint is configured, else offline)",
+    )
+    llm = run.add_argument_group("LLM endpoint (the API key is read from OPENAI_API_KEY only)")
+    llm.add_argument("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL)")
+    llm.add_argument("--model", help="coder model (default: $EVOFORGE_MODEL, or the endpoint's only model)")
+    llm.add_argument("--planner-model", help="planner model (default: the coder model)")
+    llm.add_argument("--token-budget", type=int, help="stop asking the LLM after this many tokens (per job)")
+    llm.add_argument("--llm-timeout", type=float, help="seconds per LLM request (default 120)")
+    llm.add_argument("--max-repairs", type=int, help="coder repairs after a failed quick check (default 2)")
     run.add_argument(
         "--objective", type=_objectives, help="comma-separated, first is primary (default area,delay)"
     )
@@ -148,6 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--candidate", type=int, help="a specific candidate instead of the best")
     export.add_argument("-o", "--output", type=Path, required=True)
     export.add_argument("--db")
+
+    kb = sub.add_parser("kb", help="the knowledge base: optimisation rules and learned rewrites")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    kb_list = kb_sub.add_parser("list", help="list entries (built-in and learned, kept apart)")
+    kb_search = kb_sub.add_parser("search", help="entries that best match a query (tags + text)")
+    kb_search.add_argument("query", help="words, e.g. signal names on a critical path")
+    kb_search.add_argument("-k", type=int, default=5, help="how many entries (default 5)")
+    for p in (kb_list, kb_search):
+        p.add_argument("--domain", choices=("rtl", "kernel"))
+        p.add_argument("--tag", action="append", default=[], help="keep entries with this tag/goal (repeat)")
+    kb_list.add_argument("--learned", action="store_true", help="only learned entries")
+    kb_list.add_argument("--builtin", action="store_true", help="only built-in entries")
+    kb_show = kb_sub.add_parser("show", help="one entry in full")
+    kb_show.add_argument("id")
+    for p in (kb_list, kb_search, kb_show):
+        p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -172,7 +199,17 @@ def _settings(args: argparse.Namespace) -> Settings:
     if search.workers < 1:
         raise ConfigError("--workers must be at least 1")
     db = getattr(args, "db", None) or settings.db
-    return settings.model_copy(update={"rtl": rtl, "search": search, "db": db})
+    llm = settings.llm.model_copy()
+    flags = {"base_url": "base_url", "model": "model", "planner_model": "planner_model"}
+    flags |= {"token_budget": "token_budget", "llm_timeout": "timeout_s", "max_repairs": "max_repairs"}
+    for flag, key in flags.items():
+        if getattr(args, flag, None) is not None:
+            setattr(llm, key, getattr(args, flag))
+    try:
+        llm = LlmSettings.model_validate(llm.model_dump())
+    except ValueError as exc:
+        raise ConfigError(f"invalid LLM option: {exc}") from exc
+    return settings.model_copy(update={"rtl": rtl, "search": search, "db": db, "llm": llm})
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -271,7 +308,6 @@ def _print_verdict(payload: dict[str, Any]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from evoforge.agents.base import get_proposer
     from evoforge.search.loop import LoopOptions, SearchLoop
     from evoforge.search.report import job_report
     from evoforge.store import repository
@@ -283,13 +319,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.target:
             raise ConfigError("--resume JOB takes no target file", hint="evoforge run --resume 3")
         job_id, target, settings, objectives = _resumed(store, args.resume, settings, args)
-        _check_proposer(settings)
+        settings = _choose_proposer(settings)
         verifier = _verifier(target, settings)
     else:
         if not args.target:
             raise BadInputError("no design file given", hint="evoforge run design.v [--top TOP]")
         target = _load_target(args.target, args, settings)
-        _check_proposer(settings)
+        settings = _choose_proposer(settings)
         verifier = _verifier(target, settings)
         objectives = args.objective or DEFAULT_RTL_OBJECTIVES
         options = {
@@ -297,6 +333,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "seed": settings.search.seed,
             "workers": settings.search.workers,
             "proposer": settings.search.proposer,
+            "model": settings.llm.model,
+            "planner_model": settings.llm.planner_model,
             "objectives": [o.value for o in objectives],
             "min_assurance": settings.rtl.min_assurance,
             "liberty": str(settings.rtl.liberty.resolve()) if settings.rtl.liberty else None,
@@ -323,11 +361,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             job_id = job.id
     log.info("job %s: %s (%s), budget %s", job_id, target.name, settings.database_url, settings.search.budget)
+    proposer, learn = _proposer(settings, store, job_id, target, verifier)
     loop = SearchLoop(
         store=store,
         target=target,
         verifier=verifier,
-        proposer=get_proposer(settings.search.proposer),
+        proposer=proposer,
+        learn=learn,
         options=LoopOptions(
             budget=settings.search.budget,
             seed=settings.search.seed,
@@ -347,12 +387,123 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_proposer(settings: Settings) -> None:
-    if settings.search.proposer != "offline":
+LLM_HOWTO = (
+    "set OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1 for vLLM, http://127.0.0.1:11434/v1 for Ollama), "
+    "OPENAI_API_KEY and EVOFORGE_MODEL (or pass --base-url / --model), or use --proposer offline"
+)
+
+
+def _choose_proposer(settings: Settings) -> Settings:
+    """Settings with ``search.proposer`` decided and, for the LLM proposers, ``llm`` resolved.
+
+    No ``--proposer``: mixed when an endpoint is configured (and a model known), offline otherwise.
+    ``llm``/``mixed`` asked for with no usable endpoint is bad input (exit 2) saying how to set one up.
+    """
+    asked = settings.search.proposer
+    llm = settings.llm_endpoint()
+    configured = bool(llm.base_url or llm.api_key)
+    if asked == "offline" or (asked is None and not configured):
+        return _with_proposer(settings, "offline")
+    if not configured:
+        raise ConfigError(f"--proposer {asked} needs an OpenAI-compatible model endpoint", hint=LLM_HOWTO)
+    if not llm.model:
+        try:
+            llm = llm.model_copy(update={"model": _only_model(llm)})
+        except EvoforgeError as exc:
+            if asked is not None:
+                raise ConfigError(f"--proposer {asked}: {exc.message}", hint=exc.hint or LLM_HOWTO) from exc
+            log.warning("LLM endpoint configured but unusable (%s); proposing offline", exc.message)
+            return _with_proposer(settings, "offline")
+    return _with_proposer(settings.model_copy(update={"llm": llm}), asked or "mixed")
+
+
+def _with_proposer(settings: Settings, name: str) -> Settings:
+    return settings.model_copy(update={"search": settings.search.model_copy(update={"proposer": name})})
+
+
+def _only_model(llm: LlmSettings) -> str:
+    from evoforge.agents.llm.client import served_models
+
+    models = served_models(llm)
+    if len(models) != 1:
+        listed = ", ".join(models[:8]) + (" …" if len(models) > 8 else "")
         raise ConfigError(
-            f"--proposer {settings.search.proposer} needs the LLM agents, which are not built yet",
-            hint="use --proposer offline",
+            f"no model chosen and the endpoint serves {len(models)} ({listed or 'none'})",
+            hint="choose one with EVOFORGE_MODEL=NAME or --model NAME",
         )
+    return models[0]
+
+
+def _proposer(settings: Settings, store: Any, job_id: int, target: Target, verifier: Any) -> Any:
+    """The job's proposer and the hook that keeps its wins as learned knowledge-base entries."""
+    from evoforge.agents.base import get_proposer
+
+    name = settings.search.proposer or "offline"
+    if name == "offline":
+        from evoforge.kb import KnowledgeBase, learned_path
+
+        kb = KnowledgeBase.load(learned=learned_path(settings.data_dir))
+        return get_proposer("offline", knowledge=kb), _learner(kb, target, job_id)
+    from evoforge.agents.llm import knowledge
+    from evoforge.agents.llm.client import LlmClient
+    from evoforge.kb import KnowledgeBase, learned_path
+    from evoforge.search.records import llm_usage
+
+    with store.transaction() as session:
+        used = llm_usage(session, job_id)  # a resumed job keeps counting its token budget
+    client = LlmClient(settings.llm, tokens_spent=used["prompt_tokens"] + used["completion_tokens"])
+    kb = KnowledgeBase.load(learned=learned_path(settings.data_dir))
+    proposer = get_proposer(
+        name,
+        client=client,
+        checker=verifier.quick_check,
+        retrieve=knowledge.retriever(kb, target.kind),
+        max_repairs=settings.llm.max_repairs,
+    )
+
+    def learn(win: Any) -> None:
+        knowledge.learn(
+            kb,
+            kind=target.kind,
+            target=win.target_name,
+            origin=win.origin,
+            plan=win.note,
+            before=win.parent_source,
+            after=win.source,
+            parent_metrics=win.parent_metrics,
+            metrics=win.metrics,
+            gain=win.gain,
+            assurance=win.assurance,
+            job_id=job_id,
+            candidate_id=win.candidate_id,
+        )
+
+    return proposer, learn
+
+
+def _learner(kb: Any, target: Target, job_id: int) -> Any:
+    """The hook that keeps a job's verified win (original → best) as a learned knowledge-base entry."""
+    from evoforge.kb import make_learned
+
+    def learn(win: Any) -> None:
+        kb.add_learned(
+            make_learned(
+                domain="rtl" if target.kind.value == "rtl" else "kernel",
+                target=win.target_name,
+                before=win.parent_source,
+                after=win.source,
+                origin=win.origin,
+                note=win.note,
+                baseline={k: float(v) for k, v in win.parent_metrics.to_dict().items()},
+                metrics={k: float(v) for k, v in win.metrics.to_dict().items()},
+                improvement=win.gain,
+                assurance=win.assurance,
+                job_id=job_id,
+                candidate_id=win.candidate_id,
+            )
+        )
+
+    return learn
 
 
 def _resumed(store: Any, job_id: int, settings: Settings, args: argparse.Namespace) -> Any:
@@ -392,13 +543,19 @@ def _resumed(store: Any, job_id: int, settings: Settings, args: argparse.Namespa
     search = settings.search.model_copy(
         update={k: options[k] for k in ("budget", "seed", "workers", "proposer") if k in options}
     )
+    llm = settings.llm.model_copy(
+        update={
+            "model": settings.llm.model or options.get("model"),
+            "planner_model": settings.llm.planner_model or options.get("planner_model"),
+        }
+    )
     if args.budget is not None:
         search.budget = args.budget
         with store.transaction() as session:
             job = repository.get_job(session, job_id)
             job.options = {**job.options, "budget": args.budget}
     objectives = tuple(Objective(o) for o in options["objectives"])
-    return job_id, target, settings.model_copy(update={"rtl": rtl, "search": search}), objectives
+    return job_id, target, settings.model_copy(update={"rtl": rtl, "search": search, "llm": llm}), objectives
 
 
 def _fmt_metrics(metrics: dict[str, Any]) -> str:
@@ -416,6 +573,12 @@ def _print_job(report: dict[str, Any]) -> None:
         f"  {counts['proposed']} proposed, {counts['evaluated']} evaluated, "
         f"{counts['cache_hits']} cache hits, {counts['rejected']} rejected"
     )
+    llm = report.get("llm") or {}
+    if llm.get("calls"):
+        print(
+            f"  LLM: {llm['calls']} calls ({llm['errors']} failed), "
+            f"{llm['prompt_tokens']} prompt + {llm['completion_tokens']} completion tokens"
+        )
     best = report["best"]
     if best is None:
         print("  no improvement found")
@@ -423,10 +586,23 @@ def _print_job(report: dict[str, Any]) -> None:
         gains = ", ".join(f"{k} {v:.3f}x" for k, v in best["improvement"].items())
         print(f"  best: candidate {best['candidate_id']} ({best['origin']}, {best['assurance']}): {gains}")
         print(f"        {_fmt_metrics(best['metrics'])}")
+        for step in best.get("lineage") or []:
+            print(f"        ← #{step['candidate_id']} {step['origin']}: {step['note'][:100]}")
+    _print_front(report.get("pareto_front") or [])
     for c in report["candidates"]:
         where = f" at {c['rejected_stage']}" if c["rejected_stage"] else ""
         hit = f" [cache: {c['cache_hit']}]" if c["cache_hit"] else ""
         print(f"  #{c['id']:<5} {c['status']}{where}{hit}  {c['origin']}  {c['reason'][:90]}")
+
+
+def _print_front(front: list[dict[str, Any]]) -> None:
+    """The area/delay trade-offs: a rewrite that saves area but adds delay is shown, not dropped."""
+    if len(front) < 1:
+        return
+    print(f"  Pareto front (area, delay): {len(front)} point(s)")
+    for row in front:
+        gains = ", ".join(f"{k.split('_')[0]} {v:.2f}x" for k, v in row["improvement"].items())
+        print(f"    #{row['candidate_id']:<5} {row['origin']:<32} {row['assurance'] or '-':<20} {gains}")
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -465,7 +641,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from evoforge.search.report import candidate_row, job_report
+    from evoforge.search.report import candidate_row, job_report, llm_call_rows
     from evoforge.store import repository
 
     with _open(args).transaction() as session:
@@ -488,6 +664,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                     }
                     for r in candidate.stage_runs
                 ],
+                "llm_calls": llm_call_rows(session, args.job, candidate.id),
             }
         else:
             payload = job_report(session, args.job)
@@ -500,9 +677,26 @@ def cmd_show(args: argparse.Namespace) -> int:
         for stage in payload["stages"]:
             mark = "ok  " if stage["ok"] else ("ERR " if stage["error"] else "FAIL")
             print(f"  {mark} {stage['name']:<12} {stage['seconds']:7.2f}s  {stage['detail']}")
+        for call in payload["llm_calls"]:
+            _print_llm_call(call)
     else:
         _print_job(payload)
     return EXIT_OK
+
+
+def _excerpt(text: str | None, limit: int = 300) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _print_llm_call(call: dict[str, Any]) -> None:
+    tokens = f"{call['prompt_tokens'] or 0}+{call['completion_tokens'] or 0} tokens"
+    latency = f"{call['latency_s']:.2f}s" if call["latency_s"] is not None else "-"
+    print(f"  llm call {call['id']} {call['role']} ({call['model']}, {tokens}, {latency})")
+    if call["error"]:
+        print(f"    error:  {call['error']}")
+    print(f"    prompt: {_excerpt(call['prompt'][-600:])}")
+    print(f"    reply:  {_excerpt(call['reply'])}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -524,7 +718,50 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "verify": cmd_verify, "jobs": cmd_jobs, "show": cmd_show, "export": cmd_export}
+def cmd_kb(args: argparse.Namespace) -> int:
+    from evoforge.kb import KnowledgeBase, learned_path
+
+    kb = KnowledgeBase.load(learned=learned_path(Settings().data_dir))
+    if args.kb_command == "show":
+        entry = kb.get(args.id)
+        if args.json:
+            print(json.dumps(entry.to_json(), indent=2))
+        else:
+            print(entry.as_prompt())
+        return EXIT_OK
+    if args.kb_command == "search":
+        hits = kb.ranked(args.query, domain=args.domain, tags=args.tag, k=args.k)
+        rows = [h.entry.row() | {"score": round(h.score, 3)} for h in hits]
+        if args.json:
+            print(json.dumps({"query": args.query, "entries": rows}, indent=2))
+        for row in [] if args.json else rows:
+            print(f"{row['score']:7.2f}  {row['id']:<28} {row['kind']:<8} {row['title']}")
+        return EXIT_OK
+    where = {"domain": args.domain, "tags": args.tag}
+    groups = {
+        "builtin": [] if args.learned else kb.filter(**where, include_learned=False),
+        "learned": [] if args.builtin else kb.filter(**where, include_builtin=False),
+    }
+    if args.json:
+        print(json.dumps({k: [e.row() for e in v] for k, v in groups.items()}, indent=2))
+        return EXIT_OK
+    for kind, entries in groups.items():
+        if (kind == "learned" and args.builtin) or (kind == "builtin" and args.learned):
+            continue
+        print(f"{kind} ({len(entries)}):")
+        for e in entries:
+            print(f"  {e.id:<28} {e.domain:<6} {','.join(e.goals):<18} {e.title}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "verify": cmd_verify,
+    "jobs": cmd_jobs,
+    "show": cmd_show,
+    "export": cmd_export,
+    "kb": cmd_kb,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

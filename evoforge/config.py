@@ -53,15 +53,32 @@ class SearchSettings(BaseModel):
     seed: int = 0
     population_size: int = Field(16, ge=2)
     workers: int = Field(2, ge=1, description="parallel evaluations (local process pool)")
-    proposer: str = Field("offline", pattern=r"^(offline|llm|mixed)$")
+    proposer: str | None = Field(
+        None,
+        pattern=r"^(offline|llm|mixed)$",
+        description="None: mixed when an LLM endpoint is configured, offline otherwise",
+    )
 
 
 class LlmSettings(BaseModel):
+    """The model endpoint (any OpenAI-compatible server) and how the agents use it.
+
+    ``base_url`` / ``api_key`` / ``model`` fall back to ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` /
+    ``EVOFORGE_MODEL`` (see ``Settings.llm_endpoint``).
+    """
+
     base_url: str | None = None
-    api_key: str | None = None
+    api_key: str | None = Field(None, repr=False)
     model: str | None = None
-    planner_model: str | None = None
-    timeout_s: float = Field(120.0, gt=0)
+    planner_model: str | None = Field(None, description="model of the planner; default: model")
+    timeout_s: float = Field(120.0, gt=0, description="limit of one request")
+    max_retries: int = Field(3, ge=0, le=10, description="retries on 429, 5xx, timeouts, lost connections")
+    backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles each retry, with jitter")
+    max_concurrency: int = Field(4, ge=1, description="requests in flight at once")
+    token_budget: int | None = Field(None, ge=1, description="tokens per job; None = unlimited")
+    max_repairs: int = Field(2, ge=0, le=10, description="coder repairs after a failed quick check")
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(4096, ge=64, description="completion tokens per request")
 
 
 class Settings(BaseSettings):
@@ -81,9 +98,19 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )
     openai_api_key: str | None = Field(
-        None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key")
+        None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"), repr=False
     )
     model: str | None = Field(None, validation_alias=AliasChoices("EVOFORGE_MODEL", "model"))
+
+    def llm_endpoint(self) -> LlmSettings:
+        """``llm`` with the standard variables filled in where its own keys are unset."""
+        return self.llm.model_copy(
+            update={
+                "base_url": self.llm.base_url or self.openai_base_url,
+                "api_key": self.llm.api_key or self.openai_api_key,
+                "model": self.llm.model or self.model,
+            }
+        )
 
     @property
     def database_url(self) -> str:

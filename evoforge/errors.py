@@ -8,14 +8,18 @@ messages and exit codes. Third-party errors are converted at the boundary with `
     │   ├── TargetError                a target file that cannot be loaded (syntax, no top, …)
     │   ├── CandidateError             a candidate file that cannot be read at all
     │   ├── LibertyError               a liberty file that does not parse / has no usable cells
-    │   └── ConfigError                invalid settings or flag combinations
+    │   ├── ConfigError                invalid settings or flag combinations
+    │   └── KnowledgeBaseError         a knowledge-base entry file that does not validate
     ├── ToolError                      an external program is missing or misbehaved
     │   ├── ToolNotFoundError          the executable is not on PATH
     │   └── ToolTimeoutError           it ran past its time limit (the process group was killed)
     ├── VerifierError                  the verifier itself failed (never a rejection of a candidate)
     ├── StoreError                     the database could not be opened / migrated / written
     │   └── NotFoundError              a job or candidate id that does not exist
-    └── SearchError                    the search loop could not proceed (e.g. baseline rejected)
+    ├── SearchError                    the search loop could not proceed (e.g. baseline rejected)
+    └── LlmError                       a model endpoint failed (mapped from ``openai`` errors)
+        ├── LlmTransientError          429, 5xx, timeout or connection failure: worth a retry
+        └── LlmBudgetError             the job's token budget is spent
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ class ConfigError(BadInputError):
     """Settings or command-line options that contradict each other or are out of range."""
 
 
+class KnowledgeBaseError(BadInputError):
+    """A knowledge-base entry (built-in TOML file or learned JSON line) that does not load or validate."""
+
+
 class ToolError(EvoforgeError):
     """An external program is missing or did something unexpected."""
 
@@ -85,3 +93,15 @@ class NotFoundError(StoreError):
 
 class SearchError(EvoforgeError):
     """The search loop cannot proceed."""
+
+
+class LlmError(EvoforgeError):
+    """A call to a model endpoint failed (the ``openai`` client's errors are mapped to these)."""
+
+
+class LlmTransientError(LlmError):
+    """Rate limited (429), a server error (5xx), a timeout or a lost connection: retried with backoff."""
+
+
+class LlmBudgetError(LlmError):
+    """The job's token budget is spent; the LLM proposer stops proposing."""

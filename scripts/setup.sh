@@ -32,7 +32,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev,llm]"
 echo "setup: installed $(.venv/bin/evoforge --version)" >&2
 
 if [ "$run_example" = 1 ]; then

@@ -23,6 +23,8 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     data = tmp_path_factory.mktemp("evoforge-data")
     monkeypatch.setenv("EVOFORGE_DATA_DIR", str(data))
     monkeypatch.delenv("EVOFORGE_DB", raising=False)
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "EVOFORGE_MODEL"):  # no real endpoint in tests
+        monkeypatch.delenv(name, raising=False)
     return data
 
 

@@ -3,16 +3,44 @@
 A proposer takes a :class:`ProposalRequest` (the target, a parent source with its metrics and the
 verifier's feedback) and returns :class:`Proposal` drafts; the search loop verifies them. Proposers
 never verify anything themselves (agents may use domain, kb and tools only).
+
+Proposers never write to the store either. A proposal carries the LLM calls that produced it
+(``Proposal.calls``), which the loop stores linked to the new candidate; calls that produced no
+proposal (no code in the reply, an endpoint error) are handed over by ``drain_calls()`` of a proposer
+that implements :class:`CallSource`, and stored linked to the job only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from evoforge import domain
 from evoforge.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Inspiration:
+    """Another strong member of the population, shown to an LLM as an example."""
+
+    source: str
+    metrics: domain.Metrics
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LlmCallRecord:
+    """One request to a model endpoint (one attempt: a retried request is several records)."""
+
+    role: str  # "planner", "coder", "repair"
+    model: str
+    prompt: str  # the messages, rendered "[role]\ntext" one after the other
+    reply: str | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -23,6 +51,7 @@ class ProposalRequest:
     feedback: dict[str, Any] = field(default_factory=dict)  # "critical_path": [signal names], …
     count: int = 4
     seed: int = 0
+    inspirations: tuple[Inspiration, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,12 +61,22 @@ class Proposal:
     note: str  # one sentence: what was rewritten, where
     rule: str
     touched: tuple[str, ...] = ()  # signal / always-block names the rewrite changed
+    calls: tuple[LlmCallRecord, ...] = ()  # the LLM calls that produced this draft
 
 
 class Proposer(Protocol):
     name: str
 
     def propose(self, request: ProposalRequest) -> list[Proposal]: ...
+
+
+@runtime_checkable
+class CallSource(Protocol):
+    """A proposer whose LLM calls did not all end in a proposal; the loop stores those too."""
+
+    def drain_calls(self) -> list[LlmCallRecord]:
+        """The calls made since the last drain that no returned proposal carries (then forgotten)."""
+        ...
 
 
 def _offline(**options: Any) -> Proposer:
@@ -47,9 +86,25 @@ def _offline(**options: Any) -> Proposer:
     return OfflineRtlProposer(**options)
 
 
+def _llm(**options: Any) -> Proposer:
+    """Options: ``client`` (LlmClient), ``checker`` (the quick check), ``retrieve``, ``max_repairs``."""
+    from evoforge.agents.llm.proposer import LlmProposer
+
+    return LlmProposer(**options)
+
+
+def _mixed(**options: Any) -> Proposer:
+    """The ``llm`` options; the offline half uses every offline rule."""
+    from evoforge.agents.llm.proposer import LlmProposer, MixedProposer
+
+    return MixedProposer(LlmProposer(**options), _offline())
+
+
 #: proposer factories by name; options are passed to the factory
 PROPOSERS: dict[str, Callable[..., Proposer]] = {
     "offline": _offline,
+    "llm": _llm,
+    "mixed": _mixed,
 }
 
 

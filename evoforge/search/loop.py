@@ -5,6 +5,11 @@ drops drafts it has seen (source hash, within the job and across jobs through th
 evaluates the rest on a small thread pool (the work itself runs in sandboxed child processes), and
 writes every candidate when it is created and after each stage. A killed run resumes: finished
 candidates are kept, pending ones are evaluated again, and the budget counts what exists.
+
+LLM calls are written here too: a draft's calls linked to its candidate, and the calls that produced
+no candidate (collected from a proposer that is a ``CallSource``) linked to the job only. When an
+accepted LLM draft improves on its parent, the ``learn`` hook (if given) receives an ``Improvement``
+so that it can become a knowledge-base entry; the loop itself never touches the knowledge base.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
-from evoforge.agents.base import Proposal, ProposalRequest, Proposer
+from evoforge.agents.base import CallSource, Inspiration, LlmCallRecord, Proposal, ProposalRequest, Proposer
 from evoforge.domain import (
     CandidateStatus,
     JobStatus,
@@ -26,10 +31,11 @@ from evoforge.domain import (
     StageResult,
     Target,
     Verdict,
+    improvement,
     source_hash,
 )
 from evoforge.search import records
-from evoforge.search.population import Member, select_parents, survivors
+from evoforge.search.population import Member, inspirations, select_parents, survivors
 from evoforge.store.engine import Store
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,22 @@ class Progress(Protocol):
 
 
 @dataclass(frozen=True)
+class Improvement:
+    """An accepted LLM draft that beats its parent: what a learned knowledge-base entry is made of."""
+
+    target_name: str
+    origin: str
+    note: str  # the plan, in a sentence
+    parent_source: str
+    source: str
+    parent_metrics: Metrics
+    metrics: Metrics
+    gain: dict[str, float]  # parent/candidate per cost metric (bigger is better)
+    candidate_id: int
+    assurance: str | None
+
+
+@dataclass(frozen=True)
 class LoopOptions:
     budget: int
     seed: int
@@ -72,6 +94,7 @@ class SearchLoop:
         proposer: Proposer,
         options: LoopOptions,
         progress: Progress | None = None,
+        learn: Callable[[Improvement], None] | None = None,
     ) -> None:
         self.store = store
         self.target = target
@@ -79,6 +102,9 @@ class SearchLoop:
         self.proposer = proposer
         self.options = options
         self.progress = progress
+        self.learn = learn
+        self._unlinked_calls: list[LlmCallRecord] = []
+        self._drafts: dict[int, tuple[Member, Proposal]] = {}
         self.tool_versions = verifier.tool_versions()
 
     # -- the run ---------------------------------------------------------------------------------
@@ -100,6 +126,7 @@ class SearchLoop:
             self._search(job_id, target_fp, baseline)
             with self.store.transaction() as session:
                 records.finish_job(session, job_id, JobStatus.SUCCEEDED, self.options.objectives)
+            self._learn_from_job(job_id)
         except KeyboardInterrupt:
             with self.store.transaction() as session:
                 records.finish_job(
@@ -149,7 +176,8 @@ class SearchLoop:
             self._report(made, f"round {round_index}")
             members = survivors(members, self.options.objectives, self.options.population_size)
             parents = select_parents(members, self.options.objectives, max(1, self.options.workers), rng)
-            drafts = self._propose(parents, baseline, remaining, rng, seen)
+            drafts = self._propose(parents, members, remaining, rng, seen)
+            self._store_unlinked_calls(job_id)
             if not drafts:
                 stale_rounds += 1
                 if stale_rounds >= STALE_ROUNDS_LIMIT:
@@ -164,17 +192,30 @@ class SearchLoop:
                     cid, cached = records.add_proposal(
                         session, job_id, parent, proposal, target_fp, self.tool_versions
                     )
+                    records.record_calls(session, job_id, cid, proposal.calls)
                     if not cached:
+                        if proposal.calls:
+                            self._drafts[cid] = (parent, proposal)
                         to_evaluate.append((cid, proposal.source))
             self._evaluate(job_id, target_fp, to_evaluate)
             round_index += 1
         with self.store.transaction() as session:
             self._report(records.proposal_count(session, job_id), "done")
 
+    def _store_unlinked_calls(self, job_id: int) -> None:
+        """LLM calls that produced no new candidate: stored against the job."""
+        calls = self._unlinked_calls
+        if isinstance(self.proposer, CallSource):
+            calls = calls + self.proposer.drain_calls()
+        self._unlinked_calls = []
+        if calls:
+            with self.store.transaction() as session:
+                records.record_calls(session, job_id, None, calls)
+
     def _propose(
         self,
         parents: Sequence[Member],
-        baseline: Member,
+        members: Sequence[Member],
         remaining: int,
         rng: random.Random,
         seen: set[str],
@@ -186,18 +227,23 @@ class SearchLoop:
                 target=self.target,
                 parent_source=parent.source,
                 parent_metrics=parent.metrics,
-                feedback=parent.feedback,
+                feedback={**parent.feedback, "objectives": [o.value for o in self.options.objectives]},
                 count=min(per_parent, self.options.workers * 2),
                 seed=rng.randrange(2**31),
+                inspirations=tuple(
+                    Inspiration(m.source, m.metrics, m.origin)
+                    for m in inspirations(members, parent, self.options.objectives)
+                ),
             )
             for proposal in self.proposer.propose(request):
                 digest = source_hash(proposal.source)
-                if digest in seen:
+                if digest in seen or len(drafts) >= remaining:
+                    self._unlinked_calls.extend(proposal.calls)
                     continue
                 seen.add(digest)
                 drafts.append((parent, proposal))
-                if len(drafts) >= remaining:
-                    return drafts
+            if len(drafts) >= remaining:
+                break
         return drafts
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -244,6 +290,60 @@ class SearchLoop:
             records.finish_candidate(session, job_id, cid, verdict, target_fp, self.tool_versions)
             made = records.proposal_count(session, job_id)
         self._report(made, f"#{cid} {verdict.status.value} ({verdict.stage})")
+        self._maybe_learn(cid, verdict)
+
+    def _maybe_learn(self, cid: int, verdict: Verdict) -> None:
+        """Hand an accepted LLM draft that beats its parent on the first objective to ``learn``."""
+        parent, proposal = self._drafts.pop(cid, (None, None))
+        if self.learn is None or parent is None or proposal is None or not verdict.accepted:
+            return
+        primary = self.options.objectives[0]
+        before, after = primary.value_of(parent.metrics), primary.value_of(verdict.metrics)
+        if before is None or after is None or after >= before:
+            return
+        try:
+            self.learn(
+                Improvement(
+                    target_name=self.target.name,
+                    origin=proposal.origin,
+                    note=proposal.note,
+                    parent_source=parent.source,
+                    source=proposal.source,
+                    parent_metrics=parent.metrics,
+                    metrics=verdict.metrics,
+                    gain=improvement(parent.metrics, verdict.metrics),
+                    candidate_id=cid,
+                    assurance=str(verdict.assurance) if verdict.assurance else None,
+                )
+            )
+        except Exception:  # learning is a bonus; it must not fail the job
+            log.exception("could not record what candidate %s taught", cid)
+
+    def _learn_from_job(self, job_id: int) -> None:
+        """Hand the job's winning lineage (original → best, any proposer) to ``learn``."""
+        if self.learn is None:
+            return
+        with self.store.transaction() as session:
+            steps = records.winning_lineage(session, job_id)
+            if not steps:
+                return
+            original, best = steps[0], steps[-1]
+            win = Improvement(
+                target_name=self.target.name,
+                origin=" → ".join(c.origin for c in steps[1:]),
+                note=" | ".join(c.note for c in steps[1:] if c.note),
+                parent_source=original.source,
+                source=best.source,
+                parent_metrics=Metrics.from_dict(original.metrics),
+                metrics=Metrics.from_dict(best.metrics),
+                gain=improvement(Metrics.from_dict(original.metrics), Metrics.from_dict(best.metrics)),
+                candidate_id=best.id,
+                assurance=best.assurance,
+            )
+        try:
+            self.learn(win)
+        except Exception:  # learning is a bonus; it must not fail the job
+            log.exception("could not record what job %s taught", job_id)
 
     def _report(self, done: int, message: str) -> None:
         if self.progress is not None:

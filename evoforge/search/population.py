@@ -121,3 +121,23 @@ def best_member(
     if not better:
         return None
     return min(better, key=lambda m: (_costs(m, objectives), m.candidate_id))
+
+
+def inspirations(
+    members: Sequence[Member], parent: Member, objectives: Sequence[Objective], count: int = 2
+) -> list[Member]:
+    """Strong and diverse members to show beside ``parent``: the best on each objective in turn.
+
+    The parent and the original design (shown anyway) are left out; each member appears once.
+    """
+    others = [m for m in members if m.candidate_id != parent.candidate_id and m.origin != "original"]
+    chosen: list[Member] = []
+    for k in range(len(objectives)):
+        if len(chosen) >= count:
+            break
+        rotated = [*objectives[k:], *objectives[:k]]
+        ranked = sorted(others, key=lambda m: (_costs(m, rotated), m.candidate_id))
+        pick = next((m for m in ranked if m not in chosen), None)
+        if pick is not None:
+            chosen.append(pick)
+    return chosen

@@ -8,13 +8,14 @@ evaluated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from evoforge.agents.base import Proposal
+from evoforge.agents.base import LlmCallRecord, Proposal
 from evoforge.domain import (
     CandidateStatus,
     JobStatus,
@@ -28,7 +29,7 @@ from evoforge.domain import (
 from evoforge.errors import NotFoundError
 from evoforge.search.population import Member, best_member
 from evoforge.store import repository
-from evoforge.store.models import CacheEntry, Candidate, Job, StageRun
+from evoforge.store.models import CacheEntry, Candidate, Job, LlmCall, StageRun
 
 ORIGINAL = "original"
 
@@ -94,9 +95,25 @@ def record_original(session: Session, job_id: int, verdict: Verdict) -> Candidat
     return candidate
 
 
+#: rejected children of a parent shown to the proposers (latest first)
+RECENT_FAILURES = 3
+
+
 def _feedback(session: Session, candidate_id: int) -> dict[str, Any]:
-    """What the proposers get to see of a parent: its critical path and its largest cells."""
+    """What the proposers get to see of a parent: its critical path, its largest cells, and why its
+    latest children were rejected (the failure detail: first mismatch, counterexample, …)."""
     feedback: dict[str, Any] = {}
+    failed = session.scalars(
+        select(Candidate)
+        .where(Candidate.parent_id == candidate_id, Candidate.status == CandidateStatus.REJECTED.value)
+        .order_by(Candidate.id.desc())
+        .limit(RECENT_FAILURES)
+    ).all()
+    if failed:
+        feedback["recent_failures"] = [
+            {"stage": c.rejected_stage, "reason": c.reason, "note": c.note, "origin": c.origin}
+            for c in failed
+        ]
     runs = session.scalars(select(StageRun).where(StageRun.candidate_id == candidate_id)).all()
     for run in runs:
         if run.name == "timing":
@@ -171,7 +188,7 @@ def add_proposal(
         origin=proposal.origin,
         source_hash=digest,
         parent_id=parent.candidate_id,
-        note=proposal.note,
+        note=lineage_note(proposal),
         generation=parent.generation + 1,
     )
     cached = repository.find_cache(
@@ -186,6 +203,73 @@ def add_proposal(
     candidate.cache_hit = "source"
     _refresh(session, job_id)
     return candidate.id, True
+
+
+def record_calls(
+    session: Session, job_id: int, candidate_id: int | None, calls: Sequence[LlmCallRecord]
+) -> None:
+    """Store LLM calls, linked to the candidate they produced (``None``: they produced none)."""
+    for call in calls:
+        repository.record_llm_call(
+            session,
+            job_id=job_id,
+            candidate_id=candidate_id,
+            role=call.role,
+            model=call.model,
+            prompt=call.prompt,
+            reply=call.reply,
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+            latency_s=call.latency_s,
+            error=call.error,
+        )
+
+
+def llm_usage(session: Session, job_id: int) -> dict[str, int]:
+    """The job's LLM calls: how many, how many failed, and the tokens they used."""
+    row = session.execute(
+        select(
+            func.count(LlmCall.id),
+            func.count(LlmCall.error),
+            func.coalesce(func.sum(LlmCall.prompt_tokens), 0),
+            func.coalesce(func.sum(LlmCall.completion_tokens), 0),
+        ).where(LlmCall.job_id == job_id)
+    ).one()
+    calls, errors, prompt_tokens, completion_tokens = (int(v or 0) for v in row)
+    return {
+        "calls": calls,
+        "errors": errors,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+    }
+
+
+def lineage_note(proposal: Proposal) -> str:
+    """The proposal's note with its rule and the design's rooms it touched, for the lineage view."""
+    extra = [f"rule {proposal.rule}"] if proposal.rule and proposal.rule not in proposal.note else []
+    if proposal.touched:
+        more = " …" if len(proposal.touched) > 12 else ""
+        extra.append("touched " + ", ".join(proposal.touched[:12]) + more)
+    return f"{proposal.note} [{'; '.join(extra)}]" if extra else proposal.note
+
+
+def lineage(session: Session, candidate_id: int) -> list[Candidate]:
+    """The candidate and its ancestors, the original first."""
+    chain: list[Candidate] = []
+    current = session.get(Candidate, candidate_id)
+    while current is not None and len(chain) < 10_000:
+        chain.append(current)
+        current = session.get(Candidate, current.parent_id) if current.parent_id is not None else None
+    return chain[::-1]
+
+
+def winning_lineage(session: Session, job_id: int) -> list[Candidate]:
+    """Original → … → the job's best candidate (empty when the job found no improvement)."""
+    job = repository.get_job(session, job_id)
+    if job.best_candidate_id is None:
+        return []
+    steps = lineage(session, job.best_candidate_id)
+    return steps if len(steps) > 1 and steps[0].origin == ORIGINAL else []
 
 
 def record_stage(session: Session, candidate_id: int, result: StageResult) -> None:

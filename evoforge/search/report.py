@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evoforge.domain import Metrics, improvement
+from evoforge.domain import CandidateStatus, Metrics, Objective, improvement
+from evoforge.search.population import Member, pareto_front
+from evoforge.search.records import llm_usage
 from evoforge.store import repository
 from evoforge.store.models import Candidate, Job
 
@@ -30,6 +32,52 @@ def candidate_row(candidate: Candidate) -> dict[str, Any]:
         "cache_hit": candidate.cache_hit,
         "note": candidate.note,
     }
+
+
+def front_objectives(job: Job) -> tuple[Objective, ...]:
+    """RTL: area and delay (a rewrite that trades one for the other is shown, not hidden); else the job's."""
+    if job.kind == "rtl":
+        return (Objective.AREA, Objective.DELAY)
+    return tuple(Objective(o) for o in (job.options or {}).get("objectives", [])) or (Objective.RUNTIME,)
+
+
+def pareto_rows(job: Job, candidates: list[Candidate], baseline: Metrics) -> list[dict[str, Any]]:
+    """The accepted candidates no other accepted one beats on every objective (the original included)."""
+    members = [
+        Member(c.id, c.source, Metrics.from_dict(c.metrics), c.generation, c.origin, c.assurance)
+        for c in candidates
+        if c.status == CandidateStatus.ACCEPTED.value
+    ]
+    origins = {c.id: c for c in candidates}
+    return [
+        {
+            "candidate_id": m.candidate_id,
+            "origin": m.origin,
+            "metrics": m.metrics.to_dict(),
+            "assurance": m.assurance,
+            "improvement": improvement(baseline, m.metrics),
+            "note": origins[m.candidate_id].note,
+        }
+        for m in pareto_front(members, front_objectives(job))
+    ]
+
+
+def lineage_rows(candidates: list[Candidate], candidate_id: int) -> list[dict[str, Any]]:
+    """The steps from the original to a candidate: what each rewrite was and which rooms it touched."""
+    by_id = {c.id: c for c in candidates}
+    steps: list[dict[str, Any]] = []
+    current = by_id.get(candidate_id)
+    while current is not None and current.origin != ORIGINAL and len(steps) < len(by_id):
+        steps.append(
+            {
+                "candidate_id": current.id,
+                "origin": current.origin,
+                "note": current.note,
+                "metrics": current.metrics,
+            }
+        )
+        current = by_id.get(current.parent_id) if current.parent_id is not None else None
+    return steps[::-1]
 
 
 def job_report(session: Session, job_id: int) -> dict[str, Any]:
@@ -56,6 +104,7 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
             "assurance": best.assurance,
             "origin": best.origin,
             "note": best.note,
+            "lineage": lineage_rows(candidates, best.id),
         },
         "counts": {
             "proposed": job.proposed,
@@ -64,4 +113,26 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
             "rejected": job.rejected,
         },
         "candidates": [candidate_row(c) for c in candidates if c.origin != ORIGINAL],
+        "pareto_front": pareto_rows(job, candidates, baseline),
+        "llm": llm_usage(session, job_id),
     }
+
+
+def llm_call_rows(session: Session, job_id: int, candidate_id: int | None = None) -> list[dict[str, Any]]:
+    """A job's LLM calls (or one candidate's), oldest first, prompt and reply in full."""
+    return [
+        {
+            "id": call.id,
+            "candidate_id": call.candidate_id,
+            "role": call.role,
+            "model": call.model,
+            "prompt_tokens": call.prompt_tokens,
+            "completion_tokens": call.completion_tokens,
+            "latency_s": call.latency_s,
+            "error": call.error,
+            "created_at": call.created_at.isoformat(),
+            "prompt": call.prompt,
+            "reply": call.reply,
+        }
+        for call in repository.list_llm_calls(session, job_id, candidate_id=candidate_id)
+    ]

@@ -35,7 +35,8 @@ module seq_detect (
                 ONES3:   next = din ? ONES3 : ONZ;
                 ONZ:     next = din ? HIT   : IDLE;
                 HIT:     next = din ? ONES2 : ZERO;
-                default: next = din ? ONE   : ZERO;
+                HITZ:    next = din ? ONE   : ZERO;
+                default: next = IDLE;
             endcase
         end
     end

@@ -4,11 +4,22 @@ A rule's ``apply(parsed, rng)`` returns :class:`~evoforge.agents.rtl_rules.ast_u
 (never text edits); :mod:`evoforge.agents.rtl_rules.proposer` turns sites into proposals.
 """
 
-from evoforge.agents.rtl_rules import resource_sharing
+from evoforge.agents.rtl_rules import (
+    fsm_rules,
+    rebalance,
+    resource_sharing,
+    strength_reduction,
+    width_reduction,
+)
 from evoforge.agents.rtl_rules.ast_utils import Rewrite, Rule
 
 RULES: dict[str, Rule] = {
     resource_sharing.NAME: resource_sharing.RULE,
+    fsm_rules.MINIMISE: fsm_rules.MINIMISE_RULE,
+    fsm_rules.REENCODE: fsm_rules.REENCODE_RULE,
+    width_reduction.NAME: width_reduction.RULE,
+    strength_reduction.NAME: strength_reduction.RULE,
+    rebalance.NAME: rebalance.RULE,
 }
 
 __all__ = ["RULES", "Rewrite", "Rule"]

@@ -46,6 +46,8 @@ RTL_CASCADE: tuple[tuple[str, StageFn], ...] = (
 )
 #: stages whose result depends only on the synthesised implementation (reusable by its hash)
 IMPLEMENTATION_STAGES = ("timing",)
+#: the cheap front stages an agent may run on a draft before handing it over (``quick_check``)
+QUICK_STAGES = ("parse", "lint", "interface")
 #: the stages that measure the original (its own simulation and equivalence are trivially exact)
 BASELINE_STAGES = ("parse", "lint", "synthesis", "timing")
 
@@ -142,6 +144,24 @@ class RtlVerifier:
                     impl, {r.name: r for r in results if r.name in self.implementation_stages}
                 )
         return verdict
+
+    def quick_check(self, source: str) -> StageResult:
+        """Only the cheap front stages (parse, lint, interface); the last one run, failed or ok.
+
+        What the LLM agents use to repair a draft before the search loop spends the full cascade on it.
+        """
+        workdir = self._workdir("quick")
+        ctx = self._context(source, workdir)
+        result = StageResult("parse", False, 0.0, detail="no stage ran", error=True)
+        try:
+            for name, fn in RTL_CASCADE:
+                if name in QUICK_STAGES:
+                    result = _run_stage(name, fn, ctx)
+                    if not result.ok:
+                        break
+        finally:
+            self._cleanup(workdir)
+        return result
 
     def _cached_stage(self, name: str, ctx: RtlContext) -> StageResult | None:
         if name not in self.implementation_stages:
