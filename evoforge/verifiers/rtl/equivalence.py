@@ -19,8 +19,12 @@ Attempts, stopping at the first decisive one:
    cycle, then ``bmc`` to ``settings.bmc_depth`` cycles after reset. A clocked design without a reset
    has an unknown initial state: only induction over all initial states can prove it; otherwise the
    stage falls back to ``simulated`` (a concrete mismatch it finds is still a disproof).
-   ABC's ``dsec``/``dprove`` are not used: they assume an all-zero initial state, which is not the
-   reset semantics of the design.
+   Between the two, ``pdr``: ABC's property-directed reachability on an AIGER miter whose initial
+   state is the state after one reset cycle (``sim -w``; refused when a register is still undefined
+   then). It proves rewrites that change the reachable state space (width reduction, FSM
+   re-encoding), where k-induction fails on unreachable states; its counterexamples are not trusted
+   as disproofs (two-valued). ABC's ``dsec``/``dprove`` are not used: they assume an all-zero initial
+   state, which is not the reset semantics of the design.
 
 X handling: inputs are defined; initial state is undefined (``-set-init-undef``) and the first
 (reset) cycle's outputs are not compared. The miter is built with ``-ignore_gold_x``: an undefined
@@ -53,6 +57,7 @@ LABELS = {
     "abc": "ABC &cec",
     "induction": "SAT induction",
     "bmc": "bounded model check",
+    "pdr": "ABC pdr from the reset state",
 }
 
 
@@ -95,8 +100,11 @@ def run_equivalence(ctx: RtlContext) -> StageResult:
                     break
         else:
             attempts.append(checker.induction())
+            if attempts[-1].outcome not in ("proven", "disproven") and checker.reset and checker.clock:
+                attempts.append(checker.pdr())
             deep_enough = attempts[-1].bounded_cycles >= ctx.settings.bmc_depth
-            if attempts[-1].outcome not in ("proven", "disproven") and checker.reset and not deep_enough:
+            undecided = attempts[-1].outcome not in ("proven", "disproven")
+            if undecided and checker.reset and not deep_enough:
                 attempts.append(checker.bmc())
     return _result(ctx, attempts, time.monotonic() - start, checker)
 
@@ -112,6 +120,7 @@ class _Checker:
         self.top = ctx.top
         self.reset = ctx.interface.reset
         self.active_low = ctx.interface.reset_active_low
+        self.clock = ctx.interface.clock
         self.has_state = False
         self.logs: list[str] = []
 
@@ -249,6 +258,33 @@ class _Checker:
                 note += " (no reset: the initial state is unknown, only induction can prove it)"
             return Attempt("induction", "unknown", run.seconds, note, bounded_cycles=cycles)
         return Attempt("induction", "error", run.seconds, run.error)
+
+    def pdr(self) -> Attempt:
+        """ABC's property-directed reachability from the post-reset state: proves, never refutes."""
+        assert self.reset is not None and self.clock is not None
+        start = time.monotonic()
+        script = scripts.pdr_export_script(
+            ORIGINAL, CANDIDATE, self.top, self.clock, self.reset, self.active_low, "pdr.aig"
+        )
+        run = self._run(script, "pdr_export")
+        if not run.ok:
+            if run.timed_out:
+                return Attempt("pdr", "timeout", run.seconds, "AIGER export timed out")
+            if "select -assert-none" in run.log and "ERROR" in run.log:
+                return Attempt("pdr", "unknown", run.seconds, "some registers are undefined after reset")
+            return Attempt("pdr", "error", run.seconds, f"AIGER export: {run.error}")
+        left = max(1.0, self.timeout - run.seconds)
+        result = YosysAbc().run(["-c", scripts.pdr_command("pdr.aig")], cwd=self.workdir, timeout=left)
+        seconds = time.monotonic() - start
+        self.logs.append(f"== pdr: {result.output[-2000:]}")
+        if result.timed_out:
+            return Attempt("pdr", "timeout", seconds, f"pdr timed out after {self.timeout:g} s")
+        if "Property proved" in result.stdout:
+            return Attempt("pdr", "proven", seconds, "invariant found from the reset state")
+        if "was asserted in frame" in result.stdout:
+            # two-valued, with the original's undefined constants fixed to 0: a hint, not a disproof
+            return Attempt("pdr", "unknown", seconds, "pdr reports a difference under two-valued semantics")
+        return Attempt("pdr", "error", seconds, result.output.strip()[-300:])
 
     def bmc(self) -> Attempt:
         depth = self.ctx.settings.bmc_depth

@@ -175,6 +175,45 @@ def abc_export_script(original: str, candidate: str, top: str, aiger: str) -> st
     )
 
 
+def pdr_export_script(
+    original: str, candidate: str, top: str, clock: str, reset: str, active_low: bool, aiger: str
+) -> str:
+    """A sequential miter as AIGER whose initial state is the state right after one reset cycle.
+
+    ``sim -w`` simulates the reset and writes the resulting register values back as initial values;
+    the script fails (``select -assert-none``) when any register is still undefined after reset, since
+    AIGER's zero initial state would then be an unsound guess. Undefined constants are handled as in
+    :func:`abc_export_script`. The reset input stays free afterwards, so resets at any later time are
+    covered too.
+    """
+    reset_flag = "-resetn" if active_low else "-reset"
+    return load_script(original, candidate, top) + "\n".join(
+        [
+            "setundef -undriven -zero gold",
+            "setundef -zero gold",
+            "setundef -undriven -anyseq gate",
+            "setundef -anyseq gate",
+            "miter -equiv -flatten gold gate miter",
+            "hierarchy -top miter",
+            "flatten",
+            f"sim -clock in_{clock} {reset_flag} in_{reset} -rstlen 1 -n 1 -w miter",
+            "select -assert-none w:* a:init=*x* %i",
+            "opt -fast -nosdff -nodffe",
+            "techmap",
+            "opt -fast -nosdff -nodffe",
+            "dffunmap",
+            "aigmap",
+            "opt_clean",
+            f"write_aiger -zinit {aiger}",
+            "",
+        ]
+    )
+
+
+def pdr_command(aiger: str) -> str:
+    return f"read_aiger {aiger}; strash; pdr"
+
+
 def abc_cec_command(aiger: str) -> str:
     return f"read {aiger}; &get; &cec -m"
 
