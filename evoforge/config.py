@@ -81,6 +81,19 @@ class LlmSettings(BaseModel):
     max_tokens: int = Field(4096, ge=64, description="completion tokens per request")
 
 
+class WebSettings(BaseModel):
+    """The web service and its workers (the write token is ``Settings.web_token``: EVOFORGE_WEB_TOKEN)."""
+
+    max_upload_bytes: int = Field(1_000_000, ge=1024, description="largest design a submission may carry")
+    liberties: dict[str, Path] = Field(
+        default_factory=dict, description="named liberty files the submit form offers besides 'generic'"
+    )
+    max_budget: int = Field(200, ge=1, description="largest budget a web submission may ask for")
+    heartbeat_s: float = Field(5.0, gt=0, description="how often a running job stamps its heartbeat")
+    stale_after_s: float = Field(60.0, gt=0, description="a running job silent this long is requeued")
+    poll_s: float = Field(1.0, gt=0, description="how often an idle worker looks for queued jobs")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EVOFORGE_",
@@ -94,6 +107,8 @@ class Settings(BaseSettings):
     rtl: RtlSettings = Field(default_factory=lambda: RtlSettings())
     search: SearchSettings = Field(default_factory=lambda: SearchSettings())
     llm: LlmSettings = Field(default_factory=lambda: LlmSettings())
+    web: WebSettings = Field(default_factory=lambda: WebSettings())
+    web_token: str | None = Field(None, repr=False, description="required for writes off loopback")
     openai_base_url: str | None = Field(
         None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url")
     )

@@ -23,7 +23,7 @@ class YosysRun:
     @property
     def error(self) -> str:
         """The first ``ERROR:`` line of the log (or the tail of the log when there is none)."""
-        match = re.search(r"^ERROR:.*(?:\n(?!\S).*)*", self.log, flags=re.M)
+        match = re.search(r"^(?:\S*: )?ERROR:.*(?:\n(?!\S).*)*", self.log, flags=re.M)
         if match:
             return match.group(0).strip()
         if self.timed_out:
