@@ -5,7 +5,9 @@ A rule's ``apply(parsed, rng)`` returns :class:`~evoforge.agents.rtl_rules.ast_u
 """
 
 from evoforge.agents.rtl_rules import (
+    addsub_sharing,
     fsm_rules,
+    mask_select,
     rebalance,
     resource_sharing,
     strength_reduction,
@@ -20,6 +22,8 @@ RULES: dict[str, Rule] = {
     width_reduction.NAME: width_reduction.RULE,
     strength_reduction.NAME: strength_reduction.RULE,
     rebalance.NAME: rebalance.RULE,
+    mask_select.NAME: mask_select.RULE,
+    addsub_sharing.NAME: addsub_sharing.RULE,
 }
 
 __all__ = ["RULES", "Rewrite", "Rule"]

@@ -287,6 +287,13 @@ class ResourceSharing:
         return Rewrite(rule=NAME, module=module, path=path, note=note, touched=touched, transform=transform)
 
 
+def share_select(cond: Any, then: Any, other: Any, signs: dict[str, bool]) -> Any | None:
+    """``cond ? then : other`` with its operator shared (ternary form above); None when not shareable."""
+    tree = _Branch(copy.deepcopy(cond), _Leaf(copy.deepcopy(then)), _Leaf(copy.deepcopy(other)))
+    op = _shareable(tree, signs, statement_form=False)
+    return None if op is None else _shared(tree, op)
+
+
 def _rewrite_expression(current: Any, *, op: type) -> Any:
     return _shared(_expr_tree(current), op)
 
