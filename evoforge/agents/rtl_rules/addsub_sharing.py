@@ -56,6 +56,7 @@ from evoforge.agents.rtl_rules.ast_utils import (
     expr_key,
     identifiers,
     is_pure,
+    module_definitions,
     node_at,
     replace_at,
     signedness,
@@ -374,10 +375,7 @@ class AddSubSharing:
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []
-        for index, definition in enumerate(parsed.ast.description.definitions):
-            if not isinstance(definition, vast.ModuleDef):
-                continue
-            root: Path = (("description", None), ("definitions", index))
+        for root, definition in module_definitions(parsed):
             for site in _sites(definition):
                 case = node_at(definition, site.case_path)
                 touched = [*identifiers(case.comp)]

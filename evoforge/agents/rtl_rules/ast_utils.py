@@ -136,7 +136,8 @@ def signal_signedness(module: vast.ModuleDef) -> dict[str, bool]:
     return table
 
 
-_UNSIGNED_RESULT = (
+#: operators whose result is one unsigned bit (comparisons, logical and reduction operators)
+ONE_BIT_OPERATORS: tuple[type[Any], ...] = (
     vast.LessThan,
     vast.GreaterThan,
     vast.LessEq,
@@ -154,11 +155,8 @@ _UNSIGNED_RESULT = (
     vast.Unor,
     vast.Uxor,
     vast.Uxnor,
-    vast.Concat,
-    vast.Repeat,
-    vast.Partselect,
-    vast.Pointer,
 )
+_UNSIGNED_RESULT = (*ONE_BIT_OPERATORS, vast.Concat, vast.Repeat, vast.Partselect, vast.Pointer)
 _SHIFTS = (vast.Sll, vast.Srl, vast.Sla, vast.Sra)
 
 
@@ -191,3 +189,10 @@ def _all(*values: bool | None) -> bool | None:
     if any(v is None for v in values):
         return None
     return all(values)
+
+
+def module_definitions(parsed: ParsedVerilog) -> Iterator[tuple[Path, vast.ModuleDef]]:
+    """Every module of a parsed source with its path from the root (the site address rules use)."""
+    for index, definition in enumerate(parsed.ast.description.definitions):
+        if isinstance(definition, vast.ModuleDef):
+            yield (("description", None), ("definitions", index)), definition

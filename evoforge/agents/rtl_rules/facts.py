@@ -14,7 +14,7 @@ from typing import Any
 
 from pyverilog.vparser import ast as vast
 
-from evoforge.agents.rtl_rules.ast_utils import Path, walk_paths
+from evoforge.agents.rtl_rules.ast_utils import ONE_BIT_OPERATORS, Path, walk_paths
 from evoforge.tools.verilog_ast import const_value, module_info, width_of
 
 
@@ -98,25 +98,7 @@ _CONTEXT_BINARY = (
     vast.Xor,
     vast.Xnor,
 )
-_ONE_BIT = (
-    vast.LessThan,
-    vast.GreaterThan,
-    vast.LessEq,
-    vast.GreaterEq,
-    vast.Eq,
-    vast.NotEq,
-    vast.Eql,
-    vast.NotEql,
-    vast.Land,
-    vast.Lor,
-    vast.Ulnot,
-    vast.Uand,
-    vast.Unand,
-    vast.Uor,
-    vast.Unor,
-    vast.Uxor,
-    vast.Uxnor,
-)
+_ONE_BIT = ONE_BIT_OPERATORS
 _SHIFTS = (vast.Sll, vast.Srl, vast.Sla, vast.Sra, vast.Power)
 _CONTEXT_UNARY = (vast.Uminus, vast.Uplus, vast.Unot)
 

@@ -40,6 +40,7 @@ from evoforge.agents.rtl_rules.ast_utils import (
     expr_key,
     identifiers,
     is_pure,
+    module_definitions,
     node_at,
     signedness,
     walk_paths,
@@ -147,10 +148,7 @@ class MaskSelect:
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []
-        for index, definition in enumerate(parsed.ast.description.definitions):
-            if not isinstance(definition, vast.ModuleDef):
-                continue
-            root: Path = (("description", None), ("definitions", index))
+        for root, definition in module_definitions(parsed):
             sigs = facts.module_signals(definition)
             signs = {name: sig.signed for name, sig in sigs.items()}
             taken: list[Path] = []

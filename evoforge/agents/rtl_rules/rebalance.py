@@ -35,11 +35,11 @@ from pyverilog.vparser import ast as vast
 
 from evoforge.agents.rtl_rules import facts
 from evoforge.agents.rtl_rules.ast_utils import (
-    Path,
     Rewrite,
     expr_key,
     identifiers,
     is_pure,
+    module_definitions,
     signal_signedness,
     signedness,
     walk_paths,
@@ -315,10 +315,7 @@ class Rebalance:
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []
-        for position, module in enumerate(parsed.ast.description.definitions):
-            if not isinstance(module, vast.ModuleDef):
-                continue
-            path: Path = (("description", None), ("definitions", position))
+        for path, module in module_definitions(parsed):
             for index, block in _combinational_blocks(module):
                 for chain in _chains(list(block.statements)):
                     if not _safe(module, block, chain):

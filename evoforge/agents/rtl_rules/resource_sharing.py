@@ -41,6 +41,7 @@ from evoforge.agents.rtl_rules.ast_utils import (
     expr_key,
     identifiers,
     is_pure,
+    module_definitions,
     signal_signedness,
     signedness,
     walk_paths,
@@ -228,10 +229,7 @@ class ResourceSharing:
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []
-        for index, definition in enumerate(parsed.ast.description.definitions):
-            if not isinstance(definition, vast.ModuleDef):
-                continue
-            root: Path = (("description", None), ("definitions", index))
+        for root, definition in module_definitions(parsed):
             signs = signal_signedness(definition)
             self._visit(definition, root, definition.name, signs, [], rewrites)
         return rewrites

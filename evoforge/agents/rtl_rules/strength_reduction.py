@@ -31,6 +31,7 @@ from evoforge.agents.rtl_rules.ast_utils import (
     expr_key,
     identifiers,
     is_pure,
+    module_definitions,
     signal_signedness,
     signedness,
     walk_paths,
@@ -113,10 +114,7 @@ class StrengthReduction:
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []
-        for position, module in enumerate(parsed.ast.description.definitions):
-            if not isinstance(module, vast.ModuleDef):
-                continue
-            root: Path = (("description", None), ("definitions", position))
+        for root, module in module_definitions(parsed):
             sigs = facts.module_signals(module)
             signs = signal_signedness(module)
             for path, node in walk_paths(module, root):

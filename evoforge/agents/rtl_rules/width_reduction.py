@@ -34,7 +34,14 @@ from typing import Any
 from pyverilog.vparser import ast as vast
 
 from evoforge.agents.rtl_rules import facts
-from evoforge.agents.rtl_rules.ast_utils import Path, Rewrite, identifiers, node_at, walk_paths
+from evoforge.agents.rtl_rules.ast_utils import (
+    Path,
+    Rewrite,
+    identifiers,
+    module_definitions,
+    node_at,
+    walk_paths,
+)
 from evoforge.tools.verilog_ast import ParsedVerilog, const_value, module_info
 
 NAME = "width_reduction"
@@ -393,10 +400,7 @@ class WidthReduction:
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []
-        for position, definition in enumerate(parsed.ast.description.definitions):
-            if not isinstance(definition, vast.ModuleDef):
-                continue
-            path: Path = (("description", None), ("definitions", position))
+        for path, definition in module_definitions(parsed):
             sigs = facts.module_signals(definition)
             for name, kind, bits, index in _sites(definition):
                 width = sigs[name].width
