@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 run_example=1
 [ "${1:-}" = "--no-example" ] && run_example=0
 
-SYSTEM_PACKAGES=(iverilog yosys verilator opensta bubblewrap python3-venv python3-dev gcc make)
+SYSTEM_PACKAGES=(iverilog yosys verilator opensta bubblewrap python3-venv python3-dev gcc make chromium)
 
 missing=()
-for tool in iverilog yosys yosys-abc verilator sta bwrap; do
+for tool in iverilog yosys yosys-abc verilator sta bwrap chromium; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -32,10 +32,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev,llm]"
+.venv/bin/python -m pip install -q -e ".[dev,llm,web]"
 echo "setup: installed $(.venv/bin/evoforge --version)" >&2
 
 if [ "$run_example" = 1 ]; then
-  echo "setup: optimising examples/rtl/alu_shared.v (a small search; about a minute)" >&2
-  .venv/bin/evoforge run examples/rtl/alu_shared.v --budget 6 --db "sqlite:///$PWD/.evoforge-example.db"
+  echo "setup: optimising examples/rtl/seq_detect.v (a small search; about a minute)" >&2
+  .venv/bin/evoforge run examples/rtl/seq_detect.v --proposer offline --budget 8 \
+    --db "sqlite:///$PWD/.evoforge-example.db"
+  echo "setup: browse it with: .venv/bin/evoforge jobs --db sqlite:///$PWD/.evoforge-example.db" >&2
 fi
