@@ -1,4 +1,4 @@
-"""The ``evoforge`` command: run, verify, jobs, show, export.
+"""The ``evoforge`` command: run, verify, jobs, show, export, kb, serve, worker.
 
 The only place that prints and chooses exit codes: 0 success / accepted, 1 rejected or failed,
 2 unusable input, 3 the verifier itself failed. ``--json`` prints exactly one JSON object on stdout;
@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -160,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", type=Path, required=True)
     export.add_argument("--db")
 
+    serve = sub.add_parser("serve", help="web UI + JSON API, with an embedded worker by default")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="queue jobs only; run `evoforge worker`")
+    serve.add_argument("--db")
+    worker = sub.add_parser("worker", help="claim queued jobs from the database and run them")
+    worker.add_argument("--db")
+    worker.add_argument("--max-jobs", type=int, help="exit after this many jobs (default: run forever)")
+    worker.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+
     kb = sub.add_parser("kb", help="the knowledge base: optimisation rules and learned rewrites")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
     kb_list = kb_sub.add_parser("list", help="list entries (built-in and learned, kept apart)")
@@ -224,12 +233,9 @@ def _target_options(args: argparse.Namespace) -> Any:
 
 
 def _verifier(target: Target, settings: Settings) -> Any:
-    from evoforge.tools.liberty import prepare_liberty
-    from evoforge.verifiers.rtl.cascade import RtlVerifier
+    from evoforge.search.jobs import make_verifier
 
-    liberty = prepare_liberty(settings.rtl.liberty, settings.cache_dir)
-    work = Path(tempfile.mkdtemp(prefix="evoforge-", dir=settings.work_dir()))
-    return RtlVerifier(target=target, settings=settings.rtl, liberty=liberty, work_root=work)
+    return make_verifier(target, settings)
 
 
 def _load_target(paths: Sequence[Path], args: argparse.Namespace, settings: Settings) -> Target:
@@ -308,9 +314,8 @@ def _print_verdict(payload: dict[str, Any]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from evoforge.search.loop import LoopOptions, SearchLoop
+    from evoforge.search import jobs
     from evoforge.search.report import job_report
-    from evoforge.store import repository
     from evoforge.store.engine import open_store
 
     settings = _settings(args)
@@ -318,66 +323,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.target:
             raise ConfigError("--resume JOB takes no target file", hint="evoforge run --resume 3")
-        job_id, target, settings, objectives = _resumed(store, args.resume, settings, args)
-        settings = _choose_proposer(settings)
-        verifier = _verifier(target, settings)
+        job_id = args.resume
+        budget = args.budget
     else:
         if not args.target:
             raise BadInputError("no design file given", hint="evoforge run design.v [--top TOP]")
         target = _load_target(args.target, args, settings)
-        settings = _choose_proposer(settings)
-        verifier = _verifier(target, settings)
+        settings = jobs.choose_proposer(settings)  # a bad endpoint is reported before a job exists
         objectives = args.objective or DEFAULT_RTL_OBJECTIVES
-        options = {
-            "budget": settings.search.budget,
-            "seed": settings.search.seed,
-            "workers": settings.search.workers,
-            "proposer": settings.search.proposer,
-            "model": settings.llm.model,
-            "planner_model": settings.llm.planner_model,
-            "objectives": [o.value for o in objectives],
-            "min_assurance": settings.rtl.min_assurance,
-            "liberty": str(settings.rtl.liberty.resolve()) if settings.rtl.liberty else None,
-            "clock_period_ns": settings.rtl.clock_period_ns,
-            "user_test": target.user_test,
-        }
-        assert target.rtl is not None
-        with store.transaction() as session:
-            job = repository.create_job(
-                session,
-                kind=target.kind.value,
-                target_name=target.name,
-                target_fingerprint=target.fingerprint,
-                target_source=target.source,
-                target_meta={
-                    "top": target.rtl.top,
-                    "clock": target.rtl.clock,
-                    "reset": target.rtl.reset,
-                    "reset_active_low": target.rtl.reset_active_low,
-                    "files": [s.name for s in target.sources],
-                },
-                options=options,
-                status=JobStatus.RUNNING,
-            )
-            job_id = job.id
-    log.info("job %s: %s (%s), budget %s", job_id, target.name, settings.database_url, settings.search.budget)
-    proposer, learn = _proposer(settings, store, job_id, target, verifier)
-    loop = SearchLoop(
-        store=store,
-        target=target,
-        verifier=verifier,
-        proposer=proposer,
-        learn=learn,
-        options=LoopOptions(
-            budget=settings.search.budget,
-            seed=settings.search.seed,
-            objectives=tuple(objectives),
-            workers=settings.search.workers,
-            population_size=settings.search.population_size,
-        ),
-        progress=StderrProgress(enabled=not args.json),
+        job_id = jobs.create_job(store, target, settings, objectives, status=JobStatus.RUNNING)
+        budget = None
+    log.info("job %s (%s)", job_id, settings.database_url)
+    jobs.run_job(
+        store,
+        job_id,
+        settings,
+        StderrProgress(enabled=not args.json),
+        budget=budget,
+        clear_cancel=args.resume is not None,
     )
-    loop.run(job_id)
     with store.transaction() as session:
         report = job_report(session, job_id)
     if args.json:
@@ -387,175 +351,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-LLM_HOWTO = (
-    "set OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1 for vLLM, http://127.0.0.1:11434/v1 for Ollama), "
-    "OPENAI_API_KEY and EVOFORGE_MODEL (or pass --base-url / --model), or use --proposer offline"
-)
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
 
+    from evoforge.web import create_app, is_loopback
 
-def _choose_proposer(settings: Settings) -> Settings:
-    """Settings with ``search.proposer`` decided and, for the LLM proposers, ``llm`` resolved.
-
-    No ``--proposer``: mixed when an endpoint is configured (and a model known), offline otherwise.
-    ``llm``/``mixed`` asked for with no usable endpoint is bad input (exit 2) saying how to set one up.
-    """
-    asked = settings.search.proposer
-    llm = settings.llm_endpoint()
-    configured = bool(llm.base_url or llm.api_key)
-    if asked == "offline" or (asked is None and not configured):
-        return _with_proposer(settings, "offline")
-    if not configured:
-        raise ConfigError(f"--proposer {asked} needs an OpenAI-compatible model endpoint", hint=LLM_HOWTO)
-    if not llm.model:
-        try:
-            llm = llm.model_copy(update={"model": _only_model(llm)})
-        except EvoforgeError as exc:
-            if asked is not None:
-                raise ConfigError(f"--proposer {asked}: {exc.message}", hint=exc.hint or LLM_HOWTO) from exc
-            log.warning("LLM endpoint configured but unusable (%s); proposing offline", exc.message)
-            return _with_proposer(settings, "offline")
-    return _with_proposer(settings.model_copy(update={"llm": llm}), asked or "mixed")
-
-
-def _with_proposer(settings: Settings, name: str) -> Settings:
-    return settings.model_copy(update={"search": settings.search.model_copy(update={"proposer": name})})
-
-
-def _only_model(llm: LlmSettings) -> str:
-    from evoforge.agents.llm.client import served_models
-
-    models = served_models(llm)
-    if len(models) != 1:
-        listed = ", ".join(models[:8]) + (" …" if len(models) > 8 else "")
+    settings = _settings(args)
+    if not is_loopback(args.host) and not settings.web_token:
         raise ConfigError(
-            f"no model chosen and the endpoint serves {len(models)} ({listed or 'none'})",
-            hint="choose one with EVOFORGE_MODEL=NAME or --model NAME",
+            f"--host {args.host} is not a loopback address: writes need a token",
+            hint="set EVOFORGE_WEB_TOKEN=SECRET (clients send 'Authorization: Bearer SECRET')",
         )
-    return models[0]
+    app = create_app(settings, embedded_worker=not args.no_worker, require_token=not is_loopback(args.host))
+    print(f"evoforge: serving on http://{args.host}:{args.port}/", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
 
 
-def _proposer(settings: Settings, store: Any, job_id: int, target: Target, verifier: Any) -> Any:
-    """The job's proposer and the hook that keeps its wins as learned knowledge-base entries."""
-    from evoforge.agents.base import get_proposer
+def cmd_worker(args: argparse.Namespace) -> int:
+    from evoforge.search.jobs import Worker
+    from evoforge.store.engine import open_store
 
-    name = settings.search.proposer or "offline"
-    if name == "offline":
-        from evoforge.kb import KnowledgeBase, learned_path
-
-        kb = KnowledgeBase.load(learned=learned_path(settings.data_dir))
-        return get_proposer("offline", knowledge=kb), _learner(kb, target, job_id)
-    from evoforge.agents.llm import knowledge
-    from evoforge.agents.llm.client import LlmClient
-    from evoforge.kb import KnowledgeBase, learned_path
-    from evoforge.search.records import llm_usage
-
-    with store.transaction() as session:
-        used = llm_usage(session, job_id)  # a resumed job keeps counting its token budget
-    client = LlmClient(settings.llm, tokens_spent=used["prompt_tokens"] + used["completion_tokens"])
-    kb = KnowledgeBase.load(learned=learned_path(settings.data_dir))
-    proposer = get_proposer(
-        name,
-        client=client,
-        checker=verifier.quick_check,
-        retrieve=knowledge.retriever(kb, target.kind),
-        max_repairs=settings.llm.max_repairs,
-    )
-
-    def learn(win: Any) -> None:
-        knowledge.learn(
-            kb,
-            kind=target.kind,
-            target=win.target_name,
-            origin=win.origin,
-            plan=win.note,
-            before=win.parent_source,
-            after=win.source,
-            parent_metrics=win.parent_metrics,
-            metrics=win.metrics,
-            gain=win.gain,
-            assurance=win.assurance,
-            job_id=job_id,
-            candidate_id=win.candidate_id,
-        )
-
-    return proposer, learn
-
-
-def _learner(kb: Any, target: Target, job_id: int) -> Any:
-    """The hook that keeps a job's verified win (original → best) as a learned knowledge-base entry."""
-    from evoforge.kb import make_learned
-
-    def learn(win: Any) -> None:
-        kb.add_learned(
-            make_learned(
-                domain="rtl" if target.kind.value == "rtl" else "kernel",
-                target=win.target_name,
-                before=win.parent_source,
-                after=win.source,
-                origin=win.origin,
-                note=win.note,
-                baseline={k: float(v) for k, v in win.parent_metrics.to_dict().items()},
-                metrics={k: float(v) for k, v in win.metrics.to_dict().items()},
-                improvement=win.gain,
-                assurance=win.assurance,
-                job_id=job_id,
-                candidate_id=win.candidate_id,
-            )
-        )
-
-    return learn
-
-
-def _resumed(store: Any, job_id: int, settings: Settings, args: argparse.Namespace) -> Any:
-    from evoforge.store import repository
-    from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
-
-    with store.transaction() as session:
-        job = repository.get_job(session, job_id)
-        if job.status == JobStatus.SUCCEEDED.value:
-            raise ConfigError(
-                f"job {job_id} has already succeeded", hint=f"see it with: evoforge show {job_id}"
-            )
-        meta, options, source = dict(job.target_meta), dict(job.options), job.target_source
-    folder = settings.work_dir() / f"job-{job_id}"
-    folder.mkdir(parents=True, exist_ok=True)
-    design = folder / f"{meta['top']}.v"
-    design.write_text(source)
-    user_test = Path(options["user_test"]) if options.get("user_test") else None
-    target = load_rtl_target(
-        [design],
-        RtlTargetOptions(
-            top=meta["top"],
-            clock=meta["clock"] or "none",
-            reset=meta["reset"] or "none",
-            reset_active_low=meta["reset_active_low"],
-            user_test=user_test,
-        ),
-        workdir=folder,
-    )
-    rtl = settings.rtl.model_copy(
-        update={
-            "min_assurance": options["min_assurance"],
-            "liberty": Path(options["liberty"]) if options.get("liberty") else None,
-            "clock_period_ns": options.get("clock_period_ns", settings.rtl.clock_period_ns),
-        }
-    )
-    search = settings.search.model_copy(
-        update={k: options[k] for k in ("budget", "seed", "workers", "proposer") if k in options}
-    )
-    llm = settings.llm.model_copy(
-        update={
-            "model": settings.llm.model or options.get("model"),
-            "planner_model": settings.llm.planner_model or options.get("planner_model"),
-        }
-    )
-    if args.budget is not None:
-        search.budget = args.budget
-        with store.transaction() as session:
-            job = repository.get_job(session, job_id)
-            job.options = {**job.options, "budget": args.budget}
-    objectives = tuple(Objective(o) for o in options["objectives"])
-    return job_id, target, settings.model_copy(update={"rtl": rtl, "search": search, "llm": llm}), objectives
+    settings = _settings(args)
+    worker = Worker(open_store(settings.database_url), settings)
+    print(f"evoforge: {worker.name} waiting for queued jobs", file=sys.stderr)
+    done = worker.run_forever(max_jobs=args.max_jobs)
+    print(f"evoforge: {worker.name} ran {done} job(s)", file=sys.stderr)
+    return EXIT_OK
 
 
 def _fmt_metrics(metrics: dict[str, Any]) -> str:
@@ -761,6 +583,8 @@ COMMANDS = {
     "show": cmd_show,
     "export": cmd_export,
     "kb": cmd_kb,
+    "serve": cmd_serve,
+    "worker": cmd_worker,
 }
 
 

@@ -36,6 +36,7 @@ from evoforge.domain import (
 )
 from evoforge.search import records
 from evoforge.search.population import Member, inspirations, select_parents, survivors
+from evoforge.store import repository
 from evoforge.store.engine import Store
 
 log = logging.getLogger(__name__)
@@ -123,10 +124,17 @@ class SearchLoop:
         try:
             baseline = self._baseline(job_id)
             self._finish_pending(job_id, target_fp)
-            self._search(job_id, target_fp, baseline)
+            cancelled = not self._search(job_id, target_fp, baseline)
             with self.store.transaction() as session:
-                records.finish_job(session, job_id, JobStatus.SUCCEEDED, self.options.objectives)
-            self._learn_from_job(job_id)
+                records.finish_job(
+                    session,
+                    job_id,
+                    JobStatus.CANCELLED if cancelled else JobStatus.SUCCEEDED,
+                    self.options.objectives,
+                    error="cancelled on request" if cancelled else None,
+                )
+            if not cancelled:
+                self._learn_from_job(job_id)
         except KeyboardInterrupt:
             with self.store.transaction() as session:
                 records.finish_job(
@@ -161,12 +169,16 @@ class SearchLoop:
             log.info("resuming job %s: %d unfinished candidate(s)", job_id, len(pending))
             self._evaluate(job_id, target_fp, pending)
 
-    def _search(self, job_id: int, target_fp: str, baseline: Member) -> None:
+    def _search(self, job_id: int, target_fp: str, baseline: Member) -> bool:
+        """Rounds until the budget is spent or the proposer runs dry; False when cancelled."""
         rng = random.Random(self.options.seed)
         stale_rounds = 0
         round_index = 0
         while True:
             with self.store.transaction() as session:
+                if repository.get_job(session, job_id).cancel_requested:
+                    log.info("job %s: cancelled on request after %d round(s)", job_id, round_index)
+                    return False
                 made = records.proposal_count(session, job_id)
                 members = records.population(session, job_id)
                 seen = records.source_hashes(session, job_id)
@@ -201,6 +213,7 @@ class SearchLoop:
             round_index += 1
         with self.store.transaction() as session:
             self._report(records.proposal_count(session, job_id), "done")
+        return True
 
     def _store_unlinked_calls(self, job_id: int) -> None:
         """LLM calls that produced no new candidate: stored against the job."""

@@ -1,0 +1,137 @@
+"""Workers: several never run one job; a killed worker's job goes back to the queue and is resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web_helpers import ADDSEL, FAST_RTL
+
+from evoforge.config import Settings, WebSettings
+from evoforge.domain import DEFAULT_RTL_OBJECTIVES, JobStatus
+from evoforge.search import jobs
+from evoforge.store import repository
+from evoforge.store.engine import open_store
+from evoforge.store.models import utcnow
+from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
+
+
+def _queue(settings: Settings, count: int, tmp_path: Path) -> list[int]:
+    design = tmp_path / "addsel.v"
+    design.write_text(ADDSEL)
+    target = load_rtl_target([design], RtlTargetOptions(), workdir=tmp_path)
+    store = open_store(settings.database_url)
+    return [jobs.create_job(store, target, settings, DEFAULT_RTL_OBJECTIVES) for _ in range(count)]
+
+
+def test_several_workers_never_run_the_same_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(data_dir=tmp_path / "data", rtl=FAST_RTL, web=WebSettings(poll_s=0.05))
+    queued = _queue(settings, 16, tmp_path)
+    runs: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def fake_run_job(store: Any, job_id: int, settings: Settings, **kwargs: Any) -> None:
+        with lock:
+            runs.append((job_id, kwargs["worker"]))
+        time.sleep(0.02)
+        with store.transaction() as session:
+            repository.set_job_status(session, repository.get_job(session, job_id), JobStatus.SUCCEEDED)
+
+    monkeypatch.setattr(jobs, "run_job", fake_run_job)
+    # each worker has its own engine, as separate processes would
+    workers = [jobs.Worker(open_store(settings.database_url), settings, name=f"w{i}") for i in range(4)]
+    threads = [threading.Thread(target=w.run_forever) for w in workers]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(runs) < len(queued) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # a double claim would show up as a 17th run
+    for w in workers:
+        w.stop()
+    for t in threads:
+        t.join(timeout=10)
+    counts = Counter(job_id for job_id, _ in runs)
+    assert sorted(counts) == sorted(queued) and set(counts.values()) == {1}
+    assert len({name for _, name in runs}) > 1  # the work was actually shared
+
+
+def test_stale_running_jobs_are_requeued_or_cancelled(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", rtl=FAST_RTL)
+    first, second, fresh = _queue(settings, 3, tmp_path)
+    store = open_store(settings.database_url)
+    with store.transaction() as session:
+        for _ in range(3):
+            repository.claim_next_job(session, "dead-worker")
+        for job_id in (first, second):
+            repository.get_job(session, job_id).heartbeat_at = utcnow() - timedelta(seconds=120)
+        repository.request_cancel(session, second)
+    assert sorted(jobs.requeue_stale_jobs(store, stale_after_s=60)) == [first, second]
+    with store.transaction() as session:
+        statuses = {j: repository.get_job(session, j).status for j in (first, second, fresh)}
+    assert statuses == {first: "queued", second: "cancelled", fresh: "running"}
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_its_job_resumable(tmp_path: Path) -> None:
+    db_file = tmp_path / "jobs.db"
+    settings = Settings(data_dir=tmp_path / "data", rtl=FAST_RTL, db=f"sqlite:///{db_file}")
+    settings = settings.model_copy(
+        update={"search": settings.search.model_copy(update={"budget": 8, "workers": 1})}
+    )
+    (job_id,) = _queue(settings, 1, tmp_path)
+    env = {
+        **os.environ,
+        "EVOFORGE_DB": settings.database_url,
+        "EVOFORGE_DATA_DIR": str(settings.data_dir),
+        "EVOFORGE_RTL__SIM_CYCLES": "1000",
+        "EVOFORGE_RTL__SIM_SEEDS": "1",
+        "EVOFORGE_RTL__PROBE_CYCLES": "300",
+        "EVOFORGE_WEB__HEARTBEAT_S": "0.5",
+        "EVOFORGE_WEB__STALE_AFTER_S": "3",
+        "EVOFORGE_WEB__POLL_S": "0.2",
+    }
+    argv = [sys.executable, "-m", "evoforge.cli", "worker", "--max-jobs", "1"]
+    first = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, start_new_session=True)
+
+    def finished_ids() -> dict[int, int]:
+        with sqlite3.connect(db_file) as db:
+            rows = db.execute(
+                "SELECT c.id, count(s.id) FROM candidates c LEFT JOIN stage_runs s ON s.candidate_id = c.id"
+                " WHERE c.job_id = ? AND c.status != 'pending' AND c.origin != 'original' GROUP BY c.id",
+                (job_id,),
+            ).fetchall()
+        return {cid: n for cid, n in rows}
+
+    deadline = time.monotonic() + 240
+    while not finished_ids():
+        assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
+        assert time.monotonic() < deadline, "the first worker finished no candidate"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    before = finished_ids()
+    with sqlite3.connect(db_file) as db:
+        assert db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0] == "running"
+
+    second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert "ran 1 job(s)" in second.stderr
+    store = open_store(settings.database_url)
+    with store.transaction() as session:
+        job = repository.get_job(session, job_id)
+        assert job.status == "succeeded", job.error
+        assert job.best_candidate_id is not None
+    after = finished_ids()
+    # what the killed worker finished was kept, not evaluated again
+    assert all(after[cid] == n for cid, n in before.items())

@@ -1,0 +1,48 @@
+"""Helpers of the web tests: the tiny ADDSEL design, a free loopback port, a running server's handle."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from evoforge.config import RtlSettings, Settings
+
+#: four mutually exclusive adders; the resource-sharing rule makes one (as in tests/test_cli_run.py)
+ADDSEL = """\
+module addsel(input [2:0] op, input [15:0] a, b, c, d, output reg [16:0] y);
+  always @* begin
+    if (op == 3'd0) y = a + b;
+    else if (op == 3'd1) y = c + d;
+    else if (op == 3'd2) y = a + d;
+    else y = b + c;
+  end
+endmodule
+"""
+
+FAST_RTL = RtlSettings(sim_cycles=1000, sim_seeds=1, probe_cycles=300, equivalence_timeout_s=30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    settings: Settings
+    client: httpx.Client
+
+    def wait_for(self, job_id: int, statuses: set[str], timeout_s: float = 240) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            job = self.client.get(f"/api/jobs/{job_id}").json()
+            if job["status"] in statuses:
+                return dict(job)
+            time.sleep(0.3)
+        raise AssertionError(f"job {job_id} did not reach {statuses} in {timeout_s} s")
