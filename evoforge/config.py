@@ -28,7 +28,10 @@ class RtlSettings(BaseModel):
     sim_seeds: int = Field(2, ge=1, le=16, description="random seeds of the differential simulation")
     probe_cycles: int = Field(600, ge=50, description="cycles of the fixed fingerprint probe")
     reset_cycles: int = Field(3, ge=1)
-    equivalence_timeout_s: float = Field(60.0, gt=0, description="limit per formal attempt")
+    equivalence_timeout_s: float = Field(30.0, gt=0, description="limit per formal attempt")
+    equivalence_budget_s: float = Field(
+        60.0, gt=0, description="limit of the whole equivalence stage (all attempts together)"
+    )
     bmc_depth: int = Field(20, ge=1, description="cycles of the bounded check after reset")
     induction_depth: int = Field(8, ge=1)
     tool_timeout_s: float = Field(300.0, gt=0)

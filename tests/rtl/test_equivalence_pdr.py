@@ -56,3 +56,23 @@ def test_register_left_undefined_by_reset_is_never_proven(tmp_path: Path) -> Non
     result = run_equivalence(_ctx(tmp_path, candidate))
     assert result.data.get("assurance") != "proven"
     assert not result.ok and "disproven" in result.detail  # the X after reset is a mismatch
+
+
+def test_stage_budget_caps_all_attempts_together(tmp_path: Path) -> None:
+    import time
+
+    from evoforge.verifiers.rtl.target import load_rtl_target as load
+
+    target = load([EXAMPLES / "fir4.v"], RtlTargetOptions(), workdir=tmp_path / "t")
+    ctx = RtlContext(
+        target=target,
+        candidate_source=(EXAMPLES / "fir4_better.v").read_text(),
+        workdir=tmp_path / "w",
+        settings=RtlSettings(equivalence_timeout_s=4, equivalence_budget_s=6),
+        liberty_path=tmp_path / "unused.lib",
+    )
+    start = time.monotonic()
+    result = run_equivalence(ctx)
+    assert time.monotonic() - start < 20
+    assert result.ok and result.data["assurance"] != "proven"
+    assert any(a["outcome"] == "timeout" for a in result.data["attempts"])

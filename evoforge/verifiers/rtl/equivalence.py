@@ -5,8 +5,8 @@
 checked because it instantiates an undefined module or a black box (reward hack #19). Otherwise
 ``ok=True`` with ``data["assurance"]`` = ``proven``, ``bounded(N cycles)`` or ``simulated`` (formal
 gave no verdict in time; the simulate stage before this one is what vouches). Every attempt is a
-separate yosys/ABC process limited by ``settings.equivalence_timeout_s``; a timeout is recorded and
-the next attempt runs.
+separate yosys/ABC process limited by ``settings.equivalence_timeout_s`` and all of them together by
+``settings.equivalence_budget_s``; a timeout is recorded and the next attempt runs while budget is left.
 
 Attempts, stopping at the first decisive one:
 
@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,20 +93,15 @@ def run_equivalence(ctx: RtlContext) -> StageResult:
     if problem is not None:
         return problem
     attempts: list[Attempt] = [checker.structural()]
-    if attempts[-1].outcome != "proven":
-        if not checker.has_state:
-            for step in (checker.combinational_sat, checker.abc):
-                attempts.append(step())
-                if attempts[-1].outcome in ("proven", "disproven"):
-                    break
-        else:
-            attempts.append(checker.induction())
-            if attempts[-1].outcome not in ("proven", "disproven") and checker.reset and checker.clock:
-                attempts.append(checker.pdr())
-            deep_enough = attempts[-1].bounded_cycles >= ctx.settings.bmc_depth
-            undecided = attempts[-1].outcome not in ("proven", "disproven")
-            if undecided and checker.reset and not deep_enough:
-                attempts.append(checker.bmc())
+    for step in checker.plan():
+        if attempts[-1].outcome in ("proven", "disproven"):
+            break
+        if checker.spent:
+            attempts.append(Attempt(step.__name__, "timeout", 0.0, "the stage's time budget is spent"))
+            break
+        if step == checker.bmc and max(a.bounded_cycles for a in attempts) >= ctx.settings.bmc_depth:
+            continue
+        attempts.append(step())
     return _result(ctx, attempts, time.monotonic() - start, checker)
 
 
@@ -116,13 +112,23 @@ class _Checker:
         self.ctx = ctx
         self.workdir = workdir
         self.yosys = Yosys()
-        self.timeout = ctx.settings.equivalence_timeout_s
+        self.per_attempt = ctx.settings.equivalence_timeout_s
+        self.deadline = time.monotonic() + ctx.settings.equivalence_budget_s
         self.top = ctx.top
         self.reset = ctx.interface.reset
         self.active_low = ctx.interface.reset_active_low
         self.clock = ctx.interface.clock
         self.has_state = False
         self.logs: list[str] = []
+
+    @property
+    def timeout(self) -> float:
+        """This attempt's limit: the per-attempt limit, cut to what is left of the stage's budget."""
+        return max(1.0, min(self.per_attempt, self.deadline - time.monotonic()))
+
+    @property
+    def spent(self) -> bool:
+        return self.deadline - time.monotonic() < 1.0
 
     def _run(self, script: str, name: str) -> YosysRun:
         run = self.yosys.run_script(script, cwd=self.workdir, timeout=self.timeout, name=name)
@@ -144,6 +150,17 @@ class _Checker:
         cells = listing.read_text().split() if listing.exists() else []
         self.has_state = any("/" in cell for cell in cells) or run.timed_out
         return None
+
+    def plan(self) -> list[Callable[[], Attempt]]:
+        """The attempts after the structural one, strongest-per-second first."""
+        if not self.has_state:
+            return [self.combinational_sat, self.abc]
+        steps: list[Callable[[], Attempt]] = [self.induction]
+        if self.reset and self.clock:
+            steps.append(self.pdr)
+        if self.reset:
+            steps.append(self.bmc)
+        return steps
 
     def _unloadable(self, run: YosysRun, start: float, *, candidate: bool) -> StageResult:
         error = run.error
