@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from evoforge import __version__
-from evoforge.config import LlmSettings, Settings
+from evoforge.cli.browse import cmd_export, cmd_jobs, cmd_kb, cmd_show, print_job
+from evoforge.cli.common import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_VERIFIER_ERROR,
+    StderrProgress,
+    settings_from_args,
+)
+from evoforge.config import Settings
 from evoforge.domain import (
     DEFAULT_RTL_OBJECTIVES,
     Assurance,
@@ -29,34 +37,6 @@ from evoforge.domain import (
 from evoforge.errors import BadInputError, ConfigError, EvoforgeError, NotFoundError
 
 log = logging.getLogger("evoforge")
-
-EXIT_OK, EXIT_REJECTED, EXIT_BAD_INPUT, EXIT_VERIFIER_ERROR = 0, 1, 2, 3
-
-
-# -- progress on stderr ----------------------------------------------------------------------------
-
-
-class StderrProgress:
-    """A one-line progress bar on a terminal; one line per update otherwise."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-
-    def update(self, done: int, total: int, message: str) -> None:
-        if not self.enabled:
-            return
-        width = 24
-        filled = int(width * done / total) if total else width
-        bar = "#" * filled + "-" * (width - filled)
-        line = f"[{bar}] {done}/{total} {message}"
-        if self.tty:
-            sys.stderr.write("\r\033[K" + line[:120])
-            if done >= total and message == "done":
-                sys.stderr.write("\n")
-        else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
 
 
 # -- argument parsing ------------------------------------------------------------------------------
@@ -187,40 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings()
-    rtl = settings.rtl.model_copy()
-    if getattr(args, "liberty", None) is not None:
-        rtl.liberty = args.liberty
-    if getattr(args, "assurance", None):
-        rtl.min_assurance = args.assurance
-    if getattr(args, "clock_period", None):
-        if args.clock_period <= 0:
-            raise ConfigError("--clock-period must be positive (ns)")
-        rtl.clock_period_ns = args.clock_period
-    search = settings.search.model_copy()
-    for field in ("budget", "seed", "workers", "proposer"):
-        value = getattr(args, field, None)
-        if value is not None:
-            setattr(search, field, value)
-    if search.budget < 1:
-        raise ConfigError("--budget must be at least 1")
-    if search.workers < 1:
-        raise ConfigError("--workers must be at least 1")
-    db = getattr(args, "db", None) or settings.db
-    llm = settings.llm.model_copy()
-    flags = {"base_url": "base_url", "model": "model", "planner_model": "planner_model"}
-    flags |= {"token_budget": "token_budget", "llm_timeout": "timeout_s", "max_repairs": "max_repairs"}
-    for flag, key in flags.items():
-        if getattr(args, flag, None) is not None:
-            setattr(llm, key, getattr(args, flag))
-    try:
-        llm = LlmSettings.model_validate(llm.model_dump())
-    except ValueError as exc:
-        raise ConfigError(f"invalid LLM option: {exc}") from exc
-    return settings.model_copy(update={"rtl": rtl, "search": search, "db": db, "llm": llm})
-
-
 # -- commands --------------------------------------------------------------------------------------
 
 
@@ -257,7 +203,7 @@ def _stage_rows(verdict: Verdict) -> list[dict[str, Any]]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
     target = _load_target([args.target], args, settings)
     if not args.candidate.is_file():
         raise BadInputError(f"{args.candidate}: no such file", hint="pass the candidate's Verilog file")
@@ -318,7 +264,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evoforge.search.report import job_report
     from evoforge.store.engine import open_store
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     store = open_store(settings.database_url)
     if args.resume is not None:
         if args.target:
@@ -347,7 +293,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        _print_job(report)
+        print_job(report)
     return EXIT_OK
 
 
@@ -356,7 +302,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from evoforge.web import create_app, is_loopback
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     if not is_loopback(args.host) and not settings.web_token:
         raise ConfigError(
             f"--host {args.host} is not a loopback address: writes need a token",
@@ -372,207 +318,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from evoforge.search.jobs import Worker
     from evoforge.store.engine import open_store
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     worker = Worker(open_store(settings.database_url), settings)
     print(f"evoforge: {worker.name} waiting for queued jobs", file=sys.stderr)
     done = worker.run_forever(max_jobs=args.max_jobs)
     print(f"evoforge: {worker.name} ran {done} job(s)", file=sys.stderr)
-    return EXIT_OK
-
-
-def _fmt_metrics(metrics: dict[str, Any]) -> str:
-    units = {"area_um2": "µm²", "delay_ns": "ns"}
-    return ", ".join(f"{k.split('_')[0]} {v:g}{units.get(k, '')}" for k, v in metrics.items()) or "-"
-
-
-def _print_job(report: dict[str, Any]) -> None:
-    counts = report["counts"]
-    print(f"job {report['job_id']}: {report['status']}  target {report['target']['name']}")
-    if report.get("error"):
-        print(f"  error: {report['error']}")
-    print(f"  baseline: {_fmt_metrics(report['baseline']['metrics'])}")
-    print(
-        f"  {counts['proposed']} proposed, {counts['evaluated']} evaluated, "
-        f"{counts['cache_hits']} cache hits, {counts['rejected']} rejected"
-    )
-    llm = report.get("llm") or {}
-    if llm.get("calls"):
-        print(
-            f"  LLM: {llm['calls']} calls ({llm['errors']} failed), "
-            f"{llm['prompt_tokens']} prompt + {llm['completion_tokens']} completion tokens"
-        )
-    best = report["best"]
-    if best is None:
-        print("  no improvement found")
-    else:
-        gains = ", ".join(f"{k} {v:.3f}x" for k, v in best["improvement"].items())
-        print(f"  best: candidate {best['candidate_id']} ({best['origin']}, {best['assurance']}): {gains}")
-        print(f"        {_fmt_metrics(best['metrics'])}")
-        for step in best.get("lineage") or []:
-            print(f"        ← #{step['candidate_id']} {step['origin']}: {step['note'][:100]}")
-    _print_front(report.get("pareto_front") or [])
-    for c in report["candidates"]:
-        where = f" at {c['rejected_stage']}" if c["rejected_stage"] else ""
-        hit = f" [cache: {c['cache_hit']}]" if c["cache_hit"] else ""
-        print(f"  #{c['id']:<5} {c['status']}{where}{hit}  {c['origin']}  {c['reason'][:90]}")
-
-
-def _print_front(front: list[dict[str, Any]]) -> None:
-    """The area/delay trade-offs: a rewrite that saves area but adds delay is shown, not dropped."""
-    if len(front) < 1:
-        return
-    print(f"  Pareto front (area, delay): {len(front)} point(s)")
-    for row in front:
-        gains = ", ".join(f"{k.split('_')[0]} {v:.2f}x" for k, v in row["improvement"].items())
-        print(f"    #{row['candidate_id']:<5} {row['origin']:<32} {row['assurance'] or '-':<20} {gains}")
-
-
-def _open(args: argparse.Namespace) -> Any:
-    from evoforge.store.engine import open_store
-
-    return open_store(_settings(args).database_url)
-
-
-def cmd_jobs(args: argparse.Namespace) -> int:
-    from evoforge.store import repository
-
-    with _open(args).transaction() as session:
-        jobs: list[dict[str, Any]] = [
-            {
-                "job_id": j.id,
-                "status": j.status,
-                "kind": j.kind,
-                "target": j.target_name,
-                "created_at": j.created_at.isoformat(),
-                "proposed": j.proposed,
-                "best_candidate_id": j.best_candidate_id,
-            }
-            for j in repository.list_jobs(session)
-        ]
-    if args.json:
-        print(json.dumps({"jobs": jobs}, indent=2))
-    elif not jobs:
-        print("no jobs yet: start one with `evoforge run design.v`")
-    else:
-        for j in jobs:
-            print(
-                f"{j['job_id']:>5}  {j['status']:<10} {j['kind']:<6} {j['target']:<24} "
-                f"{j['created_at'][:19]}  {j['proposed']} proposed, best #{j['best_candidate_id']}"
-            )
-    return EXIT_OK
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    from evoforge.search.report import candidate_row, job_report, llm_call_rows
-    from evoforge.store import repository
-
-    with _open(args).transaction() as session:
-        if args.candidate is not None:
-            candidate = repository.get_candidate(session, args.candidate)
-            if candidate.job_id != args.job:
-                raise NotFoundError(f"candidate {args.candidate} does not belong to job {args.job}")
-            payload = candidate_row(candidate) | {
-                "source": candidate.source,
-                "stages": [
-                    {
-                        "name": r.name,
-                        "ok": r.ok,
-                        "error": r.error,
-                        "cached": r.cached,
-                        "seconds": r.seconds,
-                        "detail": r.detail,
-                        "metrics": r.metrics,
-                        "data": r.data,
-                    }
-                    for r in candidate.stage_runs
-                ],
-                "llm_calls": llm_call_rows(session, args.job, candidate.id),
-            }
-        else:
-            payload = job_report(session, args.job)
-    if args.json:
-        print(json.dumps(payload, indent=2, default=str))
-    elif args.candidate is not None:
-        print(f"candidate {payload['id']} ({payload['origin']}): {payload['status']}  {payload['reason']}")
-        if payload["assurance"]:
-            print(f"assurance: {payload['assurance']}")
-        for stage in payload["stages"]:
-            mark = "ok  " if stage["ok"] else ("ERR " if stage["error"] else "FAIL")
-            print(f"  {mark} {stage['name']:<12} {stage['seconds']:7.2f}s  {stage['detail']}")
-        for call in payload["llm_calls"]:
-            _print_llm_call(call)
-    else:
-        _print_job(payload)
-    return EXIT_OK
-
-
-def _excerpt(text: str | None, limit: int = 300) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _print_llm_call(call: dict[str, Any]) -> None:
-    tokens = f"{call['prompt_tokens'] or 0}+{call['completion_tokens'] or 0} tokens"
-    latency = f"{call['latency_s']:.2f}s" if call["latency_s"] is not None else "-"
-    print(f"  llm call {call['id']} {call['role']} ({call['model']}, {tokens}, {latency})")
-    if call["error"]:
-        print(f"    error:  {call['error']}")
-    print(f"    prompt: {_excerpt(call['prompt'][-600:])}")
-    print(f"    reply:  {_excerpt(call['reply'])}")
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from evoforge.store import repository
-
-    with _open(args).transaction() as session:
-        job = repository.get_job(session, args.job)
-        cid = args.candidate if args.candidate is not None else job.best_candidate_id
-        if cid is None:
-            raise NotFoundError(
-                f"job {args.job} has no best candidate (no verified improvement)",
-                hint=f"see its candidates with: evoforge show {args.job}",
-            )
-        candidate = repository.get_candidate(session, cid)
-        source = candidate.source
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(source)
-    print(f"wrote candidate {cid} of job {args.job} to {args.output}", file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_kb(args: argparse.Namespace) -> int:
-    from evoforge.kb import KnowledgeBase, learned_path
-
-    kb = KnowledgeBase.load(learned=learned_path(Settings().data_dir))
-    if args.kb_command == "show":
-        entry = kb.get(args.id)
-        if args.json:
-            print(json.dumps(entry.to_json(), indent=2))
-        else:
-            print(entry.as_prompt())
-        return EXIT_OK
-    if args.kb_command == "search":
-        hits = kb.ranked(args.query, domain=args.domain, tags=args.tag, k=args.k)
-        rows = [h.entry.row() | {"score": round(h.score, 3)} for h in hits]
-        if args.json:
-            print(json.dumps({"query": args.query, "entries": rows}, indent=2))
-        for row in [] if args.json else rows:
-            print(f"{row['score']:7.2f}  {row['id']:<28} {row['kind']:<8} {row['title']}")
-        return EXIT_OK
-    where = {"domain": args.domain, "tags": args.tag}
-    groups = {
-        "builtin": [] if args.learned else kb.filter(**where, include_learned=False),
-        "learned": [] if args.builtin else kb.filter(**where, include_builtin=False),
-    }
-    if args.json:
-        print(json.dumps({k: [e.row() for e in v] for k, v in groups.items()}, indent=2))
-        return EXIT_OK
-    for kind, entries in groups.items():
-        if (kind == "learned" and args.builtin) or (kind == "builtin" and args.learned):
-            continue
-        print(f"{kind} ({len(entries)}):")
-        for e in entries:
-            print(f"  {e.id:<28} {e.domain:<6} {','.join(e.goals):<18} {e.title}")
     return EXIT_OK
 
 
