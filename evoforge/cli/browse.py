@@ -84,7 +84,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from evoforge.search.report import candidate_row, job_report, llm_call_rows
+    from evoforge.search.report import candidate_row, job_report, llm_call_rows, stage_run_row
     from evoforge.store import repository
 
     with open_store_from_args(args).transaction() as session:
@@ -94,19 +94,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 raise NotFoundError(f"candidate {args.candidate} does not belong to job {args.job}")
             payload = candidate_row(candidate) | {
                 "source": candidate.source,
-                "stages": [
-                    {
-                        "name": r.name,
-                        "ok": r.ok,
-                        "error": r.error,
-                        "cached": r.cached,
-                        "seconds": r.seconds,
-                        "detail": r.detail,
-                        "metrics": r.metrics,
-                        "data": r.data,
-                    }
-                    for r in candidate.stage_runs
-                ],
+                "stages": [stage_run_row(r) for r in candidate.stage_runs],
                 "llm_calls": llm_call_rows(session, args.job, candidate.id),
             }
         else:

@@ -29,6 +29,7 @@ from evoforge.domain import (
 from evoforge.errors import NotFoundError
 from evoforge.search.population import Member, best_member
 from evoforge.store import repository
+from evoforge.store.cache import CacheHashKind
 from evoforge.store.models import CacheEntry, Candidate, Job, LlmCall, StageRun
 
 ORIGINAL = "original"
@@ -279,10 +280,23 @@ def record_stage(session: Session, candidate_id: int, result: StageResult) -> No
 def finish_candidate(
     session: Session, job_id: int, candidate_id: int, verdict: Verdict, target_fp: str, tool_versions: str
 ) -> None:
+    """Store the verdict, and remember it by each hash that may answer a later draft."""
     candidate = session.get(Candidate, candidate_id)
     if candidate is None:
         raise NotFoundError(f"candidate {candidate_id} vanished from the database")
     _apply_verdict(candidate, verdict)
+    stored = verdict_to_dict(verdict)
+
+    def remember(hash_kind: CacheHashKind, digest: str) -> None:
+        repository.put_cache(
+            session,
+            target_fingerprint=target_fp,
+            hash_kind=hash_kind,
+            hash=digest,
+            tool_versions=tool_versions,
+            verdict=stored,
+        )
+
     if _decided_by_fingerprint(verdict) and verdict.functional_hash:
         known = repository.find_cache(
             session,
@@ -295,32 +309,11 @@ def finish_candidate(
             candidate.cache_hit = "functional"
             candidate.reason = f"{verdict.reason} (same output trace as an earlier rejected candidate)"
         else:
-            repository.put_cache(
-                session,
-                target_fingerprint=target_fp,
-                hash_kind="functional",
-                hash=verdict.functional_hash,
-                tool_versions=tool_versions,
-                verdict=verdict_to_dict(verdict),
-            )
+            remember("functional", verdict.functional_hash)
     if verdict.accepted and verdict.implementation_hash:
-        repository.put_cache(
-            session,
-            target_fingerprint=target_fp,
-            hash_kind="implementation",
-            hash=verdict.implementation_hash,
-            tool_versions=tool_versions,
-            verdict=verdict_to_dict(verdict),
-        )
+        remember("implementation", verdict.implementation_hash)
     if not verdict.error:
-        repository.put_cache(
-            session,
-            target_fingerprint=target_fp,
-            hash_kind="source",
-            hash=candidate.source_hash,
-            tool_versions=tool_versions,
-            verdict=verdict_to_dict(verdict),
-        )
+        remember("source", candidate.source_hash)
     _refresh(session, job_id)
 
 

@@ -11,7 +11,7 @@ from evoforge.domain import CandidateStatus, Metrics, Objective, improvement
 from evoforge.search.population import Member, pareto_front
 from evoforge.search.records import llm_usage
 from evoforge.store import repository
-from evoforge.store.models import Candidate, Job
+from evoforge.store.models import Candidate, Job, StageRun
 
 ORIGINAL = "original"
 
@@ -32,6 +32,23 @@ def candidate_row(candidate: Candidate) -> dict[str, Any]:
         "cache_hit": candidate.cache_hit,
         "note": candidate.note,
     }
+
+
+def stage_run_row(run: StageRun, *, with_log: bool = False) -> dict[str, Any]:
+    """One stored stage result, as the CLI and the web API show it."""
+    row: dict[str, Any] = {
+        "name": run.name,
+        "ok": run.ok,
+        "error": run.error,
+        "cached": run.cached,
+        "seconds": run.seconds,
+        "detail": run.detail,
+        "metrics": run.metrics,
+        "data": run.data,
+    }
+    if with_log:
+        row["log"] = run.log_excerpt
+    return row
 
 
 def front_objectives(job: Job) -> tuple[Objective, ...]:

@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 
 from evoforge.domain import CandidateStatus, JobStatus, Metrics, Objective, improvement
 from evoforge.errors import NotFoundError
-from evoforge.search.report import ORIGINAL, candidate_row, job_report, lineage_rows, llm_call_rows
+from evoforge.search.report import (
+    ORIGINAL,
+    candidate_row,
+    job_report,
+    lineage_rows,
+    llm_call_rows,
+    stage_run_row,
+)
 from evoforge.store import repository
 from evoforge.store.models import Candidate, Job
 
@@ -156,19 +163,6 @@ def candidate_detail(session: Session, job_id: int, candidate_id: int) -> dict[s
         else {},
         "baseline": baseline.to_dict(),
         "lineage": lineage_rows(candidates, candidate.id),
-        "stages": [
-            {
-                "name": r.name,
-                "ok": r.ok,
-                "error": r.error,
-                "cached": r.cached,
-                "seconds": r.seconds,
-                "detail": r.detail,
-                "log": r.log_excerpt,
-                "metrics": r.metrics,
-                "data": r.data,
-            }
-            for r in candidate.stage_runs
-        ],
+        "stages": [stage_run_row(r, with_log=True) for r in candidate.stage_runs],
         "llm_calls": llm_call_rows(session, job_id, candidate.id),
     }
