@@ -1,8 +1,8 @@
 """The pages in a real browser (Playwright driving Debian's Chromium): submit, watch, open the best.
 
 Screenshots are taken on every run; with EVOFORGE_UPDATE_SCREENSHOTS=1 they are copied to
-docs/screenshots/ for the README (so that a plain test run leaves the work tree clean). Skipped with a reason when /usr/bin/chromium or
-the playwright package is absent (``.ci/run`` / scripts/setup.sh install both).
+docs/screenshots/ for the README (so that a plain test run leaves the work tree clean). Skipped with a
+reason when /usr/bin/chromium or the playwright package is absent (``.ci/run`` / scripts/setup.sh install both).
 """
 
 from __future__ import annotations
