@@ -2,7 +2,7 @@
 
 Screenshots are taken on every run; with EVOFORGE_UPDATE_SCREENSHOTS=1 they are copied to
 docs/screenshots/ for the README (so that a plain test run leaves the work tree clean). Skipped with a
-reason when /usr/bin/chromium or the playwright package is absent (``.ci/run`` / scripts/setup.sh install both).
+reason when /usr/bin/chromium or the playwright package is absent (``.ci/run`` installs both).
 """
 
 from __future__ import annotations
