@@ -51,6 +51,28 @@ class RtlSettings(BaseModel):
         return Assurance.parse(self.min_assurance)
 
 
+class KernelSettings(BaseModel):
+    """Knobs of the kernel cascade."""
+
+    trials: int = Field(3, ge=3, le=20, description="correctness trials, each on fresh unpredictable inputs")
+    rtol: float | None = Field(None, gt=0, description="relative tolerance; None = by output dtype")
+    atol_scale: float | None = Field(
+        None, gt=0, description="absolute tolerance as a fraction of the output's RMS; None = by dtype"
+    )
+    require_custom_kernel: bool = Field(
+        True, description="reject torch compute outside the candidate's own kernel launches"
+    )
+    gpu_arch: int = Field(90, ge=50, description="GPU architecture of the ahead-of-time compile (sm_XX)")
+    cpu_threads: int | None = Field(
+        None, ge=1, description="threads for torch and OpenMP in the CPU benchmark; None = all cores"
+    )
+    benchmark_repeats: int = Field(30, ge=5, description="timed runs per side (median reported)")
+    benchmark_budget_s: float = Field(20.0, gt=0, description="time the benchmark may spend timing")
+    implausible_speedup: float = Field(10.0, gt=1, description="speed-ups beyond this are flagged")
+    stage_timeout_s: float = Field(180.0, gt=0, description="wall-clock limit of one stage's child process")
+    compile_timeout_s: float = Field(300.0, gt=0, description="limit of a C, nvcc or Triton compile")
+
+
 class SearchSettings(BaseModel):
     budget: int = Field(20, ge=1, description="candidates to evaluate")
     seed: int = 0
@@ -108,6 +130,7 @@ class Settings(BaseSettings):
     db: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the data directory")
     data_dir: Path = Field(default_factory=default_data_dir)
     rtl: RtlSettings = Field(default_factory=lambda: RtlSettings())
+    kernel: KernelSettings = Field(default_factory=lambda: KernelSettings())
     search: SearchSettings = Field(default_factory=lambda: SearchSettings())
     llm: LlmSettings = Field(default_factory=lambda: LlmSettings())
     web: WebSettings = Field(default_factory=lambda: WebSettings())

@@ -9,7 +9,9 @@ minimises. ``Assurance`` says how strongly an accepted RTL candidate was shown e
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+import tokenize
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, Literal
@@ -232,6 +234,7 @@ class Target:
     sources: tuple[SourceFile, ...]
     rtl: RtlInterface | None = None
     user_test: str | None = None  # path of an optional user cocotb test module (RTL)
+    kernel_summary: dict[str, Any] | None = None  # kernels: the traced reference (fx_summary.summarise)
 
     @property
     def source(self) -> str:
@@ -301,16 +304,36 @@ class Verdict:
 # Hashes
 
 
-_LINE_COMMENT = {TargetKind.RTL: r"//[^\n]*", TargetKind.KERNEL: r"#[^\n]*"}
+_LINE_COMMENT = r"//[^\n]*"
 _BLOCK_COMMENT = r"/\*.*?\*/"
 
 
 def normalise_source(text: str, kind: TargetKind = TargetKind.RTL) -> str:
-    """Comments and whitespace runs removed, so that formatting changes hash equal."""
-    if kind is TargetKind.RTL:
-        text = re.sub(_BLOCK_COMMENT, " ", text, flags=re.S)
-    text = re.sub(_LINE_COMMENT[kind], " ", text)
+    """Comments and whitespace runs removed, so that formatting changes hash equal.
+
+    Python (kernel) sources lose only their ``#`` comments, found with the tokenizer (a ``#`` inside a
+    string, such as an embedded C kernel's ``#pragma omp``, is code and stays), trailing spaces and
+    blank lines; indentation is meaning in Python, so it is kept.
+    """
+    if kind is TargetKind.KERNEL:
+        lines = (line.rstrip() for line in _strip_python_comments(text).splitlines())
+        return "\n".join(line for line in lines if line)
+    text = re.sub(_BLOCK_COMMENT, " ", text, flags=re.S)
+    text = re.sub(_LINE_COMMENT, " ", text)
     return " ".join(text.split())
+
+
+def _strip_python_comments(text: str) -> str:
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return text  # not valid Python: hash it with its comments (whitespace still normalised)
+    lines = text.splitlines(keepends=True)
+    for token in reversed([t for t in tokens if t.type == tokenize.COMMENT]):
+        row, col = token.start
+        line = lines[row - 1]
+        lines[row - 1] = line[:col] + line[col + len(token.string) :]
+    return "".join(lines)
 
 
 def source_hash(text: str, kind: TargetKind = TargetKind.RTL) -> str:

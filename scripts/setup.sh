@@ -32,7 +32,16 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev,llm,web]"
+# torch: machines without a GPU take the CPU wheel of the pinned release (an unpinned torch pulls a
+# multi-GB CUDA build); GPU machines bring their own CUDA build within pyproject's range.
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "setup: a GPU is present: pip takes a CUDA build of torch in pyproject's range (large download)" >&2
+  else
+    .venv/bin/python -m pip install -q "torch==2.13.0"
+  fi
+fi
+.venv/bin/python -m pip install -q -e ".[dev,llm,web,kernel]"
 echo "setup: installed $(.venv/bin/evoforge --version)" >&2
 
 if [ "$run_example" = 1 ]; then

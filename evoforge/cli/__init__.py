@@ -26,11 +26,15 @@ from evoforge.cli.common import (
 )
 from evoforge.config import Settings
 from evoforge.domain import (
+    DEFAULT_KERNEL_OBJECTIVES,
     DEFAULT_RTL_OBJECTIVES,
+    KERNEL_STAGES,
+    RTL_STAGES,
     Assurance,
     JobStatus,
     Objective,
     Target,
+    TargetKind,
     Verdict,
     improvement,
 )
@@ -49,6 +53,7 @@ def _objectives(text: str) -> tuple[Objective, ...]:
         "delay": Objective.DELAY,
         "cells": Objective.CELLS,
         "depth": Objective.DEPTH,
+        "runtime": Objective.RUNTIME,
     }
     out = []
     for name in names:
@@ -84,6 +89,18 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
         "--assurance", type=_assurance, help="minimum: simulated (default), bounded(N), proven"
     )
     parser.add_argument("--clock-period", type=float, help="timing constraint in ns (default 10)")
+    kernel = parser.add_argument_group("kernel targets (KernelBench .py problems)")
+    kernel.add_argument(
+        "--gpu-arch", type=int, help="GPU architecture of the ahead-of-time compile (default 90)"
+    )
+    kernel.add_argument(
+        "--threads", type=int, help="CPU threads for torch and OpenMP when timing (default all)"
+    )
+    kernel.add_argument(
+        "--allow-library",
+        action="store_true",
+        help="allow torch compute outside the custom kernels (turns off the must-use-a-kernel policy)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
@@ -188,10 +205,11 @@ def _load_target(paths: Sequence[Path], args: argparse.Namespace, settings: Sett
     from evoforge.verifiers.rtl.target import load_rtl_target
 
     if any(p.suffix == ".py" for p in paths):
-        raise BadInputError(
-            "kernel targets (KernelBench .py problems) are not supported by this version",
-            hint="pass a Verilog design (.v / .sv)",
-        )
+        from evoforge.verifiers.kernel.target import load_kernel_target
+
+        if len(paths) != 1:
+            raise BadInputError("a kernel target is one problem file", hint="evoforge run problem.py")
+        return load_kernel_target(paths[0], settings.kernel, work_dir=settings.work_dir() / "target")
     return load_rtl_target(paths, _target_options(args), workdir=settings.work_dir() / "target")
 
 
@@ -206,16 +224,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     target = _load_target([args.target], args, settings)
     if not args.candidate.is_file():
-        raise BadInputError(f"{args.candidate}: no such file", hint="pass the candidate's Verilog file")
+        raise BadInputError(f"{args.candidate}: no such file", hint="pass the candidate's source file")
     source = args.candidate.read_text(errors="replace")
     verifier = _verifier(target, settings)
     progress = StderrProgress(enabled=not args.json)
     baseline = verifier.baseline()
-    stages = len(verifier_stage_names())
+    names = verifier_stage_names(target.kind)
     verdict = verifier.verify(
         source,
         on_stage=lambda r: progress.update(
-            verifier_stage_names().index(r.name) + 1, stages, f"{r.name}: {'ok' if r.ok else 'FAILED'}"
+            names.index(r.name) + 1, len(names), f"{r.name}: {'ok' if r.ok else 'FAILED'}"
         ),
     )
     gain = improvement(baseline.metrics, verdict.metrics) if verdict.accepted else {}
@@ -241,10 +259,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.accepted else EXIT_REJECTED
 
 
-def verifier_stage_names() -> list[str]:
-    from evoforge.verifiers.rtl.cascade import RTL_CASCADE
-
-    return [name for name, _ in RTL_CASCADE]
+def verifier_stage_names(kind: TargetKind = TargetKind.RTL) -> list[str]:
+    return list(KERNEL_STAGES if kind is TargetKind.KERNEL else RTL_STAGES)
 
 
 def _print_verdict(payload: dict[str, Any]) -> None:
@@ -273,10 +289,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         budget = args.budget
     else:
         if not args.target:
-            raise BadInputError("no design file given", hint="evoforge run design.v [--top TOP]")
+            raise BadInputError(
+                "no target file given", hint="evoforge run design.v [--top TOP], or evoforge run problem.py"
+            )
         target = _load_target(args.target, args, settings)
         settings = jobs.choose_proposer(settings)  # a bad endpoint is reported before a job exists
-        objectives = args.objective or DEFAULT_RTL_OBJECTIVES
+        default = DEFAULT_KERNEL_OBJECTIVES if target.kind is TargetKind.KERNEL else DEFAULT_RTL_OBJECTIVES
+        objectives = args.objective or default
         job_id = jobs.create_job(store, target, settings, objectives, status=JobStatus.RUNNING)
         budget = None
     log.info("job %s (%s)", job_id, settings.database_url)

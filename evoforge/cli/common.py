@@ -49,6 +49,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         if args.clock_period <= 0:
             raise ConfigError("--clock-period must be positive (ns)")
         rtl.clock_period_ns = args.clock_period
+    kernel = settings.kernel.model_copy()
+    if getattr(args, "gpu_arch", None) is not None:
+        kernel.gpu_arch = args.gpu_arch
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            raise ConfigError("--threads must be at least 1")
+        kernel.cpu_threads = args.threads
+    if getattr(args, "allow_library", False):
+        kernel.require_custom_kernel = False
     search = settings.search.model_copy()
     for field in ("budget", "seed", "workers", "proposer"):
         value = getattr(args, field, None)
@@ -69,7 +78,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         llm = LlmSettings.model_validate(llm.model_dump())
     except ValueError as exc:
         raise ConfigError(f"invalid LLM option: {exc}") from exc
-    return settings.model_copy(update={"rtl": rtl, "search": search, "db": db, "llm": llm})
+    return settings.model_copy(update={"rtl": rtl, "kernel": kernel, "search": search, "db": db, "llm": llm})
 
 
 def open_store_from_args(args: argparse.Namespace) -> Any:

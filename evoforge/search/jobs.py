@@ -25,7 +25,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, update
 
 from evoforge.config import LlmSettings, Settings
-from evoforge.domain import JobStatus, Objective, Target
+from evoforge.domain import JobStatus, Objective, Target, TargetKind
 from evoforge.errors import ConfigError, EvoforgeError
 from evoforge.search.loop import LoopOptions, Progress, SearchLoop
 from evoforge.store import repository
@@ -61,6 +61,7 @@ def job_options(settings: Settings, objectives: Sequence[Objective], target: Tar
         "liberty": str(settings.rtl.liberty.resolve()) if settings.rtl.liberty else None,
         "clock_period_ns": settings.rtl.clock_period_ns,
         "user_test": target.user_test,
+        "kernel": settings.kernel.model_dump(),
     }
 
 
@@ -73,8 +74,14 @@ def create_job(
     status: JobStatus = JobStatus.QUEUED,
 ) -> int:
     """Store a job for ``target``: ``queued`` for a worker, or ``running`` for the caller to run now."""
-    if target.rtl is None:
-        raise ConfigError("only RTL targets can be queued by this version")
+    meta: dict[str, Any] = {"files": [s.name for s in target.sources]}
+    if target.rtl is not None:
+        meta |= {
+            "top": target.rtl.top,
+            "clock": target.rtl.clock,
+            "reset": target.rtl.reset,
+            "reset_active_low": target.rtl.reset_active_low,
+        }
     with store.transaction() as session:
         job = repository.create_job(
             session,
@@ -82,13 +89,7 @@ def create_job(
             target_name=target.name,
             target_fingerprint=target.fingerprint,
             target_source=target.source,
-            target_meta={
-                "top": target.rtl.top,
-                "clock": target.rtl.clock,
-                "reset": target.rtl.reset,
-                "reset_active_low": target.rtl.reset_active_low,
-                "files": [s.name for s in target.sources],
-            },
+            target_meta=meta,
             options=job_options(settings, objectives, target),
             status=status,
         )
@@ -118,28 +119,33 @@ def load_stored_job(store: Store, job_id: int, settings: Settings, *, budget: in
             raise ConfigError(
                 f"job {job_id} has already succeeded", hint=f"see it with: evoforge show {job_id}"
             )
-        if job.kind != "rtl":
-            raise ConfigError(f"job {job_id} is a {job.kind} job; this version runs RTL jobs only")
+        kind, name = job.kind, job.target_name
         meta, options, source = dict(job.target_meta), dict(job.options), job.target_source
         if budget is not None:
             job.options = {**job.options, "budget": budget}
             options["budget"] = budget
     folder = settings.work_dir() / f"job-{job_id}"
     folder.mkdir(parents=True, exist_ok=True)
-    design = folder / f"{meta['top']}.v"
-    design.write_text(source)
-    user_test = Path(options["user_test"]) if options.get("user_test") else None
-    target = load_rtl_target(
-        [design],
-        RtlTargetOptions(
-            top=meta["top"],
-            clock=meta["clock"] or "none",
-            reset=meta["reset"] or "none",
-            reset_active_low=meta["reset_active_low"],
-            user_test=user_test,
-        ),
-        workdir=folder,
-    )
+    kernel = settings.kernel.model_copy(update=options.get("kernel") or {})
+    if kind == TargetKind.KERNEL.value:
+        from evoforge.verifiers.kernel.target import kernel_target_from_source
+
+        target = kernel_target_from_source(source, name, kernel, work_dir=folder)
+    else:
+        design = folder / f"{meta['top']}.v"
+        design.write_text(source)
+        user_test = Path(options["user_test"]) if options.get("user_test") else None
+        target = load_rtl_target(
+            [design],
+            RtlTargetOptions(
+                top=meta["top"],
+                clock=meta["clock"] or "none",
+                reset=meta["reset"] or "none",
+                reset_active_low=meta["reset_active_low"],
+                user_test=user_test,
+            ),
+            workdir=folder,
+        )
     rtl = settings.rtl.model_copy(
         update={
             "min_assurance": options["min_assurance"],
@@ -157,7 +163,7 @@ def load_stored_job(store: Store, job_id: int, settings: Settings, *, budget: in
         }
     )
     objectives = tuple(Objective(o) for o in options["objectives"])
-    merged = settings.model_copy(update={"rtl": rtl, "search": search, "llm": llm})
+    merged = settings.model_copy(update={"rtl": rtl, "kernel": kernel, "search": search, "llm": llm})
     return StoredJob(job_id, target, merged, objectives)
 
 
@@ -229,11 +235,16 @@ class _Heartbeat(threading.Thread):
 
 
 def make_verifier(target: Target, settings: Settings) -> Any:
+    """The verifier of ``target``'s kind (RTL or kernel), working in a fresh directory."""
+    work = Path(tempfile.mkdtemp(prefix="evoforge-", dir=settings.work_dir()))
+    if target.kind is TargetKind.KERNEL:
+        from evoforge.verifiers.kernel.cascade import KernelVerifier
+
+        return KernelVerifier(target=target, settings=settings.kernel, work_root=work)
     from evoforge.tools.liberty import prepare_liberty
     from evoforge.verifiers.rtl.cascade import RtlVerifier
 
     liberty = prepare_liberty(settings.rtl.liberty, settings.cache_dir)
-    work = Path(tempfile.mkdtemp(prefix="evoforge-", dir=settings.work_dir()))
     return RtlVerifier(target=target, settings=settings.rtl, liberty=liberty, work_root=work)
 
 

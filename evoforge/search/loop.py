@@ -249,7 +249,7 @@ class SearchLoop:
                 ),
             )
             for proposal in self.proposer.propose(request):
-                digest = source_hash(proposal.source)
+                digest = source_hash(proposal.source, self.target.kind)
                 if digest in seen or len(drafts) >= remaining:
                     self._unlinked_calls.extend(proposal.calls)
                     continue

@@ -22,6 +22,7 @@ from evoforge.domain import (
     Metrics,
     Objective,
     StageResult,
+    TargetKind,
     Verdict,
     improvement,
     source_hash,
@@ -86,7 +87,7 @@ def record_original(session: Session, job_id: int, verdict: Verdict) -> Candidat
             job_id,
             source=job.target_source,
             origin=ORIGINAL,
-            source_hash=source_hash(job.target_source),
+            source_hash=source_hash(job.target_source, TargetKind(job.kind)),
             note="the design as given",
         )
     for result in verdict.stages:
@@ -181,7 +182,8 @@ def add_proposal(
     tool_versions: str,
 ) -> tuple[int, bool]:
     """Store a draft; returns (candidate id, answered from the cache)."""
-    digest = source_hash(proposal.source)
+    job = repository.get_job(session, job_id)
+    digest = source_hash(proposal.source, TargetKind(job.kind))
     candidate = repository.add_candidate(
         session,
         job_id,

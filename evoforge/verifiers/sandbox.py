@@ -77,6 +77,7 @@ def run_untrusted(
     timeout: float,
     env: Mapping[str, str] | None = None,
     limits: Limits = SANDBOX_LIMITS,
+    stdin_text: str | None = None,
 ) -> ProcessResult:
     """Run ``argv`` inside ``workdir`` with limits, a scrubbed env and the strongest isolation here."""
     workdir = workdir.resolve()
@@ -90,4 +91,11 @@ def run_untrusted(
         prefix = _unshare_prefix()
     else:
         prefix = ()
-    return process.run([*prefix, *map(str, argv)], timeout=timeout, cwd=workdir, env=child_env, limits=limits)
+    return process.run(
+        [*prefix, *map(str, argv)],
+        timeout=timeout,
+        cwd=workdir,
+        env=child_env,
+        limits=limits,
+        stdin_text=stdin_text,
+    )

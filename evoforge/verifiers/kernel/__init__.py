@@ -1,0 +1,1 @@
+"""The kernel cascade: static → compile → correctness → resources → benchmark (see ``cascade``)."""

@@ -1,0 +1,228 @@
+"""The kernel cascade, declared once as data, and the verifier object that runs it.
+
+``KERNEL_CASCADE`` lists the stages in order (names are the contract of DESIGN.md). ``static`` reads
+the source; every other stage runs the harness in a sandboxed child (``stages``). ``KernelVerifier``
+holds what is known of the target (the problem file, the reference's summary) and runs the cascade
+on a candidate, stopping at the first failure, reporting each stage as it ends. Benchmarks take an
+exclusive lock so that no other stage of this verifier competes with them for the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from evoforge.config import KernelSettings
+from evoforge.domain import Metrics, StageResult, Target, Verdict
+from evoforge.errors import EvoforgeError
+from evoforge.verifiers.kernel import stages
+from evoforge.verifiers.kernel.stages import KernelContext
+from evoforge.verifiers.kernel.target import PROBLEM_FILE
+
+log = logging.getLogger(__name__)
+
+StageFn = Callable[[KernelContext], StageResult]
+StageCallback = Callable[[StageResult], None]
+
+KERNEL_CASCADE: tuple[tuple[str, StageFn], ...] = (
+    ("static", stages.run_static),
+    ("compile", stages.run_compile),
+    ("correctness", stages.run_correctness),
+    ("resources", stages.run_resources),
+    ("benchmark", stages.run_benchmark),
+)
+#: stages whose result depends only on the compiled kernels and their launch configuration
+IMPLEMENTATION_STAGES = ("resources",)
+#: what an agent may run on a draft before handing it over (``quick_check``)
+QUICK_STAGES = ("static", "compile")
+
+
+class _SharedExclusive:
+    """Many stages at once, or one benchmark alone."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive)
+            self._exclusive = True
+            self._cond.wait_for(lambda: self._shared == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+@dataclass
+class KernelVerifier:
+    target: Target
+    settings: KernelSettings
+    work_root: Path
+    keep_workdirs: bool = False
+    implementation_cache: dict[str, dict[str, StageResult]] = field(default_factory=dict)
+    implementation_stages: tuple[str, ...] = IMPLEMENTATION_STAGES
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cpu: _SharedExclusive = field(default_factory=_SharedExclusive)
+
+    def __post_init__(self) -> None:
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        self.problem_path = self.work_root / PROBLEM_FILE
+        self.problem_path.write_text(self.target.source)
+
+    @property
+    def probe(self) -> dict[str, Any]:
+        return dict((self.target.kernel_summary or {}).get("probe") or {})
+
+    def tool_versions(self) -> str:
+        """What a cached verdict depends on besides the sources: torch, Triton, compilers, knobs."""
+        from evoforge.verifiers.kernel.versions import kernel_tool_versions
+
+        s = self.settings
+        knobs = (
+            f"trials={s.trials},rtol={s.rtol},atol={s.atol_scale},policy={s.require_custom_kernel},"
+            f"arch=sm_{s.gpu_arch},threads={s.cpu_threads},cuda={self.probe.get('cuda')}"
+        )
+        return f"{kernel_tool_versions()};{knobs}"
+
+    def _context(self, source: str, workdir: Path) -> KernelContext:
+        return KernelContext(
+            target=self.target,
+            candidate_source=source,
+            workdir=workdir,
+            settings=self.settings,
+            problem_path=self.problem_path,
+            probe=self.probe,
+        )
+
+    def _workdir(self, label: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.work_root))
+
+    def baseline(self) -> Verdict:
+        """The reference as loaded: its CPU time (torch eager) at the benchmark shapes."""
+        runtime = self.probe.get("runtime_ms")
+        metrics = Metrics(runtime_ms=round(float(runtime), 6) if runtime is not None else None)
+        detail = f"torch eager on the CPU: {runtime:.4g} ms (median)" if runtime is not None else "not timed"
+        stage = StageResult("benchmark", True, 0.0, metrics=metrics, detail=detail, data={"device": "cpu"})
+        return Verdict(
+            True,
+            "benchmark",
+            "original problem",
+            metrics,
+            (stage,),
+            functional_hash=self.probe.get("fingerprint"),
+        )
+
+    def verify(self, source: str, *, on_stage: StageCallback | None = None, label: str = "cand") -> Verdict:
+        """Run the cascade on ``source``; never raises for a bad candidate (that is a rejection)."""
+        workdir = self._workdir(label)
+        ctx = self._context(source, workdir)
+        results: list[StageResult] = []
+        try:
+            for name, fn in KERNEL_CASCADE:
+                result = self._cached_stage(name, ctx) or self._run(name, fn, ctx)
+                results.append(result)
+                if on_stage is not None:
+                    on_stage(result)
+                if not result.ok:
+                    break
+        finally:
+            self._cleanup(workdir)
+        verdict = _verdict(results, ctx)
+        impl = verdict.implementation_hash
+        if verdict.accepted and impl:
+            with self._lock:
+                self.implementation_cache.setdefault(
+                    impl, {r.name: r for r in results if r.name in self.implementation_stages}
+                )
+        return verdict
+
+    def quick_check(self, source: str) -> StageResult:
+        """``static`` then ``compile``: the last one run, failed or ok (what the agents repair against)."""
+        workdir = self._workdir("quick")
+        ctx = self._context(source, workdir)
+        result = StageResult("static", False, 0.0, detail="no stage ran", error=True)
+        try:
+            for name, fn in KERNEL_CASCADE:
+                if name in QUICK_STAGES:
+                    result = self._run(name, fn, ctx)
+                    if not result.ok:
+                        break
+        finally:
+            self._cleanup(workdir)
+        return result
+
+    def _run(self, name: str, fn: StageFn, ctx: KernelContext) -> StageResult:
+        guard = self._cpu.exclusive() if name == "benchmark" else self._cpu.shared()
+        with guard:
+            return _run_stage(name, fn, ctx)
+
+    def _cached_stage(self, name: str, ctx: KernelContext) -> StageResult | None:
+        if name not in self.implementation_stages:
+            return None
+        impl = ctx.artifacts.get("implementation_hash")
+        with self._lock:
+            hit = self.implementation_cache.get(impl or "", {}).get(name)
+        if hit is None:
+            return None
+        return replace(hit, seconds=0.0, cached=True, detail=f"{hit.detail} (same implementation, reused)")
+
+    def _cleanup(self, workdir: Path) -> None:
+        if not self.keep_workdirs:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_stage(name: str, fn: StageFn, ctx: KernelContext) -> StageResult:
+    start = time.monotonic()
+    try:
+        return fn(ctx)
+    except EvoforgeError as exc:
+        log.warning("stage %s failed in the verifier: %s", name, exc)
+        return StageResult(name, False, time.monotonic() - start, detail=str(exc), error=True)
+    except Exception as exc:  # a verifier bug must not lose the job: mark the candidate 'error'
+        log.exception("stage %s crashed", name)
+        return StageResult(
+            name, False, time.monotonic() - start, detail=f"{type(exc).__name__}: {exc}", error=True
+        )
+
+
+def _verdict(results: list[StageResult], ctx: KernelContext) -> Verdict:
+    last = results[-1]
+    functional = ctx.artifacts.get("functional_hash")
+    impl = ctx.artifacts.get("implementation_hash")
+    metrics = Metrics()
+    for result in results:
+        metrics = metrics.merged(result.metrics)
+    stages_run = tuple(results)
+    if last.error:
+        reason = f"verifier error in {last.name}: {last.detail}"
+        return Verdict(False, last.name, reason, metrics, stages_run, None, functional, impl, error=True)
+    if not last.ok:
+        return Verdict(False, last.name, last.detail, metrics, stages_run, None, functional, impl)
+    speed = f"speedup {metrics.speedup:.2f}x" if metrics.speedup is not None else "speed unmeasured here"
+    return Verdict(True, last.name, f"accepted ({speed})", metrics, stages_run, None, functional, impl)

@@ -1,0 +1,74 @@
+"""Starting the harness in a sandboxed child and reading its one result line.
+
+``run_harness`` writes the request to the child's stdin (seeds included: never in a file), waits
+for it within a wall-clock limit, and returns a :class:`ChildResult`: the harness's JSON answer, or
+why there is none — killed on timeout (a hang), or the process died (a crash in a C kernel, an
+out-of-memory kill). Used by the verifier process only.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evoforge.tools.process import SANDBOX_LIMITS, Limits
+from evoforge.verifiers.kernel.harness import MARKER
+from evoforge.verifiers.sandbox import run_untrusted
+
+#: the kernel children import torch (and Triton, LLVM): more address space than an RTL simulation
+KERNEL_LIMITS = Limits(
+    cpu_seconds=900,
+    memory_bytes=16 << 30,
+    file_bytes=1 << 30,
+    processes=SANDBOX_LIMITS.processes,
+    open_files=1024,
+)
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    ok: bool  # the harness answered (its answer may still say the candidate failed)
+    answer: dict[str, Any] = field(default_factory=dict)
+    timed_out: bool = False
+    seconds: float = 0.0
+    log: str = ""
+
+    @property
+    def failure(self) -> str:
+        """Why there is no answer, in words."""
+        if self.timed_out:
+            return f"did not finish within {self.seconds:.0f} s (killed; a hang or far too slow)"
+        return f"the process died without an answer:\n{self.log[-2000:]}"
+
+
+def run_harness(
+    mode: str,
+    request: dict[str, Any],
+    *,
+    workdir: Path,
+    timeout_s: float,
+    env: dict[str, str] | None = None,
+) -> ChildResult:
+    nonce = secrets.token_hex(16)
+    payload = json.dumps({**request, "mode": mode, "nonce": nonce})
+    done = run_untrusted(
+        [sys.executable, "-m", "evoforge.verifiers.kernel.harness"],
+        workdir=workdir,
+        timeout=timeout_s,
+        env={"PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+        limits=KERNEL_LIMITS,
+        stdin_text=payload,
+    )
+    log = done.output
+    if done.timed_out:
+        return ChildResult(False, timed_out=True, seconds=done.seconds, log=log)
+    prefix = f"{MARKER} {nonce} "
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(prefix):
+            answer = json.loads(line[len(prefix) :])
+            return ChildResult(True, answer, seconds=done.seconds, log=log.replace(line, "")[-20000:])
+    return ChildResult(False, seconds=done.seconds, log=f"exit code {done.returncode}\n{log}")
