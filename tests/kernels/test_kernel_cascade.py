@@ -1,0 +1,90 @@
+"""The kernel cascade on small inline candidates: accepted C and Triton kernels, and clear rejections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import RELU_C, RELU_TRITON
+
+from evoforge.config import KernelSettings
+from evoforge.domain import Target
+from evoforge.verifiers.kernel.cascade import KernelVerifier
+from evoforge.verifiers.kernel.target import load_kernel_target
+
+
+@pytest.fixture
+def relu_target(relu_problem: Path, kernel_settings: KernelSettings, tmp_path: Path) -> Target:
+    return load_kernel_target(relu_problem, kernel_settings, work_dir=tmp_path / "target")
+
+
+@pytest.fixture
+def verifier(relu_target: Target, kernel_settings: KernelSettings, tmp_path: Path) -> KernelVerifier:
+    return KernelVerifier(relu_target, kernel_settings, tmp_path / "verify")
+
+
+def test_c_candidate_is_accepted_and_timed_against_torch(verifier: KernelVerifier) -> None:
+    seen: list[str] = []
+    verdict = verifier.verify(RELU_C, on_stage=lambda r: seen.append(r.name))
+    assert verdict.accepted, verdict.reason
+    assert seen == ["static", "compile", "correctness", "resources", "benchmark"]
+    assert verdict.metrics.speedup is not None and verdict.metrics.speedup > 0
+    assert verdict.metrics.runtime_ms is not None and verdict.metrics.runtime_ms > 0
+    bench = verdict.stages[-1]
+    assert bench.data["device"] == "cpu" and bench.data["unmeasured"] is None
+    assert verdict.functional_hash and verdict.implementation_hash
+    assert verifier.baseline().metrics.runtime_ms is not None
+
+
+def test_triton_candidate_is_checked_in_the_interpreter_and_not_timed_here(verifier: KernelVerifier) -> None:
+    verdict = verifier.verify(RELU_TRITON)
+    assert verdict.accepted, verdict.reason
+    correctness = next(r for r in verdict.stages if r.name == "correctness")
+    assert all(n >= 1 for n in correctness.data["launches"])
+    resources = next(r for r in verdict.stages if r.name == "resources")
+    assert resources.data["arch"] == "sm_90"
+    assert verdict.metrics.registers is not None and verdict.metrics.registers > 0
+    bench = verdict.stages[-1]
+    assert "unmeasured" in bench.detail and bench.data["unmeasured"]
+    assert verdict.metrics.speedup is None and verdict.metrics.runtime_ms is None  # never guessed
+
+
+def test_wrong_candidate_is_rejected_with_the_first_mismatches(verifier: KernelVerifier) -> None:
+    wrong = RELU_C.replace("* 2.0f + 1.0f", "* 2.0f + 1.001f")
+    verdict = verifier.verify(wrong)
+    assert not verdict.accepted and not verdict.error
+    assert verdict.stage == "correctness"
+    assert "trial 1: output 0" in verdict.reason and "expected" in verdict.reason
+    assert verdict.stages[-1].data["mismatches"]
+
+
+@pytest.mark.parametrize(
+    ("source", "stage", "message"),
+    [
+        ("def broken(:\n", "static", "syntax error"),
+        (RELU_C.replace("class ModelNew", "class NotIt"), "static", "defines no ModelNew"),
+        (RELU_C.replace("o[i] = (x[i]", "o[i] = (x[i] +* 1"), "compile", "C compilation failed"),
+        (
+            RELU_C.replace(
+                "_lib.relu2(out, x, x.numel())",
+                "_lib.relu2(out, x, x.numel())\n        while True:\n            pass",
+            ),
+            "compile",
+            "did not finish within",
+        ),
+    ],
+)
+def test_bad_candidates_get_a_stage_and_reason(
+    relu_target: Target, tmp_path: Path, source: str, stage: str, message: str
+) -> None:
+    settings = KernelSettings(stage_timeout_s=20)
+    verdict = KernelVerifier(relu_target, settings, tmp_path / "v").verify(source)
+    assert not verdict.accepted and not verdict.error
+    assert verdict.stage == stage
+    assert message in verdict.reason
+
+
+def test_quick_check_runs_static_and_compile_only(verifier: KernelVerifier) -> None:
+    assert verifier.quick_check(RELU_C).name == "compile"
+    failed = verifier.quick_check("import torch\n")
+    assert failed.name == "static" and not failed.ok
