@@ -102,8 +102,10 @@ RECENT_FAILURES = 3
 
 
 def _feedback(session: Session, candidate_id: int) -> dict[str, Any]:
-    """What the proposers get to see of a parent: its critical path, its largest cells, and why its
-    latest children were rejected (the failure detail: first mismatch, counterexample, …)."""
+    """What the proposers get to see of a parent: its critical path and largest cells (RTL), its
+    kernels' registers/spills/shared memory and its measured speed-up or why it is unmeasured
+    (kernels), and why its latest children were rejected (the failure detail: first mismatching
+    elements, counterexample, …)."""
     feedback: dict[str, Any] = {}
     failed = session.scalars(
         select(Candidate)
@@ -126,6 +128,15 @@ def _feedback(session: Session, candidate_id: int) -> dict[str, Any]:
             for key in ("largest_cells", "cells_by_type"):
                 if key in run.data:
                     feedback[key] = run.data[key]
+        if run.name == "resources" and run.data.get("kernels"):
+            feedback["kernel_resources"] = {"arch": run.data.get("arch"), "kernels": run.data["kernels"]}
+        if run.name == "benchmark" and run.data:
+            feedback["benchmark"] = {
+                k: run.data.get(k)
+                for k in ("device", "reference_ms", "candidate_ms", "speedup", "unmeasured", "flag")
+            }
+        if run.name == "static" and run.data.get("backend"):
+            feedback["backend"] = run.data["backend"]
     return feedback
 
 

@@ -142,7 +142,7 @@ def describe_mismatches(comparison: Comparison, limit: int = MISMATCHES_SHOWN) -
 
 
 def fingerprint(outputs: list[Any]) -> str:
-    """The functional fingerprint: outputs quantised to 1% of their RMS, hashed with shapes and dtypes.
+    """The functional fingerprint: outputs on a grid of ~1% of their magnitude, hashed with shapes, dtypes.
 
     Coarse on purpose: correct candidates that differ by rounding should usually share it. It names
     behaviour for caching and reporting; it never decides correctness.
@@ -158,7 +158,7 @@ def fingerprint(outputs: list[Any]) -> str:
             data = plain.to(torch.float64)
             finite = torch.isfinite(data)
             rms = math.sqrt(float((data[finite] ** 2).mean())) if bool(finite.any()) else 1.0
-            quantum = (rms or 1.0) * 1e-2
+            quantum = 10.0 ** (math.floor(math.log10(rms or 1.0)) - 2)  # a fixed grid per decade of RMS
             data = torch.where(finite, torch.round(data / quantum), data)
             digest.update(data.numpy().tobytes())
         elif plain.numel():

@@ -205,6 +205,7 @@ def check(source: str, *, require_custom_kernel: bool = True) -> StaticReport:
             "evoforge.runtime.load_c (policy: must use a custom kernel)"
         )
     in_kernels = {id(n) for f in _kernel_functions(tree) for n in ast.walk(f)}
+    in_kernels |= _kernel_library_calls(tree)
     for node in ast.walk(tree):
         problems.extend(_node_problems(node, require_custom_kernel and id(node) not in in_kernels))
         if isinstance(node, ast.Attribute) and node.attr == "modules" and _dotted(node.value) == "sys":
@@ -328,6 +329,23 @@ def _kernel_functions(tree: ast.AST) -> list[ast.FunctionDef]:
         for n in ast.walk(tree)
         if isinstance(n, ast.FunctionDef) and any(_is_triton_jit(d) for d in n.decorator_list)
     ]
+
+
+def _kernel_library_calls(tree: ast.AST) -> set[int]:
+    """Calls on what ``load_c`` / ``load_inline`` returned (``_lib.relu(out, x, n)`` is a launch)."""
+    libraries: set[str] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+            continue
+        if _call_name(node.value) in ("load_c", "load_inline"):
+            libraries.update(d for t in node.targets if (d := _dotted(t)))
+    return {
+        id(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and _dotted(node.func.value) in libraries
+    }
 
 
 def _is_container(value: ast.AST) -> bool:
