@@ -44,14 +44,18 @@ async def read_upload(request: Request, upload: UploadFile | None) -> tuple[str,
     try:
         return upload.filename, data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadInputError("the uploaded file is not UTF-8 text", hint="upload Verilog source") from exc
+        raise BadInputError(
+            "the uploaded file is not UTF-8 text", hint="upload Verilog source or a KernelBench .py problem"
+        ) from exc
 
 
 @router.post("/jobs", status_code=201, summary="Create a job (paste `source` or upload `file`)")
 async def create_job(
     request: Request,
-    kind: Annotated[str, Form(description="rtl (kernel: not supported yet)")] = "rtl",
-    source: Annotated[str, Form(description="the design, pasted")] = "",
+    kind: Annotated[
+        str, Form(description="rtl, kernel (a KernelBench problem) or auto (by file name, then text)")
+    ] = "auto",
+    source: Annotated[str, Form(description="the design or KernelBench problem, pasted")] = "",
     file: Annotated[UploadFile | None, File(description="the design, uploaded")] = None,
     filename: Annotated[str, Form()] = "design.v",
     top: Annotated[str, Form()] = "",

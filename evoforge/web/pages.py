@@ -12,6 +12,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
+from markupsafe import escape
 
 from evoforge.domain import Metrics
 from evoforge.errors import BadInputError
@@ -21,7 +22,7 @@ from evoforge.web import charts, views
 from evoforge.web.api import read_upload
 from evoforge.web.app import TOKEN_HINT, token_ok
 from evoforge.web.highlight import diff_html, highlight_verilog
-from evoforge.web.submit import PROPOSERS, Submission, liberty_choices, submit
+from evoforge.web.submit import KINDS, PROPOSERS, Submission, liberty_choices, submit
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,6 +50,7 @@ def _jobs_page(request: Request, *, form: Submission | None = None, error: str |
         form=form or Submission(budget=settings.search.budget),
         error=error,
         proposers=PROPOSERS,
+        kinds=KINDS,
         liberties=liberty_choices(settings),
         max_budget=settings.web.max_budget,
     )
@@ -64,6 +66,7 @@ async def submit_form(
     request: Request,
     source: Annotated[str, Form()] = "",
     file: Annotated[UploadFile | None, File()] = None,
+    kind: Annotated[str, Form()] = "auto",
     top: Annotated[str, Form()] = "",
     objective: Annotated[str, Form()] = "area,delay",
     budget: Annotated[int, Form()] = 20,
@@ -72,7 +75,13 @@ async def submit_form(
     token: Annotated[str, Form()] = "",
 ) -> Response:
     form = Submission(
-        source=source, top=top, objective=objective, budget=budget, proposer=proposer, liberty=liberty
+        kind=kind,
+        source=source,
+        top=top,
+        objective=objective,
+        budget=budget,
+        proposer=proposer,
+        liberty=liberty,
     )
     if not token_ok(request, token):
         return _jobs_page(request, form=form, error=f"this server needs a token for writes ({TOKEN_HINT})")
@@ -80,6 +89,7 @@ async def submit_form(
         uploaded = await read_upload(request, file)
         if uploaded is not None:
             form = Submission(
+                kind=kind,
                 source=uploaded[1],
                 filename=uploaded[0],
                 top=top,
@@ -144,7 +154,7 @@ def candidate_page(request: Request, job_id: int, candidate_id: int) -> HTMLResp
         request,
         "candidate.html",
         c=c,
-        source_html=highlight_verilog(c["source"]),
+        source_html=highlight_verilog(c["source"]) if c["kind"] != "kernel" else escape(c["source"]),
         diff_parent=diff_html(
             c["parent_source"], c["source"], before_name=f"#{c['parent_id']}", after_name=f"#{c['id']}"
         ),

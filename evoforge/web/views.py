@@ -22,9 +22,11 @@ from evoforge.search.report import (
     stage_run_row,
 )
 from evoforge.store import repository
-from evoforge.store.models import Candidate, Job
+from evoforge.store.models import Candidate, Job, StageRun
 
 FINISHED = frozenset({JobStatus.SUCCEEDED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value})
+#: the metrics a kernel job's pages show, in order
+KERNEL_METRICS = ("runtime_ms", "speedup", "registers", "spills", "shared_bytes")
 
 
 def objectives_of(job: Job) -> tuple[Objective, ...]:
@@ -129,16 +131,61 @@ def job_detail(session: Session, job_id: int) -> dict[str, Any]:
     job = repository.get_job(session, job_id)
     report = job_report(session, job_id)
     candidates = _job_candidates(session, job_id)
-    return report | {
-        "summary": job_summary(job),
-        "progress": progress(session, job_id),
-        "best_so_far": best_so_far(job, candidates),
-        "accepted_points": [
-            {"candidate_id": c.id, "origin": c.origin, "metrics": c.metrics}
-            for c in candidates
-            if c.status == CandidateStatus.ACCEPTED.value
-        ],
-    }
+    kernel = {"kernel_rows": kernel_rows(session, candidates)} if job.kind == "kernel" else {}
+    return (
+        report
+        | kernel
+        | {
+            "summary": job_summary(job),
+            "progress": progress(session, job_id),
+            "best_so_far": best_so_far(job, candidates),
+            "accepted_points": [
+                {"candidate_id": c.id, "origin": c.origin, "metrics": c.metrics}
+                for c in candidates
+                if c.status == CandidateStatus.ACCEPTED.value
+            ],
+        }
+    )
+
+
+def kernel_facts(runs: list[StageRun]) -> dict[str, Any]:
+    """What a kernel candidate's stages say beyond its metrics: backend, device, why speed is unmeasured."""
+    facts: dict[str, Any] = {"backend": None, "device": None, "unmeasured": None, "kernels": [], "arch": None}
+    for run in runs:
+        data = run.data or {}
+        if run.name == "static" and data.get("backend"):
+            facts["backend"] = data["backend"]
+        if run.name == "resources":
+            facts["kernels"] = list(data.get("kernels") or [])
+            facts["arch"] = data.get("arch")
+        if run.name in ("benchmark", "correctness") and data.get("unmeasured"):
+            facts["unmeasured"] = str(data["unmeasured"])
+        if run.name == "benchmark":
+            facts["device"] = data.get("device")
+            if data.get("flag"):
+                facts["flag"] = data["flag"]
+    return facts
+
+
+def kernel_rows(session: Session, candidates: list[Candidate]) -> list[dict[str, Any]]:
+    """Accepted kernel candidates (the original first) with their kernel metrics and speed facts."""
+    accepted = [c for c in candidates if c.status == CandidateStatus.ACCEPTED.value]
+    ids = [c.id for c in accepted]
+    runs: dict[int, list[StageRun]] = {i: [] for i in ids}
+    if ids:
+        for run in session.scalars(select(StageRun).where(StageRun.candidate_id.in_(ids))):
+            runs[run.candidate_id].append(run)
+    rows = []
+    for c in accepted:
+        metrics = c.metrics or {}
+        facts = kernel_facts(runs[c.id])
+        if c.origin == ORIGINAL and facts["unmeasured"] is None and metrics.get("runtime_ms") is not None:
+            facts["backend"] = "torch eager"
+        rows.append(
+            {"candidate_id": c.id, "origin": c.origin, "metrics": {k: metrics.get(k) for k in KERNEL_METRICS}}
+            | facts
+        )
+    return rows
 
 
 def candidate_detail(session: Session, job_id: int, candidate_id: int) -> dict[str, Any]:
@@ -163,6 +210,8 @@ def candidate_detail(session: Session, job_id: int, candidate_id: int) -> dict[s
         else {},
         "baseline": baseline.to_dict(),
         "lineage": lineage_rows(candidates, candidate.id),
+        "kind": job.kind,
+        "kernel": kernel_facts(list(candidate.stage_runs)) if job.kind == "kernel" else None,
         "stages": [stage_run_row(r, with_log=True) for r in candidate.stage_runs],
         "llm_calls": llm_call_rows(session, job_id, candidate.id),
     }

@@ -66,7 +66,7 @@ def test_submit_paste_and_upload_list_read_cancel_without_a_worker(
     [
         ({"source": "module broken(input a; endmodule"}, "syntax error"),
         ({"source": ""}, "no design given"),
-        ({"source": ADDSEL, "kind": "kernel"}, "kernel targets are not supported yet"),
+        ({"source": ADDSEL, "kind": "kernel"}, "problem.py: syntax error"),
         ({"source": ADDSEL, "budget": "0"}, "budget"),
         ({"source": ADDSEL, "objective": "speed"}, "unknown objective"),
         ({"source": ADDSEL, "proposer": "magic"}, "unknown proposer"),

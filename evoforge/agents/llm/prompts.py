@@ -1,4 +1,4 @@
-"""The planner, coder and repair prompts, per domain (RTL now; kernels in a simpler form).
+"""The planner, coder and repair prompts, per domain (RTL designs and KernelBench kernels).
 
 A prompt carries what DESIGN.md lists: the original, the parent and its metrics, the verifier's
 feedback (the failure detail and counterexample of recent attempts, the critical path as RTL
@@ -192,45 +192,244 @@ class RtlPrompts:
         ]
 
 
-class KernelPrompts(RtlPrompts):
-    """Prompts for GPU kernels (the kernel verifier is a later issue; these stay simple)."""
+class KernelPrompts:
+    """Prompts for KernelBench problems: a faster ``ModelNew`` whose arithmetic runs in custom kernels.
+
+    The feedback is the kernel cascade's: the first mismatching elements of a rejected child (its
+    correctness detail), registers, spills and shared memory from the ahead-of-time compile, and the
+    measured speed-up over torch eager or why it is unmeasured on this machine.
+    """
 
     kind = TargetKind.KERNEL
     language = "python"
 
-    def _interface(self, ctx: PromptContext) -> str:
-        return (
-            "Keep the module's class name, constructor and forward() signature; results must match the "
-            "original within tolerance for every input shape the problem defines."
-        )
+    def _machine(self, ctx: PromptContext) -> list[str]:
+        request = ctx.request
+        probe = dict((request.target.kernel_summary or {}).get("probe") or {})
+        benchmark = request.feedback.get("benchmark") or {}
+        lines = []
+        if probe.get("cuda"):
+            lines.append("- This machine has a CUDA GPU: Triton and CUDA kernels are run and timed on it.")
+        else:
+            lines.append(
+                "- This machine has no CUDA GPU: Triton kernels are checked on the CPU in Triton's "
+                "interpreter and their speed is unmeasured; CUDA kernels are compiled (nvcc) but cannot "
+                "run. C kernels (`evoforge.runtime.load_c`) run on the CPU and are timed against torch "
+                "eager: they are the backend whose speed-up is measured here."
+            )
+        if benchmark.get("unmeasured") and not probe.get("cuda"):
+            lines.append(
+                "- The current version's speed is unmeasured here; to get a measured speed-up on this "
+                "machine, write C kernels (the C backend)."
+            )
+        shapes = _shapes(probe.get("inputs"))
+        if shapes:
+            bench = "" if probe.get("benchmark_inputs") else " (also the benchmark shapes)"
+            lines.append(f"- Inputs of the correctness check: {shapes}{bench}.")
+        if probe.get("benchmark_inputs"):
+            lines.append(
+                "- The benchmark uses larger inputs (get_benchmark_inputs()): the kernel must handle any "
+                "shape, not only the small one."
+            )
+        return lines
 
     def _situation(self, ctx: PromptContext) -> str:
-        return super()._situation(ctx).replace("```verilog", f"```{self.language}")
+        request = ctx.request
+        parts = [
+            f"## Target: {request.target.name}",
+            "Keep the constructor and forward() signature of `Model`; the outputs must match the original "
+            "within tolerance (same shape, dtype and device) on fresh random inputs of every shape the "
+            "problem defines.",
+            f"## The original problem (reference `Model`)\n```python\n"
+            f"{clip(request.target.source, SOURCE_LIMIT).rstrip()}\n```",
+        ]
+        patterns = _patterns(request.target.kernel_summary)
+        if patterns:
+            parts.append(f"The reference traces to: {patterns}.")
+        if request.parent_source.strip() != request.target.source.strip():
+            parts.append(
+                "## The current version to improve (verified correct)\n"
+                f"```python\n{clip(request.parent_source, SOURCE_LIMIT).rstrip()}\n```"
+            )
+        measured = format_metrics(request.parent_metrics)
+        backend = request.feedback.get("backend")
+        parts.append(f"## Its measurements\n{measured}" + (f" (backend: {backend})" if backend else ""))
+        parts.append("## This machine\n" + "\n".join(self._machine(ctx)))
+        feedback = kernel_feedback_lines(request.feedback)
+        if feedback:
+            parts.append("## What the verifier reported\n" + "\n".join(feedback))
+        inspirations = _inspirations(request.inspirations, self.language)
+        if inspirations:
+            parts.append("## Other verified versions (for ideas)\n" + "\n\n".join(inspirations))
+        if ctx.knowledge:
+            parts.append(
+                "## Known optimisation techniques\n" + "\n".join(f"- {clip(k, 1500)}" for k in ctx.knowledge)
+            )
+        return "\n\n".join(p for p in parts if p)
 
     def planner(self, ctx: PromptContext) -> list[Message]:
-        messages = super().planner(ctx)
-        messages[0]["content"] = (
-            f"{PLANNER_SYSTEM_PREFIX} of a GPU kernel optimisation service. Write a short plan (at most "
-            "five numbered steps) to make the kernel faster: fusion, tiling, memory coalescing, fewer "
-            "launches. Results must stay correct within tolerance. Do not write code."
+        system = (
+            f"{PLANNER_SYSTEM_PREFIX} of a kernel optimisation service. You read a KernelBench problem "
+            "(a PyTorch `Model`), the current custom-kernel version, its measurements and the verifier's "
+            "feedback, and write a short plan to make it faster: at most five numbered steps, each one "
+            "concrete (which operations to fuse into one kernel, the tiling or block size, the memory "
+            "access order, vectorisation, threads, fewer launches, which backend). Every arithmetic "
+            "operation must run inside a custom kernel; outputs must stay correct within tolerance. If an "
+            "earlier attempt failed, say how to avoid its failure. Do not write code."
         )
-        return messages
+        variety = (
+            f"\n\nThis is plan {ctx.index + 1} of {ctx.count}: prefer a different idea from the obvious one."
+            if ctx.count > 1 and ctx.index > 0
+            else ""
+        )
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": self._situation(ctx) + variety + "\n\nWrite the plan."},
+        ]
 
     def coder(self, ctx: PromptContext, plan: str) -> list[Message]:
-        messages = super().coder(ctx, plan)
-        messages[0]["content"] = (
-            f"{CODER_SYSTEM_PREFIX} of a GPU kernel optimisation service. Rewrite the problem's model with "
-            "a faster custom kernel (Triton or CUDA through torch) following the plan. The verifier times "
-            "the kernel: do not time, cache results or special-case inputs. End your reply with the "
-            "complete module in one ```python fenced block."
-        )
-        messages[1]["content"] = messages[1]["content"].replace("```verilog", "```python")
-        return messages
+        return [
+            {"role": "system", "content": KERNEL_CODER_SYSTEM},
+            {
+                "role": "user",
+                "content": f"{self._situation(ctx)}\n\n## The plan\n{plan.strip() or '(no plan)'}\n\n"
+                "Implement the plan. Reply with a one-sentence summary, then the complete module (imports, "
+                "kernels, `class ModelNew`) in a ```python block.",
+            },
+        ]
 
     def repair(self, ctx: PromptContext, plan: str, previous_reply: str, problem: str) -> list[Message]:
-        messages = super().repair(ctx, plan, previous_reply, problem)
-        messages[-1]["content"] = messages[-1]["content"].replace("```verilog", "```python")
-        return messages
+        return [
+            *self.coder(ctx, plan),
+            {"role": "assistant", "content": previous_reply},
+            {
+                "role": "user",
+                "content": f"That module cannot be used: {clip(problem, DETAIL_LIMIT)}\n\nFix it and reply "
+                "with the complete corrected module in a ```python block.",
+            },
+        ]
+
+
+#: the candidate contract, as the kernel verifier enforces it (static, compile and correctness stages)
+KERNEL_CODER_SYSTEM = f"""{CODER_SYSTEM_PREFIX} of a kernel optimisation service. You write a Python \
+module that makes a KernelBench problem faster with custom kernels, following a plan.
+
+The candidate contract (checked by the verifier; anything else is rejected):
+- The module defines `class ModelNew(nn.Module)` with the same constructor arguments and forward() \
+signature as `Model`. Create parameters (nn.Linear, nn.Parameter, ...) in the same order as `Model` so \
+they get the same initial values, and use their tensors in your kernels. Do not import or subclass \
+`Model`, and do not import the problem file.
+- ALL arithmetic runs inside custom kernels, including bias adds, activations, scaling and reductions. \
+torch is only for allocation and views: torch.empty/empty_like/zeros, .view, .reshape, .contiguous, \
+.transpose, .permute, .expand, .unsqueeze, indexing, .clone, .copy_, .fill_.
+- Backends (pick one):
+  * Triton: `import triton`, `import triton.language as tl`, `@triton.jit` kernels launched as \
+`kernel[grid](...)`.
+  * CUDA: `from torch.utils.cpp_extension import load_inline` with `name=`, `cpp_sources=`, \
+`cuda_sources=`, `functions=[...]` (KernelBench's convention), then call the module's function.
+  * C on the CPU: `from evoforge.runtime import load_c`; `_lib = load_c(r\"\"\"...C source...\"\"\")` \
+compiles once at import (gcc -O3 -march=native, OpenMP on; extra flags only via \
+`flags=("-ffast-math",)`: -O*, -f*, -m*, -D*). Call `_lib.fn(out, x, n)`: a tensor is passed as a \
+pointer to its first element (it must be a contiguous CPU tensor: call .contiguous() first), a \
+Python int as int64_t, a float as double, a bool as int64_t 0/1; functions return void. A complete \
+C candidate for a ReLU problem:
+```python
+import torch
+import torch.nn as nn
+from evoforge.runtime import load_c
+
+_lib = load_c(r\"\"\"
+#include <stdint.h>
+void relu(float *out, const float *x, int64_t n) {{
+    #pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}}
+\"\"\")
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        x = x.contiguous()
+        out = torch.empty_like(x)
+        _lib.relu(out, x, x.numel())
+        return out
+```
+- Forbidden (the candidate is rejected, do not waste an attempt): torch compute outside your kernels \
+(torch.add/mul/matmul/softmax/sum/exp/relu/linear/..., tensor methods such as x.sum() or x.exp(), \
+torch.nn.functional, the @ operator) — a library fallback; try/except; threads, processes, \
+asyncio, extra CUDA streams or events; timers (importing time or timeit); caching results between \
+calls (module-level caches, writing self.* in forward(), functools caches, memoising by shape); \
+modifying the inputs; computing the result in __init__; numpy; ctypes; exec/eval/open; patching \
+attributes of other modules.
+- Kernels must handle any input shape the problem may pass (use sizes from the tensors, guard the \
+tails), and every kernel must actually run during forward().
+
+End your reply with the complete module in one ```python fenced block: the last fenced block of the \
+reply is taken as the candidate."""
+
+
+def kernel_feedback_lines(feedback: dict[str, Any]) -> list[str]:
+    """The kernel cascade's feedback on the parent, as prompt lines."""
+    lines: list[str] = []
+    bench = feedback.get("benchmark") or {}
+    if bench.get("unmeasured"):
+        lines.append(f"- Speed: unmeasured ({bench['unmeasured']}).")
+    elif bench.get("speedup") is not None:
+        text = (
+            f"- Speed: {_ms(bench.get('candidate_ms'))} vs torch eager {_ms(bench.get('reference_ms'))} "
+            f"on {bench.get('device') or 'the CPU'}: speed-up {float(bench['speedup']):.2f}x"
+        )
+        if bench.get("flag"):
+            text += f" (flagged {bench['flag']})"
+        lines.append(text + ".")
+    resources = feedback.get("kernel_resources") or {}
+    kernels = list(resources.get("kernels") or [])
+    if kernels:
+        listed = "; ".join(
+            f"{k.get('kernel')}: {k.get('registers')} registers, {k.get('spills')} spilled, "
+            f"{k.get('shared_bytes')} B shared memory"
+            for k in kernels[:8]
+        )
+        lines.append(
+            f"- Resources from the ahead-of-time compile for {resources.get('arch') or 'the GPU'}: {listed}."
+        )
+        if any(int(k.get("spills") or 0) > 0 for k in kernels):
+            lines.append("- Registers spill to local memory: use smaller blocks or fewer live values.")
+    for failure in feedback.get("recent_failures", [])[:3]:
+        what = clip(str(failure.get("reason", "")), DETAIL_LIMIT)
+        note = str(failure.get("note") or "")[:120]
+        stage = failure.get("stage")
+        if stage == "correctness":
+            lines.append(
+                f"- An earlier attempt ({note}) computed wrong results (rejected at correctness): {what}"
+            )
+        else:
+            lines.append(f"- An earlier attempt ({note}) was rejected at {stage}: {what}")
+    return lines
+
+
+def _ms(value: Any) -> str:
+    return f"{float(value):.4g} ms" if _number(value) else "? ms"
+
+
+def _shapes(described: Any) -> str:
+    out = []
+    for item in described or []:
+        if isinstance(item, dict) and item.get("shape") is not None:
+            dtype = str(item.get("dtype") or "").replace("torch.", "")
+            out.append(f"{tuple(item['shape'])} {dtype}".strip())
+        elif isinstance(item, dict):
+            out.append(str(item.get("type") or "value"))
+    return ", ".join(out)
+
+
+def _patterns(summary: dict[str, Any] | None) -> str:
+    names = []
+    for pattern in (summary or {}).get("patterns") or []:
+        if isinstance(pattern, dict) and pattern.get("kind"):
+            op = pattern.get("op")
+            names.append(f"{pattern['kind']} ({op})" if op else str(pattern["kind"]))
+    return ", ".join(names)
 
 
 PROMPTS: dict[TargetKind, PromptBuilder] = {TargetKind.RTL: RtlPrompts(), TargetKind.KERNEL: KernelPrompts()}
@@ -239,6 +438,18 @@ PROMPTS: dict[TargetKind, PromptBuilder] = {TargetKind.RTL: RtlPrompts(), Target
 def knowledge_query(request: ProposalRequest) -> str:
     """What to look up in the knowledge base for a request: the parent's hot spots and the target."""
     words = [request.target.name]
+    if request.target.kind is TargetKind.KERNEL:
+        for pattern in (request.target.kernel_summary or {}).get("patterns") or []:
+            if isinstance(pattern, dict):
+                words += [str(pattern[k]) for k in ("kind", "op") if pattern.get(k)]
+        backend = request.feedback.get("backend")
+        words += ["kernel", str(backend)] if backend else ["kernel"]
+        if any(
+            int(k.get("spills") or 0)
+            for k in (request.feedback.get("kernel_resources") or {}).get("kernels") or []
+        ):
+            words.append("register spills")
+        return " ".join([*words, clip(request.parent_source, 2000)])
     words += [str(s) for s in (request.feedback.get("critical_path") or [])[:8]]
     cells = request.feedback.get("cells_by_type")
     if isinstance(cells, dict):

@@ -1,0 +1,239 @@
+"""Kernel targets on the web: a KernelBench problem submitted by the API or the form becomes a queued
+job (a bad problem is a 422 with the loader's message), a worker runs it, and the job and candidate
+pages show the kernel metrics: runtime, speed-up or why it is unmeasured, registers, spills, shared
+memory.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from web_helpers import Server, free_port
+
+from evoforge.config import KernelSettings, LlmSettings, Settings, WebSettings
+from evoforge.domain import DEFAULT_KERNEL_OBJECTIVES, JobStatus, Metrics, StageResult, Verdict
+from evoforge.store import repository
+from evoforge.store.engine import open_store
+from evoforge.web import create_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agents" / "llm"))
+from openai_script import MODEL, ScriptedServer, Step, fenced
+
+PROBLEM = """\
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.relu(x)
+
+
+def get_inputs():
+    return [torch.randn(16, 1024)]
+
+
+def get_init_inputs():
+    return []
+
+
+def get_benchmark_inputs():
+    return [torch.randn(256, 4096)]
+"""
+CANDIDATE = '''\
+import torch
+import torch.nn as nn
+from evoforge.runtime import load_c
+
+_lib = load_c(r"""
+#include <stdint.h>
+void relu(float *out, const float *x, int64_t n) {
+    #pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] > THRESHOLD ? x[i] : 0.0f;
+}
+""")
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        x = x.contiguous()
+        out = torch.empty_like(x)
+        _lib.relu(out, x, x.numel())
+        return out
+'''
+GOOD = CANDIDATE.replace("THRESHOLD", "0.0f")
+WRONG = CANDIDATE.replace("THRESHOLD", "0.5f")
+FAST_KERNEL = KernelSettings(benchmark_repeats=5, benchmark_budget_s=3.0, cpu_threads=2)
+NO_GET_INPUTS = "import torch\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return x\n"
+FAILS_ON_ITS_INPUTS = PROBLEM.replace("return torch.relu(x)", "return x @ torch.ones(3, 3)")
+UNMEASURED = "Triton runs here only in its interpreter, whose timings say nothing about GPU speed"
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """A uvicorn server over fresh settings (fast kernel knobs; an LLM endpoint when given)."""
+    started: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
+
+    def run(*, worker: bool = False, llm_url: str | None = None) -> Server:
+        llm = LlmSettings(
+            base_url=llm_url, api_key="sk-test" if llm_url else None, model=MODEL, backoff_s=0.05
+        )
+        settings = Settings(
+            data_dir=tmp_path / f"data{len(started)}",
+            kernel=FAST_KERNEL,
+            web=WebSettings(heartbeat_s=0.5, poll_s=0.2),
+            llm=llm,
+        )
+        app = create_app(settings, embedded_worker=worker)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+        started.append((server, thread, client))
+        return Server(f"http://127.0.0.1:{port}", settings, client)
+
+    yield run
+    for server, thread, client in started:
+        client.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_kernel_problems_are_queued_from_the_api_and_the_form_and_bad_ones_refused(
+    start: Callable[..., Server],
+) -> None:
+    server = start()
+    c = server.client
+    bad = {
+        "nog.py": (NO_GET_INPUTS, "defines no get_inputs"),
+        "mm.py": (FAILS_ON_ITS_INPUTS, "the reference Model on its own inputs raised RuntimeError"),
+        "syn.py": ("class Model(:\n", "syn.py: syntax error at line 1"),
+    }
+    for name, (text, message) in bad.items():
+        refused = c.post("/api/jobs", files={"file": (name, text.encode(), "text/x-python")})
+        assert refused.status_code == 422, refused.text
+        assert message in refused.json()["error"] and "Traceback" not in refused.text
+    page = c.post("/jobs", data={"source": NO_GET_INPUTS, "kind": "kernel"})
+    assert page.status_code == 422 and 'id="form-error"' in page.text and "get_inputs" in page.text
+    assert c.get("/api/jobs").json()["jobs"] == []
+
+    by_api = c.post(
+        "/api/jobs", files={"file": ("relu.py", PROBLEM.encode(), "text/x-python")}, data={"budget": "2"}
+    )
+    assert by_api.status_code == 201, by_api.text
+    job = c.get(f"/api/jobs/{by_api.json()['job_id']}").json()
+    assert job["status"] == "queued" and job["target"] == {"kind": "kernel", "name": "relu"}
+    assert job["options"]["objectives"] == ["runtime_ms"] and job["options"]["budget"] == 2
+
+    by_form = c.post("/jobs", data={"source": PROBLEM, "budget": "1"}, follow_redirects=False)  # kind: auto
+    assert by_form.status_code == 303, by_form.text
+    form_job = c.get(by_form.headers["location"].replace("/jobs/", "/api/jobs/")).json()
+    assert form_job["target"] == {"kind": "kernel", "name": "problem"} and form_job["status"] == "queued"
+    html = c.get(by_form.headers["location"]).text
+    assert 'id="kernel-metrics"' in html and "Pareto front" not in html
+    assert 'accept=".v,.sv,.vh,.svh,.py"' in c.get("/").text
+
+
+def _store_triton_job(settings: Settings) -> tuple[int, int]:
+    """A finished kernel job whose one candidate is a Triton kernel: resources known, speed unmeasured."""
+    store = open_store(settings.database_url)
+    with store.transaction() as session:
+        job = repository.create_job(
+            session,
+            kind="kernel",
+            target_name="relu",
+            target_fingerprint="f" * 64,
+            target_source=PROBLEM,
+            options={"objectives": [o.value for o in DEFAULT_KERNEL_OBJECTIVES], "budget": 1},
+            status=JobStatus.RUNNING,
+        )
+        original = repository.add_candidate(
+            session, job.id, source=PROBLEM, origin="original", source_hash="o"
+        )
+        base = Metrics(runtime_ms=1.25)
+        benchmark = StageResult("benchmark", True, 0.0, metrics=base, data={"device": "cpu"})
+        repository.finish_candidate(
+            session, original, Verdict(True, "benchmark", "original", base, (benchmark,)), record_stages=True
+        )
+        repository.set_job_baseline(session, job, base)
+        kernels = [{"kernel": "relu_kernel", "registers": 40, "spills": 12, "shared_bytes": 1024}]
+        metrics = Metrics(registers=40, spills=12, shared_bytes=1024)
+        stages = (
+            StageResult("static", True, 0.0, detail="triton candidate", data={"backend": "triton"}),
+            StageResult("resources", True, 0.1, metrics=metrics, data={"arch": "sm_90", "kernels": kernels}),
+            StageResult(
+                "benchmark", True, 0.0, detail=f"unmeasured: {UNMEASURED}", data={"unmeasured": UNMEASURED}
+            ),
+        )
+        cand = repository.add_candidate(
+            session, job.id, source="# triton\n", origin="llm:m", source_hash="t", parent_id=original.id
+        )
+        verdict = Verdict(True, "benchmark", "accepted (speed unmeasured here)", metrics, stages)
+        repository.finish_candidate(session, cand, verdict, record_stages=True)
+        repository.set_job_status(session, job, JobStatus.SUCCEEDED)
+        return job.id, cand.id
+
+
+def test_unmeasured_speed_and_gpu_resources_are_shown(start: Callable[..., Server]) -> None:
+    server = start()
+    job_id, cand_id = _store_triton_job(server.settings)
+    html = server.client.get(f"/jobs/{job_id}").text
+    table = html.split('id="kernel-metrics"')[1].split("</table>")[0]
+    assert f"unmeasured: {UNMEASURED}" in table
+    assert re.search(r"<td>triton</td>.*<td>40</td><td>12</td><td>1024</td>", table, re.S)
+    assert "torch eager" in table and "1.25" in table  # the original's row
+    page = server.client.get(f"/jobs/{job_id}/candidates/{cand_id}").text
+    assert f"speed unmeasured: {UNMEASURED}" in page
+    resources = page.split('id="kernel-resources"')[1].split("</table>")[0]
+    assert "sm_90" in resources and "relu_kernel" in resources and "<td>12</td>" in resources
+    detail = server.client.get(f"/api/jobs/{job_id}").json()
+    row = next(r for r in detail["kernel_rows"] if r["candidate_id"] == cand_id)
+    assert row["unmeasured"] == UNMEASURED and row["metrics"]["spills"] == 12 and row["backend"] == "triton"
+
+
+@pytest.mark.slow
+def test_a_kernel_job_runs_in_the_worker_and_its_pages_show_the_speedup(start: Callable[..., Server]) -> None:
+    script = [
+        Step(fenced(WRONG, "python", "One pass."), role="coder"),
+        Step(fenced(GOOD, "python", "One pass."), role="coder"),
+    ]
+    with ScriptedServer(script, plan="1. One OpenMP pass in C.") as llm:
+        server = start(worker=True, llm_url=llm.url)
+        c = server.client
+        created = c.post(
+            "/api/jobs",
+            files={"file": ("relu.py", PROBLEM.encode(), "text/x-python")},
+            data={"budget": "2", "proposer": "llm"},
+        )
+        assert created.status_code == 201, created.text
+        job_id = created.json()["job_id"]
+        job = server.wait_for(job_id, {"succeeded", "failed"}, timeout_s=300)
+    assert job["status"] == "succeeded", job.get("error")
+    rows: dict[str, Any] = {r["origin"]: r for r in job["kernel_rows"]}
+    assert rows["original"]["metrics"]["runtime_ms"] is not None
+    good = rows[f"llm:{MODEL}"]
+    assert good["backend"] == "c" and good["device"] == "cpu" and good["metrics"]["speedup"] is not None
+    wrong = next(x for x in job["candidates"] if x["status"] == "rejected")
+    assert wrong["rejected_stage"] == "correctness" and "first mismatching elements" in wrong["reason"]
+
+    html = c.get(f"/jobs/{job_id}").text
+    table = html.split('id="kernel-metrics"')[1].split("</table>")[0]
+    assert f"{good['metrics']['speedup']:.2f}×" in table and "<td>c</td>" in table
+    page = c.get(f"/jobs/{job_id}/candidates/{good['candidate_id']}").text
+    assert "backend c · device cpu" in page and f"speedup {good['metrics']['speedup']:.2f}×" in page
+    rejected = c.get(f"/jobs/{job_id}/candidates/{wrong['id']}").text
+    assert "first mismatching elements" in rejected and "llm-call" in rejected
