@@ -79,11 +79,35 @@ class CallSource(Protocol):
         ...
 
 
-def _offline(**options: Any) -> Proposer:
-    # imported here: the rule package imports this module for the request/proposal types
-    from evoforge.agents.rtl_rules.proposer import OfflineRtlProposer
+class OfflineProposer:
+    """The offline proposer of the request's target kind: RTL rewrite rules or kernel templates."""
 
-    return OfflineRtlProposer(**options)
+    name = "offline"
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._by_kind: dict[domain.TargetKind, Proposer] = {}
+
+    def _for(self, kind: domain.TargetKind) -> Proposer:
+        if kind not in self._by_kind:
+            # imported here: the proposer packages import this module for the request/proposal types
+            if kind is domain.TargetKind.KERNEL:
+                from evoforge.agents.kernel_templates import OfflineKernelProposer
+
+                self._by_kind[kind] = OfflineKernelProposer(**self._options)
+            else:
+                from evoforge.agents.rtl_rules.proposer import OfflineRtlProposer
+
+                self._by_kind[kind] = OfflineRtlProposer(**self._options)
+        return self._by_kind[kind]
+
+    def propose(self, request: ProposalRequest) -> list[Proposal]:
+        return self._for(request.target.kind).propose(request)
+
+
+def _offline(**options: Any) -> Proposer:
+    """Options: ``knowledge`` (the knowledge base)."""
+    return OfflineProposer(**options)
 
 
 def _llm(**options: Any) -> Proposer:

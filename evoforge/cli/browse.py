@@ -33,11 +33,13 @@ def print_job(report: dict[str, Any]) -> None:
         print("  no improvement found")
     else:
         gains = ", ".join(f"{k} {v:.3f}x" for k, v in best["improvement"].items())
-        print(f"  best: candidate {best['candidate_id']} ({best['origin']}, {best['assurance']}): {gains}")
+        origin = ", ".join(str(x) for x in (best["origin"], best["assurance"]) if x)
+        print(f"  best: candidate {best['candidate_id']} ({origin}): {gains}")
         print(f"        {format_metrics(best['metrics'])}")
         for step in best.get("lineage") or []:
             print(f"        ← #{step['candidate_id']} {step['origin']}: {step['note'][:100]}")
-    _print_front(report.get("pareto_front") or [])
+    if report["target"]["kind"] == "rtl":
+        _print_front(report.get("pareto_front") or [])
     for c in report["candidates"]:
         where = f" at {c['rejected_stage']}" if c["rejected_stage"] else ""
         hit = f" [cache: {c['cache_hit']}]" if c["cache_hit"] else ""

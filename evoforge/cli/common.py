@@ -88,5 +88,8 @@ def open_store_from_args(args: argparse.Namespace) -> Any:
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
-    units = {"area_um2": "µm²", "delay_ns": "ns"}
-    return ", ".join(f"{k.split('_')[0]} {v:g}{units.get(k, '')}" for k, v in metrics.items()) or "-"
+    units = {"area_um2": " µm²", "delay_ns": " ns", "runtime_ms": " ms", "speedup": "x", "shared_bytes": " B"}
+    names = {"shared_bytes": "shared"}
+    return (
+        ", ".join(f"{names.get(k, k.split('_')[0])} {v:.4g}{units.get(k, '')}" for k, v in metrics.items()) or "-"
+    )

@@ -10,11 +10,17 @@ from evoforge.agents.rtl_rules.proposer import OfflineRtlProposer
 from evoforge.errors import ConfigError
 
 
-def test_offline_is_registered() -> None:
+def test_offline_is_registered_and_dispatches_by_target_kind() -> None:
+    from evoforge.agents.base import OfflineProposer
+    from evoforge.agents.kernel_templates import OfflineKernelProposer
+    from evoforge.domain import TargetKind
+
     assert "offline" in PROPOSERS
     proposer = get_proposer("offline")
-    assert isinstance(proposer, OfflineRtlProposer)
+    assert isinstance(proposer, OfflineProposer)
     assert proposer.name == "offline"
+    assert isinstance(proposer._for(TargetKind.RTL), OfflineRtlProposer)
+    assert isinstance(proposer._for(TargetKind.KERNEL), OfflineKernelProposer)
 
 
 def test_unknown_proposer_lists_the_valid_names() -> None:
