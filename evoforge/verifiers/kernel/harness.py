@@ -204,7 +204,7 @@ def _candidate(request: dict[str, Any], module: Any) -> Any:
     if not hasattr(cand, "ModelNew"):
         raise CandidateFailure("the candidate defines no ModelNew")
     try:
-        return problem.construct(cand.ModelNew, module, request["init_seed"])
+        return problem.construct(cand.ModelNew, module, request["init_seed"], request.get("device", "cpu"))
     except Exception as exc:
         raise CandidateFailure(_failure_text("ModelNew(*get_init_inputs())", exc)) from exc
 
@@ -319,7 +319,7 @@ def mode_reference(request: dict[str, Any]) -> dict[str, Any]:
 
     _threads(request)
     module = _problem(request)
-    model = problem.construct(module.Model, module, request["init_seed"])
+    model = problem.construct(module.Model, module, request["init_seed"], request["device"])
     outdir = Path(request["outdir"])
     seeds = list(request["seeds"])
     tol = request.get("tolerance", {})
@@ -388,7 +388,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
     watch = _Watch(request)
     clock = watch.snapshot.perf_counter
     module = _problem(request)
-    reference = problem.construct(module.Model, module, request["init_seed"])
+    reference = problem.construct(module.Model, module, request["init_seed"], request["device"])
     model = _candidate(request, module)
     device = request["device"]
 

@@ -58,13 +58,15 @@ def seeded_inputs(module: ModuleType, seed: int, *, benchmark: bool = False) -> 
     return list(inputs)
 
 
-def construct(cls: type, module: ModuleType, init_seed: int) -> Any:
-    """``cls(*get_init_inputs())`` with parameters created under ``init_seed``, in eval mode."""
+def construct(cls: type, module: ModuleType, init_seed: int, device: str = "cpu") -> Any:
+    """``cls(*get_init_inputs())`` with parameters created under ``init_seed``, in eval mode, on ``device``."""
     init_inputs = module.get_init_inputs()
     torch.manual_seed(init_seed)
     model = cls(*init_inputs)
     if isinstance(model, torch.nn.Module):
         model.eval()
+        if device != "cpu":
+            model = model.to(device)
     return model
 
 

@@ -236,6 +236,9 @@ def _candidate_side_problem(ctx: KernelContext, answer: dict[str, Any]) -> str |
         return f"the candidate left threads running after its call: {', '.join(answer['extra_threads'])}"
     for trial in answer.get("trials", []):
         what = trial["what"]
+        devices = {o.get("device") for o in trial.get("outputs", [])}
+        if devices - {ctx.device}:
+            return f"{what}: outputs on {', '.join(sorted(map(str, devices)))}; expected {ctx.device}"
         if trial["launches"] == 0:
             return f"{what}: no custom kernel was launched during the call (kernel defined but never run)"
         ops = trial.get("compute_ops") or {}
