@@ -72,7 +72,10 @@ def test_syntax_error_and_missing_modelnew() -> None:
 
 
 def test_no_kernel_is_refused_by_policy_and_allowed_without_it() -> None:
-    source = "import torch\nclass ModelNew(torch.nn.Module):\n    def forward(self, x):\n        return x.clone()\n"
+    source = (
+        "import torch\nclass ModelNew(torch.nn.Module):\n"
+        "    def forward(self, x):\n        return x.clone()\n"
+    )
     assert "no custom kernel" in check(source).detail
     assert check(source, require_custom_kernel=False).ok
 
@@ -110,7 +113,8 @@ def test_result_caches_and_subclassing_the_reference() -> None:
     assert "result cache" in check(cached).detail
     selfcache = C_OK.replace(
         "class ModelNew(nn.Module):",
-        "class ModelNew(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.memo = {}\n",
+        "class ModelNew(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.memo = {}\n",
     ).replace("        return out.view(x.shape)", "        self.memo[x.shape] = out\n        return out")
     assert "self.memo" in check(selfcache).detail
     sub = "from problem import Model\n" + C_OK.replace("class ModelNew(nn.Module)", "class ModelNew(Model)")

@@ -34,6 +34,9 @@ def test_good_problem_gives_a_kernel_target(
     assert probe["benchmark_inputs"] is True and probe["runtime_ms"] > 0
 
 
+HEAD = "import torch\nclass Model(torch.nn.Module):\n    def forward(self, x):\n"
+TAIL = "def get_inputs():\n    return [torch.randn(4, 5)]\ndef get_init_inputs():\n    return []\n"
+
 BAD = {
     "import_error": (
         "import torch\nimport no_such_module_xyz\n",
@@ -45,19 +48,16 @@ BAD = {
         "defines no get_inputs",
     ),
     "model_fails": (
-        "import torch\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return x @ torch.ones(3, 3)\n"
-        "def get_inputs():\n    return [torch.randn(4, 5)]\ndef get_init_inputs():\n    return []\n",
+        HEAD + "        return x @ torch.ones(3, 3)\n" + TAIL,
         "the reference Model on its own inputs raised RuntimeError",
     ),
     "too_loose": (
-        "import torch\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return x * 0.0\n"
-        "def get_inputs():\n    return [torch.randn(4, 5)]\ndef get_init_inputs():\n    return []\n",
+        HEAD + "        return x * 0.0\n" + TAIL,
         "too loose to optimise against",
     ),
     "syntax": ("class Model(:\n", "syntax error at line 1"),
     "random": (
-        "import torch\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return x + torch.rand_like(x)\n"
-        "def get_inputs():\n    return [torch.randn(4, 5)]\ndef get_init_inputs():\n    return []\n",
+        HEAD + "        return x + torch.rand_like(x)\n" + TAIL,
         "different outputs on the same inputs",
     ),
 }

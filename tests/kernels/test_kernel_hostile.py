@@ -1,0 +1,88 @@
+"""Every reward hack that runs on a CPU (fixtures/kernel_hostile) is rejected at its stage, for its reason.
+
+Each fixture's docstring names the stage expected to reject it ("Expected: rejected at **stage**");
+the reason must name the defence that caught it, so a hack rejected by accident (a crash, a timeout)
+does not count.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import KERNEL_BAD, KERNEL_EXAMPLES, KERNEL_HOSTILE
+
+from evoforge.config import KernelSettings
+from evoforge.domain import Target
+from evoforge.verifiers.kernel.cascade import KernelVerifier
+from evoforge.verifiers.kernel.target import load_kernel_target
+
+#: the words the rejection reason must contain, per fixture
+REASONS = {
+    "stale_output": "outside tolerance",
+    "input_mutation": "modified its input",
+    "zeros": "outside tolerance",
+    "lazy_subclass": "not a plain torch.Tensor",
+    "precision_downgrade": "outside tolerance",
+    "shape_memo": "trial 2",
+    "library_fallback": "try/except",
+    "kernel_never_launched": "no custom kernel was launched",
+    "work_in_init": "outside tolerance",
+    "patched_timer": "time",
+    "extra_thread": "threading",
+}
+
+
+def expected_stage(path: Path) -> str:
+    match = re.search(r"Expected: rejected at\s+\*\*(\w+)\*\*", path.read_text())
+    assert match, f"{path.name} does not say which stage rejects it"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def softmax_target(tmp_path_factory: pytest.TempPathFactory) -> Target:
+    work = tmp_path_factory.mktemp("hostile-target")
+    return load_kernel_target(KERNEL_HOSTILE / "problem.py", KernelSettings(), work_dir=work)
+
+
+def test_every_fixture_is_listed() -> None:
+    files = {p.stem for p in KERNEL_HOSTILE.glob("*.py")} - {"problem"}
+    assert files == set(REASONS)
+
+
+@pytest.mark.parametrize("name", sorted(REASONS))
+def test_hostile_candidate_is_rejected_at_its_stage(
+    name: str, softmax_target: Target, tmp_path: Path
+) -> None:
+    path = KERNEL_HOSTILE / f"{name}.py"
+    settings = KernelSettings(benchmark_repeats=5, benchmark_budget_s=3.0, stage_timeout_s=120.0)
+    verdict = KernelVerifier(softmax_target, settings, tmp_path).verify(path.read_text())
+    assert not verdict.accepted and not verdict.error, verdict.reason
+    assert verdict.stage == expected_stage(path), verdict.reason
+    assert REASONS[name] in verdict.reason, verdict.reason
+
+
+def test_a_hanging_candidate_is_killed_and_leaves_nothing_running(tmp_path: Path) -> None:
+    import subprocess
+
+    settings = KernelSettings(stage_timeout_s=10.0)
+    target = load_kernel_target(KERNEL_EXAMPLES / "swish_clamp.py", settings, work_dir=tmp_path / "t")
+    verdict = KernelVerifier(target, settings, tmp_path / "v").verify(
+        (KERNEL_BAD / "candidate_hangs.py").read_text()
+    )
+    assert not verdict.accepted and not verdict.error
+    assert "did not finish within" in verdict.reason
+    left = subprocess.run(["pgrep", "-f", str(tmp_path / "v")], capture_output=True, text=True)
+    assert left.stdout.strip() == "", f"processes left running: {left.stdout}"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("candidate_no_modelnew", "defines no ModelNew"), ("candidate_syntax_error", "syntax error at line")],
+)
+def test_unusable_candidates_are_rejected_at_static(name: str, message: str, tmp_path: Path) -> None:
+    settings = KernelSettings()
+    target = load_kernel_target(KERNEL_EXAMPLES / "swish_clamp.py", settings, work_dir=tmp_path / "t")
+    verdict = KernelVerifier(target, settings, tmp_path / "v").verify((KERNEL_BAD / f"{name}.py").read_text())
+    assert verdict.stage == "static" and message in verdict.reason
