@@ -7,10 +7,12 @@ messages and exit codes. Third-party errors are converted at the boundary with `
     ├── BadInputError                  unusable user input → CLI exit code 2
     │   ├── TargetError                a target file that cannot be loaded (syntax, no top, …)
     │   ├── CandidateError             a candidate file that cannot be read at all
+    │   │   └── KernelCompileError     a candidate's GPU kernel that does not compile (nvcc, Triton)
     │   ├── LibertyError               a liberty file that does not parse / has no usable cells
     │   ├── ConfigError                invalid settings or flag combinations
     │   └── KnowledgeBaseError         a knowledge-base entry file that does not validate
     ├── ToolError                      an external program is missing or misbehaved
+    │   ├── GpuRequiredError           running a GPU kernel on a machine without a GPU
     │   ├── ToolNotFoundError          the executable is not on PATH
     │   └── ToolTimeoutError           it ran past its time limit (the process group was killed)
     ├── VerifierError                  the verifier itself failed (never a rejection of a candidate)
@@ -53,6 +55,10 @@ class CandidateError(BadInputError):
     """A candidate file cannot be read at all (a candidate that loads but fails is a rejection)."""
 
 
+class KernelCompileError(CandidateError):
+    """A candidate's GPU kernel source does not compile; the message holds the compiler's diagnostics."""
+
+
 class LibertyError(BadInputError):
     """A liberty file is missing, does not parse, or has no cells a flow can use."""
 
@@ -67,6 +73,10 @@ class KnowledgeBaseError(BadInputError):
 
 class ToolError(EvoforgeError):
     """An external program is missing or did something unexpected."""
+
+
+class GpuRequiredError(ToolError):
+    """A GPU kernel was called on a machine without a GPU (it can be compiled here, not run)."""
 
 
 class ToolNotFoundError(ToolError):

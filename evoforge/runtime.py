@@ -49,6 +49,7 @@ COMPILE_TIMEOUT_S = 120.0
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {"build_dir": None, "launches": 0}
+_calls = threading.local()  # depth of C calls in progress in this thread (read by the verifier)
 
 
 class CompileError(RuntimeError):
@@ -67,6 +68,11 @@ def configure(*, build_dir: str | os.PathLike[str] | None) -> None:
 def launch_count() -> int:
     """Kernel calls made through any :class:`CLibrary` in this process so far."""
     return int(_state["launches"])
+
+
+def in_call() -> bool:
+    """True while a C kernel call runs in this thread (the verifier ignores torch ops then)."""
+    return getattr(_calls, "depth", 0) > 0
 
 
 def _build_dir() -> Path:
@@ -141,7 +147,11 @@ class _CFunction:
         converted = [_c_argument(self.name, i, a) for i, a in enumerate(args)]
         with _lock:
             _state["launches"] += 1
-        self._function(*converted)
+        _calls.depth = getattr(_calls, "depth", 0) + 1
+        try:
+            self._function(*converted)
+        finally:
+            _calls.depth -= 1
 
 
 def _c_argument(name: str, index: int, value: Any) -> Any:

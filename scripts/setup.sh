@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 run_example=1
 [ "${1:-}" = "--no-example" ] && run_example=0
 
-SYSTEM_PACKAGES=(iverilog yosys verilator opensta bubblewrap python3-venv python3-dev gcc make chromium)
+SYSTEM_PACKAGES=(iverilog yosys verilator opensta bubblewrap python3-venv python3-dev gcc g++ make chromium)
 
 missing=()
-for tool in iverilog yosys yosys-abc verilator sta bwrap chromium; do
+for tool in iverilog yosys yosys-abc verilator sta bwrap chromium g++; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -42,6 +42,13 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 .venv/bin/python -m pip install -q -e ".[dev,llm,web,kernel]"
+# nvcc compiles CUDA candidates for the GPU on any machine: the system toolkit when there is one,
+# else NVIDIA's wheels of one release into .venv (~270 MB; evoforge.tools.nvcc finds them there)
+if ! command -v nvcc >/dev/null 2>&1 && [ ! -x /usr/local/cuda/bin/nvcc ]; then
+  echo "setup: installing nvcc 13.0 from PyPI into .venv" >&2
+  .venv/bin/python -m pip install -q "nvidia-cuda-nvcc==13.0.88" "nvidia-nvvm==13.0.88" \
+    "nvidia-cuda-runtime==13.0.96" "nvidia-cuda-crt==13.0.88" "nvidia-cuda-cccl==13.0.85"
+fi
 echo "setup: installed $(.venv/bin/evoforge --version)" >&2
 
 if [ "$run_example" = 1 ]; then

@@ -91,5 +91,6 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     units = {"area_um2": " µm²", "delay_ns": " ns", "runtime_ms": " ms", "speedup": "x", "shared_bytes": " B"}
     names = {"shared_bytes": "shared"}
     return (
-        ", ".join(f"{names.get(k, k.split('_')[0])} {v:.4g}{units.get(k, '')}" for k, v in metrics.items()) or "-"
+        ", ".join(f"{names.get(k, k.split('_')[0])} {v:.4g}{units.get(k, '')}" for k, v in metrics.items())
+        or "-"
     )

@@ -188,17 +188,22 @@ class _Watch:
 
 
 def _candidate(request: dict[str, Any], module: Any) -> Any:
+    """Import the candidate and build ``ModelNew`` (CUDA: with ``load_inline`` captured throughout)."""
+    if request.get("backend") != "cuda":
+        return _build_candidate(request, module)
+    from evoforge.verifiers.kernel import aot
+
+    with aot.capture_load_inline() as captured:
+        model = _build_candidate(request, module)
+    request["_captured"] = captured
+    return model
+
+
+def _build_candidate(request: dict[str, Any], module: Any) -> Any:
     from evoforge.verifiers.kernel import problem
 
     try:
-        if request.get("backend") == "cuda":
-            from evoforge.verifiers.kernel import aot
-
-            with aot.capture_load_inline() as captured:
-                cand = problem.load_module(Path(request["candidate"]), "candidate")
-            request["_captured"] = captured
-        else:
-            cand = problem.load_module(Path(request["candidate"]), "candidate")
+        cand = problem.load_module(Path(request["candidate"]), "candidate")
     except Exception as exc:
         raise CandidateFailure(_failure_text("importing the candidate", exc)) from exc
     if not hasattr(cand, "ModelNew"):

@@ -59,7 +59,7 @@ def seeded_inputs(module: ModuleType, seed: int, *, benchmark: bool = False) -> 
 
 
 def construct(cls: type, module: ModuleType, init_seed: int, device: str = "cpu") -> Any:
-    """``cls(*get_init_inputs())`` with parameters created under ``init_seed``, in eval mode, on ``device``."""
+    """``cls(*get_init_inputs())``, parameters created under ``init_seed``, in eval mode, on ``device``."""
     init_inputs = module.get_init_inputs()
     torch.manual_seed(init_seed)
     model = cls(*init_inputs)

@@ -24,7 +24,7 @@ def _first_line(argv: list[str]) -> str:
     except OSError:
         return f"{argv[0]}=absent"
     lines = [line for line in done.stdout.splitlines() if line.strip()]
-    return f"{argv[0]}={lines[-1 if argv[0] == 'nvcc' else 0].strip() if lines else '?'}"
+    return f"{argv[0]}={lines[-1 if argv[0].endswith('nvcc') else 0].strip() if lines else '?'}"
 
 
 @functools.cache
