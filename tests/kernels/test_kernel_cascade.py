@@ -84,6 +84,19 @@ def test_bad_candidates_get_a_stage_and_reason(
     assert message in verdict.reason
 
 
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="with a GPU the candidate runs (test_kernel_gpu)"
+)
+def test_cuda_candidate_compiles_here_but_is_never_passed_without_a_gpu(verifier: KernelVerifier) -> None:
+    from test_kernel_gpu import RELU_CUDA
+
+    verdict = verifier.verify(RELU_CUDA)
+    assert verdict.error and not verdict.accepted  # candidate status 'error': unverifiable, not wrong
+    assert verdict.stage == "correctness" and "unverifiable here" in verdict.reason
+    compiled = next(r for r in verdict.stages if r.name == "compile")
+    assert "sm_90" in compiled.detail and verdict.metrics.registers is not None
+
+
 def test_quick_check_runs_static_and_compile_only(verifier: KernelVerifier) -> None:
     assert verifier.quick_check(RELU_C).name == "compile"
     failed = verifier.quick_check("import torch\n")

@@ -26,52 +26,9 @@ from evoforge.store.engine import open_store
 from evoforge.web import create_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "agents" / "llm"))
+from kernel_relu import GOOD, PROBLEM, WRONG
 from openai_script import MODEL, ScriptedServer, Step, fenced
 
-PROBLEM = """\
-import torch
-import torch.nn as nn
-
-
-class Model(nn.Module):
-    def forward(self, x):
-        return torch.relu(x)
-
-
-def get_inputs():
-    return [torch.randn(16, 1024)]
-
-
-def get_init_inputs():
-    return []
-
-
-def get_benchmark_inputs():
-    return [torch.randn(256, 4096)]
-"""
-CANDIDATE = '''\
-import torch
-import torch.nn as nn
-from evoforge.runtime import load_c
-
-_lib = load_c(r"""
-#include <stdint.h>
-void relu(float *out, const float *x, int64_t n) {
-    #pragma omp parallel for simd
-    for (int64_t i = 0; i < n; ++i) out[i] = x[i] > THRESHOLD ? x[i] : 0.0f;
-}
-""")
-
-
-class ModelNew(nn.Module):
-    def forward(self, x):
-        x = x.contiguous()
-        out = torch.empty_like(x)
-        _lib.relu(out, x, x.numel())
-        return out
-'''
-GOOD = CANDIDATE.replace("THRESHOLD", "0.0f")
-WRONG = CANDIDATE.replace("THRESHOLD", "0.5f")
 FAST_KERNEL = KernelSettings(benchmark_repeats=5, benchmark_budget_s=3.0, cpu_threads=2)
 NO_GET_INPUTS = "import torch\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return x\n"
 FAILS_ON_ITS_INPUTS = PROBLEM.replace("return torch.relu(x)", "return x @ torch.ones(3, 3)")

@@ -13,19 +13,18 @@ import logging
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evoforge.config import KernelSettings
 from evoforge.domain import Metrics, StageResult, Target, Verdict
-from evoforge.errors import EvoforgeError
 from evoforge.verifiers.kernel import stages
 from evoforge.verifiers.kernel.stages import KernelContext
 from evoforge.verifiers.kernel.target import PROBLEM_FILE
+from evoforge.verifiers.runner import merged_metrics, remember_stages, reused_stage, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +154,8 @@ class KernelVerifier:
             self._cleanup(workdir)
         verdict = _verdict(results, ctx)
         impl = verdict.implementation_hash
-        if verdict.accepted and impl:
-            with self._lock:
-                self.implementation_cache.setdefault(
-                    impl, {r.name: r for r in results if r.name in self.implementation_stages}
-                )
+        if verdict.accepted:
+            remember_stages(self.implementation_cache, self._lock, impl, results, self.implementation_stages)
         return verdict
 
     def quick_check(self, source: str) -> StageResult:
@@ -180,44 +176,25 @@ class KernelVerifier:
     def _run(self, name: str, fn: StageFn, ctx: KernelContext) -> StageResult:
         guard = self._cpu.exclusive() if name == "benchmark" else self._cpu.shared()
         with guard:
-            return _run_stage(name, fn, ctx)
+            return run_stage(name, fn, ctx)
 
     def _cached_stage(self, name: str, ctx: KernelContext) -> StageResult | None:
         if name not in self.implementation_stages:
             return None
-        impl = ctx.artifacts.get("implementation_hash")
-        with self._lock:
-            hit = self.implementation_cache.get(impl or "", {}).get(name)
-        if hit is None:
-            return None
-        return replace(hit, seconds=0.0, cached=True, detail=f"{hit.detail} (same implementation, reused)")
+        return reused_stage(
+            self.implementation_cache, self._lock, ctx.artifacts.get("implementation_hash"), name
+        )
 
     def _cleanup(self, workdir: Path) -> None:
         if not self.keep_workdirs:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run_stage(name: str, fn: StageFn, ctx: KernelContext) -> StageResult:
-    start = time.monotonic()
-    try:
-        return fn(ctx)
-    except EvoforgeError as exc:
-        log.warning("stage %s failed in the verifier: %s", name, exc)
-        return StageResult(name, False, time.monotonic() - start, detail=str(exc), error=True)
-    except Exception as exc:  # a verifier bug must not lose the job: mark the candidate 'error'
-        log.exception("stage %s crashed", name)
-        return StageResult(
-            name, False, time.monotonic() - start, detail=f"{type(exc).__name__}: {exc}", error=True
-        )
-
-
 def _verdict(results: list[StageResult], ctx: KernelContext) -> Verdict:
     last = results[-1]
     functional = ctx.artifacts.get("functional_hash")
     impl = ctx.artifacts.get("implementation_hash")
-    metrics = Metrics()
-    for result in results:
-        metrics = metrics.merged(result.metrics)
+    metrics = merged_metrics(results)
     stages_run = tuple(results)
     if last.error:
         reason = f"verifier error in {last.name}: {last.detail}"

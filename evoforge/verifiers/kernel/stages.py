@@ -134,15 +134,17 @@ def run_compile(ctx: KernelContext) -> StageResult:
         functional_hash=answer.get("fingerprint"),
     )
     ctx.artifacts["implementation_hash"] = _implementation_hash(ctx)
+    metrics = _resource_metrics(ctx.artifacts["kernels"])  # CUDA: nvcc reports them at compile time
     if not answer.get("runnable"):
         detail = (
-            f"{ctx.backend}: compiled for sm_{ctx.settings.gpu_arch} with nvcc; running it needs a CUDA GPU"
+            f"{ctx.backend}: compiled for sm_{ctx.settings.gpu_arch} with nvcc "
+            f"({_listed(ctx.artifacts['kernels'])}); running it needs a CUDA GPU"
         )
     else:
         count = answer.get("launch_count")
         detail = f"{ctx.backend} on {ctx.device}: built; the probe forward made {count} launch(es)"
     data = {"backend": ctx.backend, "device": ctx.device, "launch_count": answer.get("launch_count")}
-    return _result("compile", start, True, detail, data=data, log=child.log)
+    return _result("compile", start, True, detail, metrics=metrics, data=data, log=child.log)
 
 
 def _implementation_hash(ctx: KernelContext) -> str:
@@ -273,18 +275,21 @@ def run_resources(ctx: KernelContext) -> StageResult:
             return failed
         kernels = child.answer["kernels"]
     metrics = _resource_metrics(kernels)
-    listed = "; ".join(
-        f"{k.get('kernel')}: {k.get('registers')} registers, {k.get('spills')} spilled, "
-        f"{k.get('shared_bytes')} B shared"
-        for k in kernels
-    )
     return _result(
         "resources",
         start,
         True,
-        f"{arch}: {listed or 'no kernels'}",
+        f"{arch}: {_listed(kernels) or 'no kernels'}",
         metrics=metrics,
         data={"arch": arch, "kernels": kernels},
+    )
+
+
+def _listed(kernels: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{k.get('kernel')}: {k.get('registers')} registers, {k.get('spills')} B spilled, "
+        f"{k.get('shared_bytes')} B shared"
+        for k in kernels
     )
 
 

@@ -13,15 +13,14 @@ import logging
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from evoforge.config import RtlSettings
-from evoforge.domain import Assurance, Metrics, StageResult, Target, Verdict
-from evoforge.errors import EvoforgeError, TargetError
+from evoforge.domain import Assurance, StageResult, Target, Verdict
+from evoforge.errors import TargetError
 from evoforge.tools.liberty import Liberty
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.equivalence import run_equivalence
@@ -29,6 +28,7 @@ from evoforge.verifiers.rtl.front import run_interface, run_lint, run_parse
 from evoforge.verifiers.rtl.simulate import run_simulate
 from evoforge.verifiers.rtl.synthesis import run_synthesis
 from evoforge.verifiers.rtl.timing import run_timing
+from evoforge.verifiers.runner import merged_metrics, remember_stages, reused_stage, run_stage
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class RtlVerifier:
             for name, fn in RTL_CASCADE:
                 if name not in BASELINE_STAGES:
                     continue
-                result = _run_stage(name, fn, ctx)
+                result = run_stage(name, fn, ctx)
                 results.append(result)
                 if not result.ok:
                     raise TargetError(
@@ -110,7 +110,7 @@ class RtlVerifier:
                     )
         finally:
             self._cleanup(workdir)
-        metrics = _metrics_of(results)
+        metrics = merged_metrics(results)
         return Verdict(
             accepted=True,
             stage=results[-1].name,
@@ -128,7 +128,7 @@ class RtlVerifier:
         results: list[StageResult] = []
         try:
             for name, fn in RTL_CASCADE:
-                result = self._cached_stage(name, ctx) or _run_stage(name, fn, ctx)
+                result = self._cached_stage(name, ctx) or run_stage(name, fn, ctx)
                 results.append(result)
                 if on_stage is not None:
                     on_stage(result)
@@ -138,11 +138,8 @@ class RtlVerifier:
             self._cleanup(workdir)
         verdict = self._verdict(results, ctx)
         impl = verdict.implementation_hash
-        if verdict.accepted and impl:
-            with self._lock:
-                self.implementation_cache.setdefault(
-                    impl, {r.name: r for r in results if r.name in self.implementation_stages}
-                )
+        if verdict.accepted:
+            remember_stages(self.implementation_cache, self._lock, impl, results, self.implementation_stages)
         return verdict
 
     def quick_check(self, source: str) -> StageResult:
@@ -156,7 +153,7 @@ class RtlVerifier:
         try:
             for name, fn in RTL_CASCADE:
                 if name in QUICK_STAGES:
-                    result = _run_stage(name, fn, ctx)
+                    result = run_stage(name, fn, ctx)
                     if not result.ok:
                         break
         finally:
@@ -166,18 +163,15 @@ class RtlVerifier:
     def _cached_stage(self, name: str, ctx: RtlContext) -> StageResult | None:
         if name not in self.implementation_stages:
             return None
-        impl = ctx.artifacts.get("implementation_hash")
-        with self._lock:
-            hit = self.implementation_cache.get(impl or "", {}).get(name)
-        if hit is None:
-            return None
-        return replace(hit, seconds=0.0, cached=True, detail=f"{hit.detail} (same implementation, reused)")
+        return reused_stage(
+            self.implementation_cache, self._lock, ctx.artifacts.get("implementation_hash"), name
+        )
 
     def _verdict(self, results: list[StageResult], ctx: RtlContext) -> Verdict:
         last = results[-1]
         functional = ctx.artifacts.get("functional_hash")
         impl = ctx.artifacts.get("implementation_hash")
-        metrics = _metrics_of(results)
+        metrics = merged_metrics(results)
         if last.error:
             return Verdict(
                 False,
@@ -203,28 +197,6 @@ class RtlVerifier:
     def _cleanup(self, workdir: Path) -> None:
         if not self.keep_workdirs:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _run_stage(name: str, fn: StageFn, ctx: RtlContext) -> StageResult:
-    start = time.monotonic()
-    try:
-        result = fn(ctx)
-    except EvoforgeError as exc:
-        log.warning("stage %s failed in the verifier: %s", name, exc)
-        return StageResult(name, False, time.monotonic() - start, detail=str(exc), error=True)
-    except Exception as exc:  # a verifier bug must not lose the job: mark the candidate 'error'
-        log.exception("stage %s crashed", name)
-        return StageResult(
-            name, False, time.monotonic() - start, detail=f"{type(exc).__name__}: {exc}", error=True
-        )
-    return result
-
-
-def _metrics_of(results: list[StageResult]) -> Metrics:
-    metrics = Metrics()
-    for result in results:
-        metrics = metrics.merged(result.metrics)
-    return metrics
 
 
 def _assurance_of(results: list[StageResult]) -> Assurance:
