@@ -48,10 +48,10 @@ _TRITON_UNARY = {
 }
 _C_UNARY = {
     "relu": "(v > 0.0f ? v : 0.0f)",
-    "sigmoid": "1.0f / (1.0f + expf(-v))",
-    "tanh": "tanhf(v)",
-    "silu": "v / (1.0f + expf(-v))",
-    "exp": "expf(v)",
+    "sigmoid": "1.0f / (1.0f + ef_exp(-v))",
+    "tanh": "ef_tanh(v)",
+    "silu": "v / (1.0f + ef_exp(-v))",
+    "exp": "ef_exp(v)",
     "abs": "fabsf(v)",
     "neg": "-v",
     "sqrt": "sqrtf(v)",
@@ -123,7 +123,8 @@ def _expression(op: dict[str, Any], backend: str, index: dict[str, str], tensors
     if name == "gelu":
         if op.get("approximate", "none") == "tanh":
             if c:
-                return "0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)))"
+                # 0.5 v (1 + tanh u) = v sigmoid(2u) = v / (1 + exp(-2u))
+                return "v / (1.0f + ef_exp(-1.5957691216057308f * (v + 0.044715f * v * v * v)))"
             # 0.5 v (1 + tanh u) = v sigmoid(2u)
             return "v * tl.sigmoid(2.0 * (0.7978845608028654 * (v + 0.044715 * v * v * v)))"
         if c:
@@ -133,11 +134,15 @@ def _expression(op: dict[str, Any], backend: str, index: dict[str, str], tensors
         slope = num(float(op["slope"]))
         return f"(v > 0.0f ? v : v * {slope})" if c else f"tl.where(v > 0.0, v, v * {slope})"
     if name == "clamp":
+        low, high = op.get("min"), op.get("max")
+        if c:  # comparisons, not fmaxf/fminf: GCC 12 does not vectorise those without -ffinite-math-only
+            expr = "v" if high is None else f"(v > {num(high)} ? {num(high)} : v)"
+            return expr if low is None else f"(v < {num(low)} ? {num(low)} : {expr})"
         expr = "v"
-        if op.get("min") is not None:
-            expr = f"fmaxf({expr}, {num(op['min'])})" if c else f"tl.maximum({expr}, {num(op['min'])})"
-        if op.get("max") is not None:
-            expr = f"fminf({expr}, {num(op['max'])})" if c else f"tl.minimum({expr}, {num(op['max'])})"
+        if low is not None:
+            expr = f"tl.maximum({expr}, {num(low)})"
+        if high is not None:
+            expr = f"tl.minimum({expr}, {num(high)})"
         return expr
     table = _C_UNARY if c else _TRITON_UNARY
     if name not in table:
