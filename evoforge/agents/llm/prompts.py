@@ -85,6 +85,21 @@ def _number(value: Any) -> bool:
     return True
 
 
+def _reported(feedback: list[str], ctx: PromptContext, language: str) -> list[str]:
+    """The closing sections of a situation: the verifier's feedback, inspirations, knowledge."""
+    parts = []
+    if feedback:
+        parts.append("## What the verifier reported\n" + "\n".join(feedback))
+    inspirations = _inspirations(ctx.request.inspirations, language)
+    if inspirations:
+        parts.append("## Other verified versions (for ideas)\n" + "\n\n".join(inspirations))
+    if ctx.knowledge:
+        parts.append(
+            "## Known optimisation techniques\n" + "\n".join(f"- {clip(k, 1500)}" for k in ctx.knowledge)
+        )
+    return parts
+
+
 def _inspirations(items: Sequence[Inspiration], language: str) -> list[str]:
     out = []
     for i, item in enumerate(items[:2], 1):
@@ -130,16 +145,7 @@ class RtlPrompts:
                 f"```verilog\n{clip(request.parent_source, SOURCE_LIMIT).rstrip()}\n```"
             )
         parts.append(f"## Its measurements\n{format_metrics(request.parent_metrics)}")
-        feedback = _feedback_lines(request.feedback)
-        if feedback:
-            parts.append("## What the verifier reported\n" + "\n".join(feedback))
-        inspirations = _inspirations(request.inspirations, self.language)
-        if inspirations:
-            parts.append("## Other verified versions (for ideas)\n" + "\n\n".join(inspirations))
-        if ctx.knowledge:
-            parts.append(
-                "## Known optimisation techniques\n" + "\n".join(f"- {clip(k, 1500)}" for k in ctx.knowledge)
-            )
+        parts += _reported(_feedback_lines(request.feedback), ctx, self.language)
         return "\n\n".join(p for p in parts if p)
 
     def planner(self, ctx: PromptContext) -> list[Message]:
@@ -255,16 +261,7 @@ class KernelPrompts:
         backend = request.feedback.get("backend")
         parts.append(f"## Its measurements\n{measured}" + (f" (backend: {backend})" if backend else ""))
         parts.append("## This machine\n" + "\n".join(self._machine(ctx)))
-        feedback = kernel_feedback_lines(request.feedback)
-        if feedback:
-            parts.append("## What the verifier reported\n" + "\n".join(feedback))
-        inspirations = _inspirations(request.inspirations, self.language)
-        if inspirations:
-            parts.append("## Other verified versions (for ideas)\n" + "\n\n".join(inspirations))
-        if ctx.knowledge:
-            parts.append(
-                "## Known optimisation techniques\n" + "\n".join(f"- {clip(k, 1500)}" for k in ctx.knowledge)
-            )
+        parts += _reported(kernel_feedback_lines(request.feedback), ctx, self.language)
         return "\n\n".join(p for p in parts if p)
 
     def planner(self, ctx: PromptContext) -> list[Message]:
