@@ -23,7 +23,8 @@ actually ran on the path that produced the output. Builds are cached by a hash o
 flags and the compiler, in the directory :func:`configure` set (the verifier points it into the
 candidate's scratch directory) or a per-user temporary directory. This module imports nothing from
 the rest of evoforge and reads no environment variables except ``CC`` (the compiler), so candidates
-can import it cheaply.
+can import it cheaply. It is also why it starts the compiler with ``subprocess`` itself rather than
+through ``evoforge.tools.process``: it runs inside the candidate's sandbox, already under its limits.
 """
 
 from __future__ import annotations

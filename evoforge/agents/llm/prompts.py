@@ -85,6 +85,21 @@ def _number(value: Any) -> bool:
     return True
 
 
+def _repair(
+    coder: list[Message], previous_reply: str, problem: str, draft: str, whole: str, language: str
+) -> list[Message]:
+    """The coder's conversation, its unusable reply, and what was wrong with it."""
+    return [
+        *coder,
+        {"role": "assistant", "content": previous_reply},
+        {
+            "role": "user",
+            "content": f"That {draft} cannot be used: {clip(problem, DETAIL_LIMIT)}\n\nFix it and reply "
+            f"with the complete corrected {whole} in a ```{language} block.",
+        },
+    ]
+
+
 def _reported(feedback: list[str], ctx: PromptContext, language: str) -> list[str]:
     """The closing sections of a situation: the verifier's feedback, inspirations, knowledge."""
     parts = []
@@ -187,15 +202,7 @@ class RtlPrompts:
         ]
 
     def repair(self, ctx: PromptContext, plan: str, previous_reply: str, problem: str) -> list[Message]:
-        return [
-            *self.coder(ctx, plan),
-            {"role": "assistant", "content": previous_reply},
-            {
-                "role": "user",
-                "content": f"That rewrite cannot be used: {clip(problem, DETAIL_LIMIT)}\n\nFix it and reply "
-                "with the complete corrected design in a ```verilog block.",
-            },
-        ]
+        return _repair(self.coder(ctx, plan), previous_reply, problem, "rewrite", "design", self.language)
 
 
 class KernelPrompts:
@@ -296,15 +303,7 @@ class KernelPrompts:
         ]
 
     def repair(self, ctx: PromptContext, plan: str, previous_reply: str, problem: str) -> list[Message]:
-        return [
-            *self.coder(ctx, plan),
-            {"role": "assistant", "content": previous_reply},
-            {
-                "role": "user",
-                "content": f"That module cannot be used: {clip(problem, DETAIL_LIMIT)}\n\nFix it and reply "
-                "with the complete corrected module in a ```python block.",
-            },
-        ]
+        return _repair(self.coder(ctx, plan), previous_reply, problem, "module", "module", self.language)
 
 
 #: the candidate contract, as the kernel verifier enforces it (static, compile and correctness stages)
