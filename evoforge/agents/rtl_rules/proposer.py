@@ -30,6 +30,7 @@ from typing import Any
 from evoforge.agents.base import Proposal, ProposalRequest
 from evoforge.agents.rtl_rules import RULES
 from evoforge.agents.rtl_rules.ast_utils import Path, Rewrite, Rule, apply_rewrites
+from evoforge.agents.rtl_rules.patch import minimal_patch
 from evoforge.domain import TargetKind, normalise_source
 from evoforge.errors import ConfigError, TargetError
 from evoforge.kb import KnowledgeBase, cell_shares, design_query
@@ -92,7 +93,7 @@ class OfflineRtlProposer:
         for group in groups:
             if len(proposals) >= request.count:
                 break
-            proposal = _proposal(parsed, group)
+            proposal = _proposal(parsed, group, request.parent_source)
             if proposal is None:
                 continue
             key = normalise_source(proposal.source)
@@ -185,10 +186,19 @@ def _groups(scored: list[_Scored]) -> list[list[Rewrite]]:
     return groups
 
 
-def _proposal(parsed: ParsedVerilog, group: list[Rewrite]) -> Proposal | None:
+def _proposal(parsed: ParsedVerilog, group: list[Rewrite], original: str) -> Proposal | None:
     try:
-        text = generate_verilog(apply_rewrites(parsed.ast, group))
-        again = parse_preprocessed(text)
+        tree = apply_rewrites(parsed.ast, group)
+        text = minimal_patch(original, parsed, tree)
+        if text is not None:
+            try:
+                again = parse_verilog(text)
+            except TargetError:  # the patch does not re-parse: print the whole rewritten tree instead
+                log.debug("offline proposer: the %s line patch does not re-parse", group[0].rule)
+                text = None
+        if text is None:
+            text = generate_verilog(tree)
+            again = parse_preprocessed(text)
     except TargetError as exc:  # a rewrite that generates unparsable text is a rule bug: skip it
         log.warning(
             "offline proposer: a %s rewrite does not re-parse (skipped): %s", group[0].rule, exc.message
