@@ -104,6 +104,12 @@ class OfflineProposer:
     def propose(self, request: ProposalRequest) -> list[Proposal]:
         return self._for(request.target.kind).propose(request)
 
+    def explain(self, target: domain.Target, source: str) -> list[dict[str, Any]]:
+        """Per offline rule: whether it applies to ``source``, or why not (empty for kernel targets)."""
+        proposer = self._for(target.kind)
+        explain = getattr(proposer, "explain", None)
+        return [o.to_dict() for o in explain(source)] if callable(explain) else []
+
 
 def _offline(**options: Any) -> Proposer:
     """Options: ``knowledge`` (the knowledge base)."""

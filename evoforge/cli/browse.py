@@ -35,11 +35,16 @@ def print_job(report: dict[str, Any]) -> None:
         gains = ", ".join(f"{k} {v:.3f}x" for k, v in best["improvement"].items())
         origin = ", ".join(str(x) for x in (best["origin"], best["assurance"]) if x)
         print(f"  best: candidate {best['candidate_id']} ({origin}): {gains}")
+        worse = (best.get("trade_off") or {}).get("worse") or []
+        if worse:
+            better = ", ".join(best["trade_off"]["better"])
+            print(f"        a trade-off: better {better}, worse {', '.join(worse)}")
         print(f"        {format_metrics(best['metrics'])}")
         for step in best.get("lineage") or []:
             print(f"        ← #{step['candidate_id']} {step['origin']}: {step['note'][:100]}")
     if report["target"]["kind"] == "rtl":
         _print_front(report.get("pareto_front") or [])
+        _print_rules(report.get("rules") or [])
     for c in report["candidates"]:
         where = f" at {c['rejected_stage']}" if c["rejected_stage"] else ""
         hit = f" [cache: {c['cache_hit']}]" if c["cache_hit"] else ""
@@ -54,6 +59,15 @@ def _print_front(front: list[dict[str, Any]]) -> None:
     for row in front:
         gains = ", ".join(f"{k.split('_')[0]} {v:.2f}x" for k, v in row["improvement"].items())
         print(f"    #{row['candidate_id']:<5} {row['origin']:<32} {row['assurance'] or '-':<20} {gains}")
+
+
+def _print_rules(rules: list[dict[str, Any]]) -> None:
+    """Per offline rule on the original: applied (with its sites) or the reason it does not apply."""
+    if rules:
+        print("  offline rules on the original:")
+    for row in rules:
+        what = f"applied ({row['sites']} site(s))" if row["applied"] else row["reason"]
+        print(f"    {row['rule']:<20} {what}")
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

@@ -123,6 +123,7 @@ class SearchLoop:
             )
         try:
             baseline = self._baseline(job_id)
+            self._record_rule_outcomes(job_id)
             self._finish_pending(job_id, target_fp)
             cancelled = not self._search(job_id, target_fp, baseline)
             with self.store.transaction() as session:
@@ -160,6 +161,16 @@ class SearchLoop:
         with self.store.transaction() as session:
             original = records.record_original(session, job_id, verdict)
             return records.member_of(original)
+
+    def _record_rule_outcomes(self, job_id: int) -> None:
+        """Per offline rule, on the original: applied, or why not (shown by ``show``, JSON and web)."""
+        explain = getattr(self.proposer, "explain", None)
+        if not callable(explain):
+            return
+        outcomes = explain(self.target, self.target.source)
+        with self.store.transaction() as session:
+            job = repository.get_job(session, job_id)
+            job.target_meta = {**(job.target_meta or {}), "rule_outcomes": outcomes}
 
     def _finish_pending(self, job_id: int, target_fp: str) -> None:
         """Evaluate candidates a killed run created but did not finish."""

@@ -109,18 +109,51 @@ def survivors(members: Sequence[Member], objectives: Sequence[Objective], size: 
     return [members[i] for i in order[:size]]
 
 
+def _base_costs(baseline: Metrics, objectives: Sequence[Objective]) -> tuple[float, ...]:
+    return tuple(math.inf if o.value_of(baseline) is None else o.value_of(baseline) for o in objectives)
+
+
+def wins(members: Sequence[Member], objectives: Sequence[Objective], baseline: Metrics) -> list[Member]:
+    """Members better than the baseline on at least one objective and on the Pareto front.
+
+    The front is taken with the baseline as a point of its own: a member the original dominates is
+    no win. A member on this list that is worse on some objective is a trade-off, and still a win.
+    """
+    base = _base_costs(baseline, objectives)
+    points = [_costs(m, objectives) for m in members]
+    out = []
+    for member, cost in zip(members, points, strict=True):
+        if not any(c < b for c, b in zip(cost, base, strict=True)) or dominates(base, cost):
+            continue
+        if any(dominates(other, cost) for other in points):
+            continue
+        out.append(member)
+    return out
+
+
+def _largest_gain(member: Member, objectives: Sequence[Objective], base: tuple[float, ...]) -> float:
+    gains = [b / c for c, b in zip(_costs(member, objectives), base, strict=True) if 0 < c < b]
+    return max(gains, default=1.0)
+
+
 def best_member(
     members: Sequence[Member], objectives: Sequence[Objective], baseline: Metrics
 ) -> Member | None:
     """The member with the best first objective (ties: the next objectives), if it beats the baseline.
 
-    "Beats" means: better on the first objective, or equal there and better on a later one.
+    "Beats" means: better on the first objective, or equal there and better on a later one. When no
+    member beats the baseline that way, the best is the win (see :func:`wins`: better on another
+    objective, on the front) with the largest gain on any objective; None only when no member is
+    better than the original on anything.
     """
-    base = tuple(math.inf if o.value_of(baseline) is None else o.value_of(baseline) for o in objectives)
+    base = _base_costs(baseline, objectives)
     better = [m for m in members if _costs(m, objectives) < base]  # lexicographic tuple comparison
-    if not better:
+    if better:
+        return min(better, key=lambda m: (_costs(m, objectives), m.candidate_id))
+    trade_offs = wins(members, objectives, baseline)
+    if not trade_offs:
         return None
-    return min(better, key=lambda m: (_costs(m, objectives), m.candidate_id))
+    return max(trade_offs, key=lambda m: (_largest_gain(m, objectives, base), -m.candidate_id))
 
 
 def inspirations(

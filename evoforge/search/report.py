@@ -51,6 +51,15 @@ def stage_run_row(run: StageRun, *, with_log: bool = False) -> dict[str, Any]:
     return row
 
 
+def trade_off(baseline: Metrics, metrics: Metrics) -> dict[str, list[str]]:
+    """The metrics a candidate improves and those it makes worse than the original (a trade-off)."""
+    gains = improvement(baseline, metrics)
+    return {
+        "better": sorted(k for k, v in gains.items() if v > 1.0),
+        "worse": sorted(k for k, v in gains.items() if v < 1.0),
+    }
+
+
 def front_objectives(job: Job) -> tuple[Objective, ...]:
     """RTL: area and delay (a rewrite that trades one for the other is shown, not hidden); else the job's."""
     if job.kind == "rtl":
@@ -118,6 +127,7 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
             "source": best.source,
             "metrics": best.metrics,
             "improvement": improvement(baseline, Metrics.from_dict(best.metrics)),
+            "trade_off": trade_off(baseline, Metrics.from_dict(best.metrics)),
             "assurance": best.assurance,
             "origin": best.origin,
             "note": best.note,
@@ -131,6 +141,7 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
         },
         "candidates": [candidate_row(c) for c in candidates if c.origin != ORIGINAL],
         "pareto_front": pareto_rows(job, candidates, baseline),
+        "rules": list((job.target_meta or {}).get("rule_outcomes") or []),
         "llm": llm_usage(session, job_id),
     }
 

@@ -65,6 +65,11 @@ class LlmProposer:
             )
         return self._graphs[kind]
 
+    def explain(self, target: Any, source: str) -> list[dict[str, Any]]:
+        """The offline half's per-rule outcomes on ``source`` (see ``OfflineProposer.explain``)."""
+        explain = getattr(self.offline, "explain", None)
+        return explain(target, source) if callable(explain) else []
+
     def drain_calls(self) -> list[LlmCallRecord]:
         with self._lock:
             calls, self._orphans = self._orphans, []

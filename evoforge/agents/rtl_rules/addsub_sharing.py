@@ -372,6 +372,7 @@ def _rewrite(module: Any, *, lineno: int, count: int) -> Any:
 
 class AddSubSharing:
     name = NAME
+    looks_for = "an operation-selected set of additions, subtractions and comparisons on one operand width"
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []

@@ -8,9 +8,11 @@ inside another rewrite's operand does not move the outer site.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,8 +37,46 @@ class Rewrite:
 
 class Rule(Protocol):
     name: str
+    looks_for: str  # the kind of site, said when a design has none
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]: ...
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    """What one rule made of one design: its sites, or why it has none."""
+
+    rule: str
+    sites: int
+    reason: str  # empty when the rule applies; "no site: …" or "site found but …" otherwise
+
+    @property
+    def applied(self) -> bool:
+        return self.sites > 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"rule": self.rule, "applied": self.applied, "sites": self.sites, "reason": self.reason}
+
+
+_DECLINES: ContextVar[list[str] | None] = ContextVar("rtl_rule_declines", default=None)
+
+
+def decline(reason: str) -> None:
+    """A rule found a candidate site but its exactness argument does not hold there (says why)."""
+    bucket = _DECLINES.get()
+    if bucket is not None and reason not in bucket:
+        bucket.append(reason)
+
+
+@contextlib.contextmanager
+def collecting_declines() -> Iterator[list[str]]:
+    """The reasons :func:`decline` records while the block runs."""
+    bucket: list[str] = []
+    token = _DECLINES.set(bucket)
+    try:
+        yield bucket
+    finally:
+        _DECLINES.reset(token)
 
 
 # ---------------------------------------------------------------------------------------------

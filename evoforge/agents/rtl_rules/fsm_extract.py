@@ -18,6 +18,7 @@ value equal to ``f(reset state)``) becomes a Moore output of the state.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 from collections import deque
@@ -26,7 +27,7 @@ from typing import Any
 
 from pyverilog.vparser import ast as vast
 
-from evoforge.agents.rtl_rules.ast_utils import identifiers, walk_paths
+from evoforge.agents.rtl_rules.ast_utils import decline, identifiers, replace_at, walk_paths
 from evoforge.agents.rtl_rules.fsm_eval import Evaluator, Unsupported, declarations, parameters
 
 log = logging.getLogger(__name__)
@@ -80,17 +81,46 @@ def extract_fsm(module: vast.ModuleDef) -> Fsm | None:
         widths, regs, ports = declarations(module, {k: v for k, (v, _) in params.items()})
     except Unsupported:
         return None
-    items = list(module.items or ())
+    items = [_blocking_comb(item) for item in module.items or ()]
     for index, item in enumerate(items):
         clocked = _clocked(item)
         if clocked is None:
             continue
-        for state in _state_candidates(module, item):
+        try:
+            candidates = _state_candidates(module, item)
+        except Unsupported as exc:
+            decline(f"the clocked block at line {item.lineno} is not a state register's: {exc}")
+            continue
+        for state in candidates:
             try:
                 return _extract(module, items, index, clocked, state, params, widths, regs, ports)
             except Unsupported as exc:
                 log.debug("fsm: %s.%s is not extracted: %s", module.name, state, exc)
+                decline(f"state register {state} in module {module.name}: {exc}")
     return None
+
+
+def _blocking_comb(item: Any) -> Any:
+    """A combinational block with its nonblocking assignments made blocking, when that is exact.
+
+    In a level-sensitive block the last assignment on a path gives a variable its value either way;
+    the kinds differ only for a read after the write within the block (the nonblocking write is not
+    yet visible). So when no variable written nonblockingly is read in the block, the block computes
+    the same values with blocking assignments (``next <= IDLE;`` in an ``always @*``).
+    """
+    if not _is_comb(item):
+        return item
+    nonblocking = [n for _, n in walk_paths(item.statement) if isinstance(n, vast.NonblockingSubstitution)]
+    if not nonblocking:
+        return item
+    written = {name for n in nonblocking for name in identifiers(n.left)}
+    if written & _reads(item):
+        return item
+    copied = copy.deepcopy(item)
+    for path, node in list(walk_paths(copied)):
+        if isinstance(node, vast.NonblockingSubstitution):
+            replace_at(copied, path, vast.BlockingSubstitution(node.left, node.right, lineno=node.lineno))
+    return copied
 
 
 # ---------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def _touched(fsm: Fsm) -> tuple[str, ...]:
 
 class FsmMinimise:
     name = MINIMISE
+    looks_for = "a state machine (a clocked state register with a constant reset and a next-state function)"
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites = []
@@ -86,6 +87,7 @@ class FsmMinimise:
 
 class FsmReencode:
     name = REENCODE
+    looks_for = "a state machine (a clocked state register with a constant reset and a next-state function)"
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites = []

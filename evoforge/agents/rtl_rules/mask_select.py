@@ -145,6 +145,7 @@ def _inlined(
 
 class MaskSelect:
     name = NAME
+    looks_for = "a product or sum whose operand is one of several values chosen by a select signal"
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []

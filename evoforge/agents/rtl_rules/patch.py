@@ -16,6 +16,7 @@ touches (macros), or two edits would overlap.
 from __future__ import annotations
 
 import difflib
+import itertools
 import logging
 import re
 import textwrap
@@ -56,7 +57,7 @@ def minimal_patch(original: str, parsed: ParsedVerilog, rewritten: vast.Source) 
         log.debug("minimal patch: printing the whole tree (%s)", exc)
         return None
     ordered = sorted(edits, key=lambda e: (e.lo, e.hi))
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         if b.lo <= a.hi or (b.lo == a.lo and b.hi < b.lo and a.hi < a.lo):
             return None  # overlapping edits (or two inserts at one place)
     for edit in ordered:  # a line the preprocessor changed (a macro) cannot be patched in place
@@ -208,7 +209,7 @@ def _refine(old: Any, new: Any, span: tuple[int, int], lines: list[str], edits: 
     """Recurse into a changed node whose frame is unchanged; False when only re-printing it will do."""
     if type(old) is not type(new):
         return False
-    lo, hi = span
+    hi = span[1]
     if _substitute_leaves(old, new, span, lines, edits):
         return True
     if isinstance(old, vast.Always):
@@ -246,8 +247,33 @@ _TOKEN = re.compile(
     re.DOTALL,
 )
 _KEYWORDS = frozenset(
-    "always always_comb always_ff always_latch assign begin case casex casez default else end endcase for "
-    "if initial integer negedge or posedge reg signed unsigned wire logic".split()
+    [
+        "always",
+        "always_comb",
+        "always_ff",
+        "always_latch",
+        "assign",
+        "begin",
+        "case",
+        "casex",
+        "casez",
+        "default",
+        "else",
+        "end",
+        "endcase",
+        "for",
+        "if",
+        "initial",
+        "integer",
+        "negedge",
+        "or",
+        "posedge",
+        "reg",
+        "signed",
+        "unsigned",
+        "wire",
+        "logic",
+    ]
 )
 
 

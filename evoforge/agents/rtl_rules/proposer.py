@@ -29,7 +29,14 @@ from typing import Any
 
 from evoforge.agents.base import Proposal, ProposalRequest
 from evoforge.agents.rtl_rules import RULES
-from evoforge.agents.rtl_rules.ast_utils import Path, Rewrite, Rule, apply_rewrites
+from evoforge.agents.rtl_rules.ast_utils import (
+    Path,
+    Rewrite,
+    Rule,
+    RuleOutcome,
+    apply_rewrites,
+    collecting_declines,
+)
 from evoforge.agents.rtl_rules.patch import minimal_patch
 from evoforge.domain import TargetKind, normalise_source
 from evoforge.errors import ConfigError, TargetError
@@ -69,6 +76,7 @@ class OfflineRtlProposer:
         self.rules: tuple[Rule, ...] = tuple(RULES[n] for n in names)
         self.knowledge = knowledge if knowledge is not None else KnowledgeBase.load()
         self._offered: set[str] = set()
+        self.last_outcomes: list[RuleOutcome] = []
 
     def propose(self, request: ProposalRequest) -> list[Proposal]:
         if request.target.kind is not TargetKind.RTL or request.count <= 0:
@@ -79,12 +87,8 @@ class OfflineRtlProposer:
             log.warning("offline proposer: the parent does not parse, no proposals: %s", exc.message)
             return []
         rng = random.Random(request.seed)
-        sites: list[Rewrite] = []
-        for rule in self.rules:
-            try:
-                sites.extend(rule.apply(parsed, rng))
-            except Exception:  # one broken rule must not end the job; the others still propose
-                log.exception("offline proposer: rule %s failed on the parent (skipped)", rule.name)
+        sites, outcomes = self.sites(parsed, rng)
+        self.last_outcomes = outcomes
         scored = self.score(sites, request.feedback, request.parent_source, rng)
         groups = _groups(scored)
         parent_norm = normalise_source(generate_verilog(parsed.ast))
@@ -104,6 +108,38 @@ class OfflineRtlProposer:
         self._offered.update(normalise_source(p.source) for p in proposals)
         log.debug("offline proposer: %d sites, %d proposals", len(sites), len(proposals))
         return proposals
+
+    def sites(self, parsed: ParsedVerilog, rng: random.Random) -> tuple[list[Rewrite], list[RuleOutcome]]:
+        """Every rule's sites on a design, and per rule what it made of it (applied, or why not)."""
+        sites: list[Rewrite] = []
+        outcomes: list[RuleOutcome] = []
+        for rule in self.rules:
+            with collecting_declines() as declined:
+                try:
+                    found = rule.apply(parsed, rng)
+                except Exception as exc:  # a rule bug must not end the job; the others still propose
+                    log.warning(
+                        "offline proposer: rule %s failed on the parent (skipped): %r", rule.name, exc
+                    )
+                    outcomes.append(RuleOutcome(rule.name, 0, f"the rule failed on this design: {exc!r}"))
+                    continue
+            sites.extend(found)
+            if found:
+                reason = ""
+            elif declined:
+                reason = "site found but the exactness argument fails: " + "; ".join(declined)
+            else:
+                reason = f"no site: found no {rule.looks_for}"
+            outcomes.append(RuleOutcome(rule.name, len(found), reason))
+        return sites, outcomes
+
+    def explain(self, source: str) -> list[RuleOutcome]:
+        """Per rule, on ``source``: applied (with its number of sites) or the reason it does not apply."""
+        try:
+            parsed = parse_verilog(source)
+        except TargetError as exc:
+            return [RuleOutcome(r.name, 0, f"the design does not parse: {exc.message}") for r in self.rules]
+        return self.sites(parsed, random.Random(0))[1]
 
     # -- ranking ---------------------------------------------------------------------------------
 

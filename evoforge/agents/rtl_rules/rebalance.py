@@ -312,6 +312,7 @@ def _rebalance(module: Any, *, block_index: int, acc: str) -> Any:
 
 class Rebalance:
     name = NAME
+    looks_for = "a running compare-and-select chain (max/min) or a long chain of one associative operator"
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []

@@ -226,6 +226,7 @@ def _shared(tree: _Tree, op: type) -> Any:
 
 class ResourceSharing:
     name = NAME
+    looks_for = "two or more arithmetic operators in mutually exclusive branches of one selection"
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []

@@ -111,6 +111,7 @@ def _low_closed(root: Any) -> bool:
 
 class StrengthReduction:
     name = NAME
+    looks_for = "a multiplication by a constant, or a division/modulo by a power of two"
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []

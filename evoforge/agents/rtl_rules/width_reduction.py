@@ -397,6 +397,7 @@ def _sites(module: vast.ModuleDef) -> list[tuple[str, str, int, int]]:
 
 class WidthReduction:
     name = NAME
+    looks_for = "a register whose reachable values need fewer bits than it is declared with"
 
     def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
         rewrites: list[Rewrite] = []
