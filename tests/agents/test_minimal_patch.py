@@ -52,7 +52,7 @@ def _changed(before: str, after: str) -> tuple[list[str], list[str]]:
 
 def test_width_reduction_patches_only_the_register_lines(rule_proposals) -> None:
     [proposal, *_] = rule_proposals(COUNTER, "tick", "width_reduction")
-    removed, added = _changed(COUNTER, proposal.source)
+    removed, _added = _changed(COUNTER, proposal.source)
     # the declaration and the three assignments to the register; nothing else
     assert len(removed) == 4, removed
     assert all("count" in line for line in removed)
@@ -70,7 +70,7 @@ def test_unchanged_tree_gives_the_text_back_byte_for_byte() -> None:
 def test_an_edited_case_arm_is_the_only_hunk(rule_proposals) -> None:
     text = (EXAMPLES / "alu16.v").read_text()
     [proposal, *_] = rule_proposals(text, "alu16", "addsub_sharing")
-    removed, added = _changed(text, proposal.source)
+    removed, _added = _changed(text, proposal.source)
     assert removed and len(removed) <= 8, removed
     # the comment lines of the arms the rule did not touch are kept
     assert "default: y = a & b;                               // and" in proposal.source

@@ -58,7 +58,7 @@ def test_a_design_no_rule_fits_gets_one_reason_per_rule_and_no_error_log(caplog)
     assert fsm.reason.startswith("site found but the exactness argument fails")
     assert "mixed assignment kinds" in fsm.reason
     sharing = next(o for o in outcomes if o.rule == "resource_sharing")
-    assert sharing.reason.startswith("no site: found no ")
+    assert sharing.reason.startswith("no site (looks for ")
 
 
 def test_an_applied_rule_reports_its_sites() -> None:

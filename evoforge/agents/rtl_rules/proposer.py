@@ -129,7 +129,7 @@ class OfflineRtlProposer:
             elif declined:
                 reason = "site found but the exactness argument fails: " + "; ".join(declined)
             else:
-                reason = f"no site: found no {rule.looks_for}"
+                reason = f"no site (looks for {rule.looks_for})"
             outcomes.append(RuleOutcome(rule.name, len(found), reason))
         return sites, outcomes
 

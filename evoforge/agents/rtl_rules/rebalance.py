@@ -1,6 +1,9 @@
 """Rebalancing running compare-and-select chains (max/min, with or without an index) into trees.
 
-The site is a run of statements in a combinational ``always`` block::
+Two matchers. :mod:`~evoforge.agents.rtl_rules.select_tree` finds max/min chains on Yosys's
+word-level netlist, in any spelling (continuous assigns, ``if`` chains, ``for`` loops, SystemVerilog),
+and re-drives the chain's output from a tree. The matcher below also carries payloads (an index
+chosen with the maximum); its site is a run of statements in a combinational ``always`` block::
 
     acc = e0; idx = q0;                                    // the start: acc and every payload
     if (e1 > acc) begin acc = e1; idx = q1; end            // one step per element
@@ -33,7 +36,7 @@ from typing import Any
 
 from pyverilog.vparser import ast as vast
 
-from evoforge.agents.rtl_rules import facts
+from evoforge.agents.rtl_rules import facts, select_tree
 from evoforge.agents.rtl_rules.ast_utils import (
     Rewrite,
     expr_key,
@@ -340,6 +343,9 @@ class Rebalance:
                             transform=functools.partial(_rebalance, block_index=index, acc=chain.acc),
                         )
                     )
+        # the same chains in any other spelling, found on the word-level netlist
+        covered = {r.touched[0] for r in rewrites}
+        rewrites.extend(select_tree.sites(parsed, NAME, covered))
         return rewrites
 
 
