@@ -47,7 +47,10 @@ def _yosys(script: str, cwd: Path, timeout: float = 300) -> tuple[bool, str]:
     (cwd / "check.ys").write_text(script)
     try:
         done = subprocess.run(
-            ["yosys", "-q", "-l", "check.log", "-s", "check.ys"], cwd=cwd, capture_output=True, text=True,
+            ["yosys", "-q", "-l", "check.log", "-s", "check.ys"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
             timeout=timeout,
         )
     except subprocess.TimeoutExpired:
@@ -62,12 +65,16 @@ def independent_check(original: Path, best: str, top: str, liberty: Path, cwd: P
     candidate = cwd / f"best{original.suffix}"
     candidate.write_text(best)
     load = (
-        f"read_verilog -sv {original}\nprep -flatten -top {top}\nasync2sync\nrename {top} gold\ndesign -stash gold\n"
-        f"read_verilog -sv {candidate}\nprep -flatten -top {top}\nasync2sync\nrename {top} gate\ndesign -stash gate\n"
+        f"read_verilog -sv {original}\nprep -flatten -top {top}\nasync2sync\n"
+        f"rename {top} gold\ndesign -stash gold\n"
+        f"read_verilog -sv {candidate}\nprep -flatten -top {top}\nasync2sync\n"
+        f"rename {top} gate\ndesign -stash gate\n"
         "design -copy-from gold -as gold gold\ndesign -copy-from gate -as gate gate\n"
         "miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\n"
     )
-    ok, _ = _yosys(load + "sat -verify -prove-asserts -set-def-inputs -tempinduct -set-init-zero miter\n", cwd)
+    ok, _ = _yosys(
+        load + "sat -verify -prove-asserts -set-def-inputs -tempinduct -set-init-zero miter\n", cwd
+    )
     areas = []
     for design in (original, candidate):
         done, log = _yosys(
@@ -85,7 +92,15 @@ def run_one(path: Path, budget: int, liberty: Path, lib_path: Path, work: Path) 
     env = {**os.environ, "EVOFORGE_DATA_DIR": str(work / "data")}
     env.pop("EVOFORGE_DB", None)
     argv = [sys.executable, "-m", "evoforge.cli", "run", str(path), "--proposer", "offline"]
-    argv += ["--budget", str(budget), "--db", f"sqlite:///{work / 'jobs.db'}", "--json", "--liberty", str(liberty)]
+    argv += [
+        "--budget",
+        str(budget),
+        "--db",
+        f"sqlite:///{work / 'jobs.db'}",
+        "--json",
+        "--liberty",
+        str(liberty),
+    ]
     start = time.monotonic()
     try:
         done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600)
@@ -112,7 +127,9 @@ def run_one(path: Path, budget: int, liberty: Path, lib_path: Path, work: Path) 
         out["gain"] = max(gains.get("area_um2", 0.0), gains.get("delay_ns", 0.0))
         out["gains"] = {k: gains.get(k) for k in ("area_um2", "delay_ns")}
         out["assurance"] = best.get("assurance")
-        out["check"] = independent_check(path, best["source"], report["target"]["name"], lib_path, work / "check")
+        out["check"] = independent_check(
+            path, best["source"], report["target"]["name"], lib_path, work / "check"
+        )
     return out
 
 
@@ -141,8 +158,9 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
     lines = [
         SECTION,
         "",
-        f"Command: `.venv/bin/python bench/corpus.py --budget {budget} --write`{partial} ({os.cpu_count()} cores, "
-        "shared with other work: wall times are upper bounds). Each design: `evoforge run <file> --proposer "
+        f"Command: `.venv/bin/python bench/corpus.py --budget {budget} --write`{partial} "
+        f"({os.cpu_count()} cores, shared with other work: wall times are upper bounds). "
+        "Each design: `evoforge run <file> --proposer "
         f"offline --budget {budget} --liberty sky130hd_tt --json` in a fresh database; wins re-checked by an "
         "independent Yosys miter (SAT; sequential designs by induction from the all-zero state) and area "
         "re-measured with the liberty.",
@@ -153,12 +171,15 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
         f"- verified win ≥ 20 %: {pct(win20)}",
         f"- median wall time per design: {median:.0f} s",
         "",
-        "| design | proposed | rules that apply | best gain (area, delay) | assurance | independent check | s |",
+        "| design | proposed | rules that apply | best gain (area, delay) | assurance | independent check "
+        "| s |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "refused" in r:
-            lines.append(f"| {r['design']} | refused: {r['refused'].replace('|', '/')} | | | | | {r['seconds']:.0f} |")
+            lines.append(
+                f"| {r['design']} | refused: {r['refused'].replace('|', '/')} | | | | | {r['seconds']:.0f} |"
+            )
             continue
         gains = r.get("gains") or {}
         gain = ", ".join(f"{gains.get(k) or 0:.2f}×" for k in ("area_um2", "delay_ns")) if gains else "-"
@@ -172,7 +193,9 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--liberty", type=Path, default=SKY130)
     parser.add_argument("--only", nargs="*", help="design file names (without folder)")

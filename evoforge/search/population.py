@@ -110,7 +110,8 @@ def survivors(members: Sequence[Member], objectives: Sequence[Objective], size: 
 
 
 def _base_costs(baseline: Metrics, objectives: Sequence[Objective]) -> tuple[float, ...]:
-    return tuple(math.inf if o.value_of(baseline) is None else o.value_of(baseline) for o in objectives)
+    values = [o.value_of(baseline) for o in objectives]
+    return tuple(math.inf if v is None else v for v in values)
 
 
 def wins(members: Sequence[Member], objectives: Sequence[Objective], baseline: Metrics) -> list[Member]:

@@ -93,7 +93,7 @@ class ModuleNetlist:
         if not bits:
             return None
         if all(isinstance(b, str) for b in bits):
-            if any(b not in "01" for b in bits):
+            if any(str(b) not in ("0", "1") for b in bits):
                 return None
             return f"{len(bits)}'b" + "".join(str(b) for b in reversed(bits))
         whole = self.net_with_bits(bits)

@@ -65,11 +65,6 @@ class LlmProposer:
             )
         return self._graphs[kind]
 
-    def explain(self, target: Any, source: str) -> list[dict[str, Any]]:
-        """The offline half's per-rule outcomes on ``source`` (see ``OfflineProposer.explain``)."""
-        explain = getattr(self.offline, "explain", None)
-        return explain(target, source) if callable(explain) else []
-
     def drain_calls(self) -> list[LlmCallRecord]:
         with self._lock:
             calls, self._orphans = self._orphans, []
@@ -141,6 +136,11 @@ class MixedProposer:
     def __init__(self, llm: LlmProposer, offline: Proposer) -> None:
         self.llm = llm
         self.offline = offline
+
+    def explain(self, target: Any, source: str) -> list[dict[str, Any]]:
+        """The offline half's per-rule outcomes on ``source`` (see ``OfflineProposer.explain``)."""
+        explain = getattr(self.offline, "explain", None)
+        return explain(target, source) if callable(explain) else []
 
     def drain_calls(self) -> list[LlmCallRecord]:
         return self.llm.drain_calls()

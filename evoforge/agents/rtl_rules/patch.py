@@ -111,7 +111,7 @@ def _blank(line: str) -> bool:
 
 def _spans(nodes: Sequence[Any], hi: int, lines: list[str]) -> list[tuple[int, int]]:
     """Each node's (first, last) line; nodes sharing a line share the span of their unit."""
-    starts = []
+    starts: list[int] = []
     for node in nodes:
         line = getattr(node, "lineno", 0) or 0
         if line <= 0 or (starts and line < starts[-1]):
