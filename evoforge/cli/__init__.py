@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--best", action="store_true", default=True, help="the best candidate (default)")
     export.add_argument("--candidate", type=int, help="a specific candidate instead of the best")
     export.add_argument("-o", "--output", type=Path, required=True)
+    export.add_argument("--diff", action="store_true", help="write a diff against the original instead")
     export.add_argument("--db")
 
     serve = sub.add_parser("serve", help="web UI + JSON API, with an embedded worker by default")

@@ -159,9 +159,21 @@ def cmd_export(args: argparse.Namespace) -> int:
             )
         candidate = repository.get_candidate(session, cid)
         source = candidate.source
+        if getattr(args, "diff", False):  # a unified diff against the job's original source
+            import difflib
+
+            source = "".join(
+                difflib.unified_diff(
+                    job.target_source.splitlines(keepends=True),
+                    source.splitlines(keepends=True),
+                    fromfile=f"{job.target_name} (original)",
+                    tofile=f"{job.target_name} (candidate {cid})",
+                )
+            )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(source)
-    print(f"wrote candidate {cid} of job {args.job} to {args.output}", file=sys.stderr)
+    what = "the diff of candidate" if getattr(args, "diff", False) else "candidate"
+    print(f"wrote {what} {cid} of job {args.job} to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
