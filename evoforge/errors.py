@@ -17,7 +17,8 @@ messages and exit codes. Third-party errors are converted at the boundary with `
     │   └── ToolTimeoutError           it ran past its time limit (the process group was killed)
     ├── VerifierError                  the verifier itself failed (never a rejection of a candidate)
     ├── StoreError                     the database could not be opened / migrated / written
-    │   └── NotFoundError              a job or candidate id that does not exist
+    │   ├── NotFoundError              a job or candidate id that does not exist
+    │   └── LeaseLostError             this worker no longer holds the job (another one took it over)
     ├── SearchError                    the search loop could not proceed (e.g. baseline rejected)
     └── LlmError                       a model endpoint failed (mapped from ``openai`` errors)
         ├── LlmTransientError          429, 5xx, timeout or connection failure: worth a retry
@@ -99,6 +100,10 @@ class NotFoundError(StoreError):
     """A job or candidate that does not exist."""
 
     exit_code = 2
+
+
+class LeaseLostError(StoreError):
+    """The job's lease went to another worker (this one was paused or cut off past it): stop writing."""
 
 
 class SearchError(EvoforgeError):

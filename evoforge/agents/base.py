@@ -41,6 +41,7 @@ class LlmCallRecord:
     completion_tokens: int | None = None
     latency_s: float | None = None
     error: str | None = None
+    stored_id: int | None = None  # its row in the store, when written as it completed
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,17 @@
     hits = kb.search(design_query(source, critical_path), domain="rtl", tags=("timing",), k=3)
     kb.add_learned(make_learned(...))      # a winning rewrite, kept apart from the built-in entries
 
-Loading validates every entry file (a bad one raises ``KnowledgeBaseError`` naming the file). Without
-a ``learned`` path the base is read-only: ``add_learned`` keeps the entry in memory only.
+Loading validates every built-in entry file (a bad one raises ``KnowledgeBaseError`` naming the
+file); a learned entry that does not validate is skipped with a warning. Learned entries come from a
+file (``learned``) or are handed over already loaded (``entries``, e.g. from the store), and
+``save`` keeps a new one wherever the caller keeps them; with neither file nor ``save``,
+``add_learned`` keeps the entry in memory only.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,17 +39,27 @@ class KnowledgeBase:
     builtin: tuple[Entry, ...]
     learned: list[LearnedEntry] = field(default_factory=list)
     learned_file: Path | None = None
+    save: Callable[[LearnedEntry], None] | None = None
     _index: Bm25 | None = field(default=None, init=False, repr=False)
     _indexed: tuple[AnyEntry, ...] = field(default=(), init=False, repr=False)
 
     @classmethod
-    def load(cls, learned: Path | None = None, builtin_dir: Path = BUILTIN_DIR) -> KnowledgeBase:
-        """The built-in entries (validated) and, if given, the learned entries of that file."""
+    def load(
+        cls,
+        learned: Path | None = None,
+        builtin_dir: Path = BUILTIN_DIR,
+        *,
+        entries: Iterable[LearnedEntry] | None = None,
+        save: Callable[[LearnedEntry], None] | None = None,
+    ) -> KnowledgeBase:
+        """The built-in entries (validated) and the learned ones: ``entries``, else that file's."""
         builtin = tuple(load_builtin(builtin_dir))
-        kb = cls(builtin=builtin, learned=read_learned(learned) if learned else [], learned_file=learned)
-        clash = {e.id for e in builtin} & {e.id for e in kb.learned}
-        if clash:
-            raise KnowledgeBaseError(f"learned entries reuse built-in ids: {', '.join(sorted(clash))}")
+        known = list(entries) if entries is not None else (read_learned(learned) if learned else [])
+        clash = {e.id for e in builtin} & {e.id for e in known}
+        if clash:  # a learned entry may not shadow a rule: skipped, like any unusable entry
+            log.warning("learned entries reusing built-in ids skipped: %s", ", ".join(sorted(clash)))
+            known = [e for e in known if e.id not in clash]
+        kb = cls(builtin=builtin, learned=known, learned_file=learned if entries is None else None, save=save)
         log.debug("knowledge base: %d built-in, %d learned entries", len(builtin), len(kb.learned))
         return kb
 
@@ -133,7 +146,9 @@ class KnowledgeBase:
             return False
         if any(e.id == entry.id for e in self.builtin):
             raise KnowledgeBaseError(f"learned entry id {entry.id!r} clashes with a built-in entry")
-        if self.learned_file is not None:
+        if self.save is not None:
+            self.save(entry)
+        elif self.learned_file is not None:
             append_learned(self.learned_file, entry)
         self.learned.append(entry)
         log.info("knowledge base: learned %s (%s)", entry.id, entry.title)

@@ -1,10 +1,14 @@
-"""Learned entries: rewrites that won a job, kept apart from the built-in rules in a JSON-lines file.
+"""Learned entries: rewrites that won a job, kept apart from the built-in rules.
 
-The file is ``<data_dir>/kb/learned.jsonl`` (see :func:`learned_path`); each line is one
-:class:`LearnedEntry`, appended with a single write so that concurrent jobs do not interleave. The
-entry keeps a unified-diff excerpt of the rewrite, the metrics before and after, the assurance level,
-the rule (or model) it came from and where it was found (job and candidate ids). A line that does not
-validate raises :class:`~evoforge.errors.KnowledgeBaseError` naming the file and line.
+An entry keeps a unified-diff excerpt of the rewrite, the metrics before and after, the assurance
+level, the rule (or model) it came from and where it was found (job and candidate ids). Entries live
+in the store (shared by every worker; ``search.learned_store`` connects the two); here they are
+made and validated from plain documents: :func:`parse_learned` turns stored documents into entries,
+skipping — with a warning naming it — one that does not validate, so one bad entry never stops a job.
+
+The JSON-lines file ``<data_dir>/kb/learned.jsonl`` (:func:`learned_path`) is where earlier versions
+kept them; :func:`read_learned` reads such a file (bad lines skipped with a warning) so that it can
+be imported into the store, and a knowledge base built without a store can still use one.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evoforge.errors import KnowledgeBaseError
 from evoforge.kb.entries import Domain, Goal, validation_message
+
+log = logging.getLogger(__name__)
 
 MAX_EXCERPT_LINES = 60
 
@@ -163,34 +171,41 @@ def make_learned(
     )
 
 
-def read_learned(path: Path) -> list[LearnedEntry]:
-    """Every entry of the file (none if it does not exist); a bad line raises naming file and line."""
-    if not path.exists():
-        return []
+def parse_learned(documents: Iterable[tuple[str, Any]]) -> list[LearnedEntry]:
+    """Entries from (where, document) pairs; a document that does not validate is skipped, and a
+    warning names ``where`` (``file:line``, or the id in the store) and what is wrong."""
     entries: list[LearnedEntry] = []
     seen: set[str] = set()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise KnowledgeBaseError(f"{path}: cannot read learned entries: {exc}") from exc
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for label, document in documents:
         try:
-            entry = LearnedEntry.model_validate(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise KnowledgeBaseError(
-                f"{path}:{number}: not a JSON object: {exc}", hint="delete or repair that line"
-            ) from exc
+            entry = LearnedEntry.model_validate(document)
         except ValidationError as exc:
-            raise KnowledgeBaseError(
-                f"{path}:{number}: invalid learned entry: {validation_message(exc)}",
-                hint="delete or repair that line",
-            ) from exc
+            log.warning("learned knowledge-base entry %s skipped: %s", label, validation_message(exc))
+            continue
         if entry.id not in seen:  # two jobs may learn the same rewrite at the same time
             seen.add(entry.id)
             entries.append(entry)
     return entries
+
+
+def read_learned(path: Path) -> list[LearnedEntry]:
+    """Every valid entry of a JSON-lines file (none if it does not exist); bad lines are skipped
+    with a warning naming the file and line."""
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise KnowledgeBaseError(f"{path}: cannot read learned entries: {exc}") from exc
+    documents: list[tuple[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            documents.append((f"{path}:{number}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            log.warning("learned knowledge-base entry %s:%d skipped: not JSON (%s)", path, number, exc)
+    return parse_learned(documents)
 
 
 def append_learned(path: Path, entry: LearnedEntry) -> None:

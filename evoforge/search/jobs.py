@@ -4,9 +4,13 @@ One path serves every way a job runs: ``evoforge run`` (create ``running``, then
 ``evoforge run --resume`` (``run_job`` on the existing row), ``evoforge worker`` and the web server's
 embedded worker (``Worker``: claim a ``queued`` job atomically, then ``run_job``). ``run_job`` rebuilds
 the target from the stored source and options, never from the caller's files, so a job runs the same
-wherever it is picked up. While it runs a heartbeat thread stamps the row; a worker that finds a
-``running`` job whose heartbeat is older than ``stale_after_s`` puts it back in the queue (the loop
-resumes its pending candidates), or ends it ``cancelled`` when a cancel was asked for.
+wherever it is picked up; a job submitted through the web is loaded here, by the worker
+(``stored.py``). A run holds the job's lease (``store/leases.py``): every transaction of the run is
+fenced by its token, and a heartbeat thread renews it on the database clock. A worker that finds a
+``running`` job whose heartbeat is older than ``stale_after_s`` puts it back in the queue (the next
+holder resumes its pending candidates afresh), or ends it ``cancelled`` when a cancel was asked for;
+the old holder, if it was only paused, finds its token gone at its next write and stops
+(``LeaseLostError``).
 """
 
 from __future__ import annotations
@@ -18,19 +22,16 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
-
-from sqlalchemy import CursorResult, update
+from typing import Any
 
 from evoforge.config import LlmSettings, Settings
-from evoforge.domain import JobStatus, Objective, Target, TargetKind
-from evoforge.errors import ConfigError, EvoforgeError
+from evoforge.domain import JobStatus, Objective, Target, TargetKind, source_hash
+from evoforge.errors import ConfigError, EvoforgeError, LeaseLostError
 from evoforge.search.loop import LoopOptions, Progress, SearchLoop
-from evoforge.store import repository
+from evoforge.search.stored import StoredJob, load_stored_job
+from evoforge.store import leases, repository
 from evoforge.store.engine import Store
-from evoforge.store.models import Job, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def worker_name(role: str = "worker") -> str:
 # -- creating a job --------------------------------------------------------------------------------
 
 
-def job_options(settings: Settings, objectives: Sequence[Objective], target: Target) -> dict[str, Any]:
+def job_options(settings: Settings, objectives: Sequence[Objective], target: Target | None) -> dict[str, Any]:
     """What a stored job remembers of the settings it was created with (``run_job`` reads them back)."""
     return {
         "budget": settings.search.budget,
@@ -60,7 +61,7 @@ def job_options(settings: Settings, objectives: Sequence[Objective], target: Tar
         "min_assurance": settings.rtl.min_assurance,
         "liberty": str(settings.rtl.liberty.resolve()) if settings.rtl.liberty else None,
         "clock_period_ns": settings.rtl.clock_period_ns,
-        "user_test": target.user_test,
+        "user_test": target.user_test if target is not None else None,
         "kernel": settings.kernel.model_dump(),
     }
 
@@ -74,6 +75,22 @@ def create_job(
     status: JobStatus = JobStatus.QUEUED,
 ) -> int:
     """Store a job for ``target``: ``queued`` for a worker, or ``running`` for the caller to run now."""
+    with store.transaction() as session:
+        job = repository.create_job(
+            session,
+            kind=target.kind.value,
+            target_name=target.name,
+            target_fingerprint=target.fingerprint,
+            target_source=target.source,
+            target_meta=target_meta(target),
+            options=job_options(settings, objectives, target),
+            status=status,
+        )
+        return job.id
+
+
+def target_meta(target: Target) -> dict[str, Any]:
+    """What a job row keeps of a loaded target besides its source (the RTL interface choices)."""
     meta: dict[str, Any] = {"files": [s.name for s in target.sources]}
     if target.rtl is not None:
         meta |= {
@@ -82,89 +99,51 @@ def create_job(
             "reset": target.rtl.reset,
             "reset_active_low": target.rtl.reset_active_low,
         }
+    return meta
+
+
+@dataclass(frozen=True)
+class UnloadedTarget:
+    """A submitted target not loaded yet (the worker loads it): its text and the user's choices."""
+
+    kind: TargetKind
+    name: str
+    source: str
+    filename: str
+    top: str | None = None
+    clock: str | None = None
+    reset: str | None = None
+
+
+def create_unloaded_job(
+    store: Store, target: UnloadedTarget, settings: Settings, objectives: Sequence[Objective]
+) -> int:
+    """Queue a job whose target the worker loads (a web submission: no slow work in the request)."""
+    options = job_options(settings, objectives, None)
+    meta = {
+        "files": [target.filename],
+        "top": target.top,
+        "clock": target.clock,
+        "reset": target.reset,
+        "reset_active_low": None,
+        "loaded": False,
+    }
     with store.transaction() as session:
         job = repository.create_job(
             session,
             kind=target.kind.value,
             target_name=target.name,
-            target_fingerprint=target.fingerprint,
+            # provisional (the source alone); the worker stores the loaded target's fingerprint
+            target_fingerprint="unloaded-" + source_hash(target.source, target.kind)[:48],
             target_source=target.source,
             target_meta=meta,
-            options=job_options(settings, objectives, target),
-            status=status,
+            options=options,
+            status=JobStatus.QUEUED,
         )
         return job.id
 
 
 # -- running a stored job --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoredJob:
-    """A job row turned back into what the loop needs."""
-
-    job_id: int
-    target: Target
-    settings: Settings
-    objectives: tuple[Objective, ...]
-
-
-def load_stored_job(store: Store, job_id: int, settings: Settings, *, budget: int | None = None) -> StoredJob:
-    """The target (rebuilt from the stored source) and the settings the job was created with."""
-    from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
-
-    with store.transaction() as session:
-        job = repository.get_job(session, job_id)
-        if job.status == JobStatus.SUCCEEDED.value:
-            raise ConfigError(
-                f"job {job_id} has already succeeded", hint=f"see it with: evoforge show {job_id}"
-            )
-        kind, name = job.kind, job.target_name
-        meta, options, source = dict(job.target_meta), dict(job.options), job.target_source
-        if budget is not None:
-            job.options = {**job.options, "budget": budget}
-            options["budget"] = budget
-    folder = settings.work_dir() / f"job-{job_id}"
-    folder.mkdir(parents=True, exist_ok=True)
-    kernel = settings.kernel.model_copy(update=options.get("kernel") or {})
-    if kind == TargetKind.KERNEL.value:
-        from evoforge.verifiers.kernel.target import kernel_target_from_source
-
-        target = kernel_target_from_source(source, name, kernel, work_dir=folder)
-    else:
-        design = folder / f"{meta['top']}.v"
-        design.write_text(source)
-        user_test = Path(options["user_test"]) if options.get("user_test") else None
-        target = load_rtl_target(
-            [design],
-            RtlTargetOptions(
-                top=meta["top"],
-                clock=meta["clock"] or "none",
-                reset=meta["reset"] or "none",
-                reset_active_low=meta["reset_active_low"],
-                user_test=user_test,
-            ),
-            workdir=folder,
-        )
-    rtl = settings.rtl.model_copy(
-        update={
-            "min_assurance": options["min_assurance"],
-            "liberty": Path(options["liberty"]) if options.get("liberty") else None,
-            "clock_period_ns": options.get("clock_period_ns", settings.rtl.clock_period_ns),
-        }
-    )
-    search = settings.search.model_copy(
-        update={k: options[k] for k in ("budget", "seed", "workers", "proposer") if k in options}
-    )
-    llm = settings.llm.model_copy(
-        update={
-            "model": settings.llm.model or options.get("model"),
-            "planner_model": settings.llm.planner_model or options.get("planner_model"),
-        }
-    )
-    objectives = tuple(Objective(o) for o in options["objectives"])
-    merged = settings.model_copy(update={"rtl": rtl, "kernel": kernel, "search": search, "llm": llm})
-    return StoredJob(job_id, target, merged, objectives)
 
 
 def run_job(
@@ -176,57 +155,78 @@ def run_job(
     worker: str | None = None,
     budget: int | None = None,
     clear_cancel: bool = False,
+    lease: str | None = None,
 ) -> None:
-    """Run (or resume) stored job ``job_id`` to its end, stamping a heartbeat as ``worker`` meanwhile.
+    """Run (or resume) stored job ``job_id`` to its end under a lease, as ``worker``.
 
+    ``lease`` is the token of a claim (``leases.claim_next_job``); without one the job is taken
+    over (``evoforge run``, ``--resume``). Every transaction of the run is fenced by the token: a
+    run that lost the lease raises ``LeaseLostError`` and has written nothing since. A target that
+    cannot be loaded ends the job ``failed`` with the loader's message (and raises it).
     ``clear_cancel`` forgets an earlier cancel request (``evoforge run --resume`` of a cancelled job).
     """
-    stored = load_stored_job(store, job_id, settings, budget=budget)
+    from evoforge.search.stored import refuse_if_succeeded
+
     name = worker or worker_name("run")
-    with store.transaction() as session:
-        job = repository.get_job(session, job_id)
-        job.worker, job.heartbeat_at = name, utcnow()
-        if clear_cancel:
-            job.cancel_requested = False
-    job_settings = choose_proposer(stored.settings)
-    verifier = make_verifier(stored.target, job_settings)
-    log.info("job %s: %s, budget %s", job_id, stored.target.name, job_settings.search.budget)
-    proposer, learn = make_proposer(job_settings, store, job_id, stored.target, verifier)
-    loop = SearchLoop(
-        store=store,
-        target=stored.target,
-        verifier=verifier,
-        proposer=proposer,
-        learn=learn,
-        options=LoopOptions(
-            budget=job_settings.search.budget,
-            seed=job_settings.search.seed,
-            objectives=stored.objectives,
-            workers=job_settings.search.workers,
-            population_size=job_settings.search.population_size,
-        ),
-        progress=progress,
-    )
-    beat = _Heartbeat(store, job_id, name, settings.web.heartbeat_s)
+    if lease is None:
+        refuse_if_succeeded(store, job_id)
+        with store.transaction() as session:
+            lease = leases.take_lease(session, job_id, name)
+    token = lease
+    fenced = store.fenced(lambda session: leases.check_lease(session, job_id, token))
+    beat = _Heartbeat(store, job_id, token, settings.web.heartbeat_s)
     beat.start()
     try:
+        if clear_cancel:
+            with fenced.transaction() as session:
+                repository.get_job(session, job_id).cancel_requested = False
+        try:
+            stored = load_stored_job(fenced, job_id, settings, budget=budget)
+            job_settings = choose_proposer(stored.settings)
+            verifier = make_verifier(stored.target, job_settings)
+            proposer, learn = make_proposer(job_settings, fenced, job_id, stored.target, verifier)
+        except LeaseLostError:
+            raise
+        except EvoforgeError as exc:
+            with store.transaction() as session:
+                leases.fail_if_held(session, job_id, token, f"the job could not start: {exc}")
+            raise
+        log.info("job %s: %s, budget %s", job_id, stored.target.name, job_settings.search.budget)
+        loop = SearchLoop(
+            store=fenced,
+            target=stored.target,
+            verifier=verifier,
+            proposer=proposer,
+            learn=learn,
+            options=LoopOptions(
+                budget=job_settings.search.budget,
+                seed=job_settings.search.seed,
+                objectives=stored.objectives,
+                workers=job_settings.search.workers,
+                population_size=job_settings.search.population_size,
+            ),
+            progress=progress,
+        )
         loop.run(job_id)
     finally:
         beat.stop()
 
 
 class _Heartbeat(threading.Thread):
-    def __init__(self, store: Store, job_id: int, worker: str, every_s: float) -> None:
+    """Renews the job's lease every ``every_s`` on the database clock; stops once it is lost."""
+
+    def __init__(self, store: Store, job_id: int, token: str, every_s: float) -> None:
         super().__init__(name=f"heartbeat-{job_id}", daemon=True)
-        self.store, self.job_id, self.worker, self.every_s = store, job_id, worker, every_s
+        self.store, self.job_id, self.token, self.every_s = store, job_id, token, every_s
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.wait(self.every_s):
             try:
                 with self.store.transaction() as session:
-                    if not repository.heartbeat(session, self.job_id, self.worker):
-                        return  # the job ended, or another worker owns it now
+                    if not leases.renew_lease(session, self.job_id, self.token):
+                        log.warning("job %s: lease lost (another worker holds it now)", self.job_id)
+                        return
             except EvoforgeError as exc:  # a busy database must not kill the job
                 log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
 
@@ -295,10 +295,10 @@ def _only_model(llm: LlmSettings) -> str:
 def make_proposer(settings: Settings, store: Store, job_id: int, target: Target, verifier: Any) -> Any:
     """The job's proposer and the hook that keeps its wins as learned knowledge-base entries."""
     from evoforge.agents.base import get_proposer
-    from evoforge.kb import KnowledgeBase, learned_path
+    from evoforge.search.learned_store import open_knowledge
 
     name = settings.search.proposer or "offline"
-    kb = KnowledgeBase.load(learned=learned_path(settings.data_dir))
+    kb = open_knowledge(store, settings.data_dir)
     if name == "offline":
         return get_proposer("offline", knowledge=kb), _learner(kb, target, job_id)
     from evoforge.agents.llm import knowledge
@@ -307,7 +307,11 @@ def make_proposer(settings: Settings, store: Store, job_id: int, target: Target,
 
     with store.transaction() as session:
         used = llm_usage(session, job_id)  # a resumed job keeps counting its token budget
-    client = LlmClient(settings.llm, tokens_spent=used["prompt_tokens"] + used["completion_tokens"])
+    client = LlmClient(
+        settings.llm,
+        tokens_spent=used["prompt_tokens"] + used["completion_tokens"],
+        on_record=lambda call: store_call(store, job_id, call),
+    )
     proposer = get_proposer(
         name,
         client=client,
@@ -334,6 +338,24 @@ def make_proposer(settings: Settings, store: Store, job_id: int, target: Target,
         )
 
     return proposer, learn
+
+
+def store_call(store: Store, job_id: int, call: Any) -> int:
+    """Write one LLM request as soon as it completes (it cost money); the row id, to link it later."""
+    with store.transaction() as session:
+        row = repository.record_llm_call(
+            session,
+            job_id=job_id,
+            role=call.role,
+            model=call.model,
+            prompt=call.prompt,
+            reply=call.reply,
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+            latency_s=call.latency_s,
+            error=call.error,
+        )
+        return row.id
 
 
 def _learner(kb: Any, target: Target, job_id: int) -> Callable[[Any], None]:
@@ -366,37 +388,40 @@ def _learner(kb: Any, target: Target, job_id: int) -> Callable[[Any], None]:
 
 def requeue_stale_jobs(store: Store, stale_after_s: float) -> list[int]:
     """Running jobs whose worker stopped beating: back to ``queued`` (or ``cancelled`` if asked)."""
-    cutoff = utcnow() - timedelta(seconds=stale_after_s)
-    moved: list[int] = []
     with store.transaction() as session:
-        stale = [
-            j.id
-            for j in session.query(Job).filter(
-                Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff
-            )
-        ]
-        for job_id in stale:
-            job = repository.get_job(session, job_id)
-            target = JobStatus.CANCELLED if job.cancel_requested else JobStatus.QUEUED
-            result = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value, Job.heartbeat_at < cutoff)
-                .values(status=target.value, worker=None, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            if cast(CursorResult[Any], result).rowcount == 1:
-                log.warning("job %s: its worker stopped (no heartbeat since %s); %s", job_id, cutoff, target)
-                moved.append(job_id)
+        moved = leases.requeue_stale_jobs(session, stale_after_s)
+    for job_id in moved:
+        log.warning("job %s: its worker stopped (no heartbeat for %.0f s); requeued", job_id, stale_after_s)
     return moved
 
 
-class Worker:
-    """Claims queued jobs one at a time and runs them; ``stop()`` ends it after the current job."""
+@dataclass(frozen=True)
+class JobEnd:
+    """How one claimed job ended for this worker: its status, or ``lost`` (another worker has it)."""
 
-    def __init__(self, store: Store, settings: Settings, *, name: str | None = None) -> None:
+    job_id: int
+    status: str
+    error: str | None = None
+
+
+class Worker:
+    """Claims queued jobs one at a time and runs them; ``stop()`` ends it after the current job.
+
+    ``on_end`` hears how each claimed job ended (the ``evoforge worker`` command prints it).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        name: str | None = None,
+        on_end: Callable[[JobEnd], None] | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.name = name or worker_name()
+        self.on_end = on_end
         self._stop_event = threading.Event()
 
     def run_once(self) -> int | None:
@@ -404,25 +429,34 @@ class Worker:
         requeue_stale_jobs(self.store, self.settings.web.stale_after_s)
         with self.store.transaction() as session:
             job = repository.claim_next_job(session, self.name)
-            job_id = job.id if job is not None else None
-        if job_id is None:
+            job_id, token = (job.id, job.lease_token) if job is not None else (None, None)
+        if job_id is None or token is None:
             return None
         log.info("%s claimed job %s", self.name, job_id)
         try:
-            run_job(self.store, job_id, self.settings, worker=self.name)
+            run_job(self.store, job_id, self.settings, worker=self.name, lease=token)
+        except LeaseLostError as exc:
+            log.warning("job %s: %s", job_id, exc)
+            self._ended(JobEnd(job_id, "lost", exc.message))
+            return job_id
         except EvoforgeError as exc:  # the loop has already marked the job failed where it could
             log.warning("job %s failed: %s", job_id, exc)
-            self._fail_if_running(job_id, str(exc))
+            self._fail_if_held(job_id, token, str(exc))
         except Exception as exc:
             log.exception("job %s crashed", job_id)
-            self._fail_if_running(job_id, f"internal error: {type(exc).__name__}")
+            self._fail_if_held(job_id, token, f"internal error: {type(exc).__name__}: {exc}")
+        with self.store.transaction() as session:
+            ended = repository.get_job(session, job_id)
+            self._ended(JobEnd(job_id, ended.status, ended.error))
         return job_id
 
-    def _fail_if_running(self, job_id: int, message: str) -> None:
+    def _ended(self, end: JobEnd) -> None:
+        if self.on_end is not None:
+            self.on_end(end)
+
+    def _fail_if_held(self, job_id: int, token: str, message: str) -> None:
         with self.store.transaction() as session:
-            job = repository.get_job(session, job_id)
-            if job.status in (JobStatus.RUNNING.value, JobStatus.QUEUED.value):
-                repository.set_job_status(session, job, JobStatus.FAILED, error=message)
+            leases.fail_if_held(session, job_id, token, message)
 
     def run_forever(self, *, max_jobs: int | None = None) -> int:
         """Poll the queue until ``stop()`` (or ``max_jobs`` jobs ran); the number of jobs run."""

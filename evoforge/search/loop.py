@@ -34,6 +34,7 @@ from evoforge.domain import (
     improvement,
     source_hash,
 )
+from evoforge.errors import LeaseLostError
 from evoforge.search import records
 from evoforge.search.population import Member, inspirations, select_parents, survivors
 from evoforge.store import repository
@@ -145,6 +146,8 @@ class SearchLoop:
                     self.options.objectives,
                     error="interrupted; continue with --resume",
                 )
+            raise
+        except LeaseLostError:  # another worker holds the job now: write nothing, not even "failed"
             raise
         except Exception as exc:
             log.exception("job %s (%s) failed", job_id, target_name)

@@ -9,7 +9,6 @@ evaluated.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -40,7 +39,6 @@ def start_job(session: Session, job_id: int) -> Job:
     job = repository.get_job(session, job_id)
     job.status = JobStatus.RUNNING.value
     job.error = None
-    job.heartbeat_at = datetime.now(UTC)
     return job
 
 
@@ -222,8 +220,14 @@ def add_proposal(
 def record_calls(
     session: Session, job_id: int, candidate_id: int | None, calls: Sequence[LlmCallRecord]
 ) -> None:
-    """Store LLM calls, linked to the candidate they produced (``None``: they produced none)."""
+    """Store LLM calls, linked to the candidate they produced (``None``: they produced none).
+
+    Calls already written as they completed (``stored_id``) are only linked.
+    """
+    repository.link_llm_calls(session, [c.stored_id for c in calls if c.stored_id is not None], candidate_id)
     for call in calls:
+        if call.stored_id is not None:
+            continue
         repository.record_llm_call(
             session,
             job_id=job_id,
@@ -338,8 +342,7 @@ def _decided_by_fingerprint(verdict: Verdict) -> bool:
 
 def _refresh(session: Session, job_id: int) -> None:
     job = repository.get_job(session, job_id)
-    refresh_counts(session, job)
-    job.heartbeat_at = datetime.now(UTC)
+    refresh_counts(session, job)  # the heartbeat is stamped by the lease fence, on the database clock
 
 
 def _apply_verdict(candidate: Candidate, verdict: Verdict) -> None:

@@ -6,7 +6,12 @@ and tools: ``make_engine``, ``migrate``, ``session_factory``, ``current_revision
 and ``alembic_config`` (a code-built Alembic config, no ``alembic.ini``; e.g. a new revision is made
 with ``alembic.command.revision(alembic_config(url), "message", autogenerate=True)``).
 
-SQLite (the embedded default) is set up for several processes on one file: WAL journal, foreign
+``Store.fenced(check)`` is the same store with a check run at the start of every transaction: a
+job's run passes its lease (``leases.check_lease``), so that each of its writes is fenced.
+
+A SQLite URL must name a file in an existing directory (a typo in ``--db`` is an error, not a new
+directory); ``open_store(url, create_dir=True)`` creates the directory, for the default database in
+the data directory. SQLite (the embedded default) is set up for several processes on one file: WAL journal, foreign
 keys on, and a 30 s busy timeout on every connection; migrations run under ``BEGIN IMMEDIATE`` so
 two processes starting on a fresh file do not both create the tables. PostgreSQL URLs
 (``postgresql+psycopg://…``) are used unchanged; migrations there take an advisory lock.
@@ -16,9 +21,9 @@ SQLAlchemy and Alembic errors leave this module as ``StoreError`` with a hint.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from evoforge.errors import StoreError
+from evoforge.errors import ConfigError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +78,8 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get their directory created and the pragmas above."""
+def make_engine(url: str, *, create_dir: bool = False) -> Engine:
+    """An engine for ``url``; SQLite files get the pragmas above (and their directory if asked)."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -82,13 +87,18 @@ def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {}
     if _is_sqlite(parsed):
         path = _sqlite_file(parsed)
-        if path is not None:
+        if path is not None and create_dir:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(
                     f"cannot create the directory of the SQLite database {path}: {exc}", hint=URL_HINT
                 ) from exc
+        elif path is not None and not path.parent.is_dir():
+            raise ConfigError(
+                f"the directory of the SQLite database {path} does not exist",
+                hint=f"create {path.parent} first, or correct the --db URL / EVOFORGE_DB",
+            )
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
         kwargs["pool_pre_ping"] = True
@@ -177,6 +187,12 @@ class Store:
 
     engine: Engine
     sessions: sessionmaker[Session]
+    #: run first in every transaction (a lease check); None for an unfenced store
+    fence: Callable[[Session], None] | None = None
+
+    def fenced(self, check: Callable[[Session], None]) -> Store:
+        """This store (same engine) with ``check`` opening each transaction; it raises to refuse."""
+        return replace(self, fence=check)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -186,6 +202,8 @@ class Store:
         """
         try:
             with self.sessions.begin() as session:
+                if self.fence is not None:
+                    self.fence(session)
                 yield session
         except SQLAlchemyError as exc:
             raise StoreError(
@@ -202,9 +220,9 @@ class Store:
         self.close()
 
 
-def open_store(url: str) -> Store:
-    """Engine + migration + session factory for ``url``."""
-    engine = make_engine(url)
+def open_store(url: str, *, create_dir: bool = False) -> Store:
+    """Engine + migration + session factory for ``url`` (``create_dir``: see ``make_engine``)."""
+    engine = make_engine(url, create_dir=create_dir)
     try:
         migrate(engine)
     except BaseException:

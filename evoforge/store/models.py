@@ -1,10 +1,16 @@
-"""SQLAlchemy 2.0 models of the store: jobs, candidates, stage runs, the cross-job cache, LLM calls.
+"""SQLAlchemy 2.0 models of the store: jobs, candidates, stage runs, the cross-job cache, LLM calls,
+learned knowledge-base entries.
 
 The schema itself is owned by the Alembic migrations in ``migrations/versions``; a test compares the
 migrated database with these models so that the two cannot drift apart. Status columns are plain
 strings holding the values of ``domain.JobStatus`` / ``domain.CandidateStatus`` (checked by the
 database too). Every timestamp is a timezone-aware UTC ``datetime`` (SQLite keeps naive UTC text;
 ``UtcDateTime`` puts the zone back on the way out).
+
+Text is cleaned once, here at the boundary: every text, string and JSON column goes through a type
+that replaces NUL characters (PostgreSQL text cannot hold them; SQLite would keep them) and turns
+non-finite floats and other non-JSON values in JSON documents into storable ones. Callers above the
+store hand over what they have — candidate sources, tool logs, LLM replies, attacker-chosen names.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from evoforge.domain import CandidateStatus, JobStatus
+from evoforge.store._convert import clean_text, jsonable
 
 #: constraint names are part of the schema (Alembic batch mode on SQLite needs them named).
 NAMING_CONVENTION = {
@@ -77,9 +84,53 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class CleanText(TypeDecorator[str]):
+    """Text without NUL characters (replaced by the visible ``\\x00``), on every backend."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else clean_text(value)
+
+
+class CleanString(TypeDecorator[str]):
+    """A bounded string without NUL characters."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else clean_text(value)
+
+
+class CleanJSON(TypeDecorator[Any]):
+    """A JSON document made storable: NUL-free strings (keys too), finite floats, plain containers."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _clean_json(jsonable(value))
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(k): _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_json(v) for v in value]
+    return value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime(),
+        dict[str, Any]: CleanJSON(),
+        str: CleanText(),
+    }
 
 
 class Job(Base):
@@ -91,25 +142,27 @@ class Job(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value, index=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    target_name: Mapped[str] = mapped_column(String(255))
-    target_fingerprint: Mapped[str] = mapped_column(String(128), index=True)
-    target_source: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(CleanString(16), default=JobStatus.QUEUED.value, index=True)
+    kind: Mapped[str] = mapped_column(CleanString(16))
+    target_name: Mapped[str] = mapped_column(CleanString(255))
+    target_fingerprint: Mapped[str] = mapped_column(CleanString(128), index=True)
+    target_source: Mapped[str] = mapped_column(CleanText)
     target_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    baseline_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    baseline_metrics: Mapped[dict[str, Any] | None] = mapped_column(CleanJSON(none_as_null=True), nullable=True)
     # A plain id, not a foreign key: jobs → candidates → jobs would be a creation/deletion cycle.
     best_candidate_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(CleanText, nullable=True)
     proposed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     evaluated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cache_hits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     rejected: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    worker: Mapped[str | None] = mapped_column(CleanString(255), nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: the fencing token of the worker holding the job: every write of a run checks it (leases.py)
+    lease_token: Mapped[str | None] = mapped_column(CleanString(64), nullable=True)
 
     candidates: Mapped[list[Candidate]] = relationship(
         back_populates="job",
@@ -136,18 +189,18 @@ class Candidate(Base):
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("candidates.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    origin: Mapped[str] = mapped_column(String(255))
-    note: Mapped[str] = mapped_column(Text, default="")
-    source: Mapped[str] = mapped_column(Text)
-    source_hash: Mapped[str] = mapped_column(String(128), index=True)
-    functional_hash: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
-    implementation_hash: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
-    status: Mapped[str] = mapped_column(String(16), default=CandidateStatus.PENDING.value)
-    rejected_stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    reason: Mapped[str] = mapped_column(Text, default="")
+    origin: Mapped[str] = mapped_column(CleanString(255))
+    note: Mapped[str] = mapped_column(CleanText, default="")
+    source: Mapped[str] = mapped_column(CleanText)
+    source_hash: Mapped[str] = mapped_column(CleanString(128), index=True)
+    functional_hash: Mapped[str | None] = mapped_column(CleanString(128), nullable=True, index=True)
+    implementation_hash: Mapped[str | None] = mapped_column(CleanString(128), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(CleanString(16), default=CandidateStatus.PENDING.value)
+    rejected_stage: Mapped[str | None] = mapped_column(CleanString(64), nullable=True)
+    reason: Mapped[str] = mapped_column(CleanText, default="")
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    assurance: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    cache_hit: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    assurance: Mapped[str | None] = mapped_column(CleanString(64), nullable=True)
+    cache_hit: Mapped[str | None] = mapped_column(CleanString(16), nullable=True)
     generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -173,13 +226,13 @@ class StageRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(CleanString(64))
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    detail: Mapped[str] = mapped_column(Text, default="")
-    log_excerpt: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(CleanText, default="")
+    log_excerpt: Mapped[str] = mapped_column(CleanText, default="")
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -200,10 +253,10 @@ class CacheEntry(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    target_fingerprint: Mapped[str] = mapped_column(String(128))
-    hash_kind: Mapped[str] = mapped_column(String(16))
-    hash: Mapped[str] = mapped_column(String(128))
-    tool_versions: Mapped[str] = mapped_column(Text)
+    target_fingerprint: Mapped[str] = mapped_column(CleanString(128))
+    hash_kind: Mapped[str] = mapped_column(CleanString(16))
+    hash: Mapped[str] = mapped_column(CleanString(128))
+    tool_versions: Mapped[str] = mapped_column(CleanText)
     verdict: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -221,15 +274,36 @@ class LlmCall(Base):
     candidate_id: Mapped[int | None] = mapped_column(
         ForeignKey("candidates.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    role: Mapped[str] = mapped_column(String(32))
-    model: Mapped[str] = mapped_column(String(255))
-    prompt: Mapped[str] = mapped_column(Text)
-    reply: Mapped[str | None] = mapped_column(Text, nullable=True)
+    role: Mapped[str] = mapped_column(CleanString(32))
+    model: Mapped[str] = mapped_column(CleanString(255))
+    prompt: Mapped[str] = mapped_column(CleanText)
+    reply: Mapped[str | None] = mapped_column(CleanText, nullable=True)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(CleanText, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def __repr__(self) -> str:
         return f"LlmCall(id={self.id}, job_id={self.job_id}, role={self.role!r}, model={self.model!r})"
+
+
+class LearnedEntryRow(Base):
+    """A learned knowledge-base entry (a verified winning rewrite), shared by every worker.
+
+    ``data`` holds the entry as the knowledge base validates it (``kb.learned.LearnedEntry``); the
+    store keeps it as a document so that an entry the current code cannot read is skipped, not fatal.
+    """
+
+    __tablename__ = "learned_entries"
+
+    id: Mapped[str] = mapped_column(CleanString(64), primary_key=True)
+    domain: Mapped[str] = mapped_column(CleanString(16), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column()
+    # plain ids, not foreign keys: an entry outlives the job that taught it
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    candidate_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"LearnedEntryRow(id={self.id!r}, domain={self.domain!r})"

@@ -7,22 +7,24 @@ Domain values (``StageResult``, ``Verdict``, ``Metrics``) are converted here, so
 the store never build rows by hand. Database
 errors leave as ``StoreError``; a missing id is a ``NotFoundError`` saying which id; an unknown
 status or sort key is a ``BadInputError`` listing the valid ones. Jobs and candidates live here; the
-cache (``cache.py``) and LLM calls (``llm_calls.py``) are re-exported so that one import serves.
+cache (``cache.py``), leases (``leases.py``) and LLM calls (``llm_calls.py``) are re-exported so
+that one import serves. Text needs no cleaning here: the column types do it (``models.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, Select, func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from evoforge.domain import CandidateStatus, JobStatus, Metrics, StageResult, TargetKind, Verdict
 from evoforge.errors import BadInputError, NotFoundError
-from evoforge.store._convert import LOG_EXCERPT_CHARS, choice, clean_text, db_errors, excerpt, jsonable
+from evoforge.store._convert import LOG_EXCERPT_CHARS, choice, db_errors, excerpt, jsonable
 from evoforge.store.cache import CacheHashKind, find_cache, put_cache
-from evoforge.store.llm_calls import list_llm_calls, record_llm_call
+from evoforge.store.leases import claim_next_job, heartbeat
+from evoforge.store.llm_calls import link_llm_calls, list_llm_calls, record_llm_call
 from evoforge.store.models import CACHE_HASH_KINDS, Candidate, Job, StageRun, utcnow
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "get_job",
     "heartbeat",
     "jsonable",
+    "link_llm_calls",
     "list_candidates",
     "list_jobs",
     "list_llm_calls",
@@ -61,6 +64,8 @@ CANDIDATE_COLUMN_ORDERS = ("id", "created_at", "generation")
 #: metrics where bigger is better (sorted descending); every other metric is a cost.
 _MAXIMISED_METRICS = frozenset({"speedup"})
 _METRIC_NAMES = tuple(Metrics.__dataclass_fields__)
+#: ids are 64-bit signed integers in every backend; larger numbers name nothing
+MAX_ID = 2**63 - 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,7 +98,7 @@ def create_job(
         status=job_status.value,
     )
     if job_status is JobStatus.RUNNING:
-        job.claimed_at = job.heartbeat_at = utcnow()
+        job.claimed_at = job.heartbeat_at = utcnow()  # take_lease restamps with the database clock
     session.add(job)
     session.flush()
     return job
@@ -101,7 +106,7 @@ def create_job(
 
 @db_errors
 def get_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
+    job = session.get(Job, job_id) if 0 < job_id <= MAX_ID else None
     if job is None:
         raise NotFoundError(
             f"no job with id {job_id}",
@@ -125,7 +130,7 @@ def set_job_status(session: Session, job: Job, status: str, error: str | None = 
     session.add(job)  # re-attaches a job loaded in an earlier session
     job.status = choice(JobStatus, status, "job status").value
     if error is not None:
-        job.error = clean_text(error)
+        job.error = error
     session.flush()
     return job
 
@@ -173,56 +178,6 @@ def bump_job_counts(
     )
     session.refresh(job)
     return job
-
-
-@db_errors
-def claim_next_job(session: Session, worker: str) -> Job | None:
-    """Atomically move the oldest queued job to ``running`` for ``worker``; None when none is queued.
-
-    The UPDATE is conditional on the job still being queued and checked by its row count, so two
-    workers never get the same job. Commit soon after: on SQLite this holds the write lock.
-    """
-    is_postgres = session.get_bind().dialect.name == "postgresql"
-    for _ in range(100):  # each lost race means another worker took a job
-        stmt = (
-            select(Job.id)
-            .where(Job.status == JobStatus.QUEUED.value, Job.cancel_requested.is_(False))
-            .order_by(Job.id)
-            .limit(1)
-        )
-        if is_postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
-        job_id = session.scalar(stmt)
-        if job_id is None:
-            return None
-        now = utcnow()
-        result = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
-            .values(
-                status=JobStatus.RUNNING.value,
-                worker=worker,
-                claimed_at=now,
-                heartbeat_at=now,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if cast(CursorResult[Any], result).rowcount == 1:
-            return session.get(Job, job_id, populate_existing=True)
-    return None
-
-
-@db_errors
-def heartbeat(session: Session, job_id: int, worker: str) -> bool:
-    """Record that ``worker`` is alive on the job; False if the job is no longer its own."""
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.worker == worker, Job.status == JobStatus.RUNNING.value)
-        .values(heartbeat_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return cast(CursorResult[Any], result).rowcount == 1
 
 
 @db_errors
@@ -276,7 +231,7 @@ def add_candidate(
         job_id=job_id,
         parent_id=parent_id,
         origin=origin,
-        note=clean_text(note),
+        note=note,
         source=source,
         source_hash=source_hash,
         generation=generation,
@@ -297,8 +252,8 @@ def record_stage(session: Session, candidate_id: int, result: StageResult) -> St
         error=result.error,
         cached=result.cached,
         seconds=result.seconds,
-        detail=clean_text(result.detail),
-        log_excerpt=clean_text(excerpt(result.log)),
+        detail=result.detail,
+        log_excerpt=excerpt(result.log),
         metrics=result.metrics.to_dict(),
         data=jsonable(result.data),
     )
@@ -327,7 +282,7 @@ def finish_candidate(
     status = verdict.status
     candidate.status = status.value
     candidate.rejected_stage = None if status is CandidateStatus.ACCEPTED else verdict.stage
-    candidate.reason = clean_text(verdict.reason)
+    candidate.reason = verdict.reason
     candidate.metrics = verdict.metrics.to_dict()
     candidate.assurance = None if verdict.assurance is None else str(verdict.assurance)
     candidate.functional_hash = verdict.functional_hash
@@ -342,7 +297,7 @@ def finish_candidate(
 
 @db_errors
 def get_candidate(session: Session, candidate_id: int) -> Candidate:
-    candidate = session.get(Candidate, candidate_id)
+    candidate = session.get(Candidate, candidate_id) if 0 < candidate_id <= MAX_ID else None
     if candidate is None:
         raise NotFoundError(
             f"no candidate with id {candidate_id}",

@@ -146,13 +146,16 @@ def test_learned_entries_persist_and_stay_apart(tmp_path: Path) -> None:
     assert len(lines) == 1 and json.loads(lines[0])["assurance"] == "proven"
 
 
-def test_a_corrupt_learned_line_names_file_and_line(tmp_path: Path) -> None:
+def test_a_corrupt_learned_line_is_skipped_with_a_warning_naming_file_and_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = learned_path(tmp_path)
     KnowledgeBase.load(learned=path).add_learned(_win())
     with path.open("a") as handle:
-        handle.write('{"id": "learned-zz"}\n')
-    with pytest.raises(KnowledgeBaseError, match=r"learned\.jsonl:2"):
-        KnowledgeBase.load(learned=path)
+        handle.write('{"id": "learned-zz"}\nnot json at all\n')
+    kb = KnowledgeBase.load(learned=path)  # one bad entry must not stop every job (issue 11, item 8)
+    assert [e.id for e in kb.learned] == [_win().id]
+    assert "learned.jsonl:2" in caplog.text and "learned.jsonl:3" in caplog.text
 
 
 def test_without_a_file_learning_is_in_memory_only(tmp_path: Path) -> None:

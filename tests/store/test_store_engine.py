@@ -12,16 +12,24 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from evoforge.errors import StoreError
+from evoforge.errors import ConfigError, StoreError
 from evoforge.store import Base, make_engine, migrate, open_store
 from evoforge.store.engine import current_revision, head_revision
 
-TABLES = {"jobs", "candidates", "stage_runs", "cache_entries", "llm_calls", "alembic_version"}
+TABLES = {
+    "jobs",
+    "candidates",
+    "stage_runs",
+    "cache_entries",
+    "llm_calls",
+    "learned_entries",
+    "alembic_version",
+}
 
 
 def test_migrate_fresh_file_creates_tables_and_records_revision(tmp_path: Path) -> None:
     db = tmp_path / "nested" / "dir" / "evoforge.db"  # parent directories do not exist yet
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(f"sqlite:///{db}", create_dir=True)  # as for the default database
     assert current_revision(engine) is None
     assert migrate(engine) == head_revision()
     assert db.exists()
@@ -129,7 +137,16 @@ def test_unwritable_sqlite_directory_raises_store_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match="cannot create the directory"):
-        make_engine(f"sqlite:///{blocker / 'sub' / 'x.db'}")
+        make_engine(f"sqlite:///{blocker / 'sub' / 'x.db'}", create_dir=True)
+
+
+def test_a_database_in_a_missing_directory_is_an_error_not_a_new_directory(tmp_path: Path) -> None:
+    """Issue 11 item 10: ``--db sqlite:////no/such/x.db`` created the directory; a typo is an error."""
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(ConfigError, match="does not exist") as info:
+        open_store(f"sqlite:///{missing / 'x.db'}")
+    assert "--db" in (info.value.hint or "")
+    assert not missing.exists() and not missing.parent.exists()
 
 
 def test_database_from_a_newer_evoforge_raises_store_error(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from evoforge.agents.base import LlmCallRecord
@@ -117,6 +117,7 @@ class LlmClient:
         tokens_spent: int = 0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        on_record: Callable[[LlmCallRecord], int | None] | None = None,
     ) -> None:
         if not settings.model:
             raise ConfigError("no model is configured", hint="set EVOFORGE_MODEL or pass --model")
@@ -128,6 +129,7 @@ class LlmClient:
         self._slots = threading.Semaphore(settings.max_concurrency)
         self._lock = threading.Lock()
         self._tokens_spent = tokens_spent
+        self._on_record = on_record  # stores each request as it completes; returns its row id
         self._openai = make_openai_client(settings)
 
     # -- accounting ------------------------------------------------------------------------------
@@ -171,7 +173,7 @@ class LlmClient:
                 log.info("%s request: retry %d in %.2fs after: %s", role, attempt, delay, error)
                 self._sleep(delay)
             record, text, error = self._attempt(messages, prompt, model, role)
-            attempts.append(record)
+            attempts.append(self._stored(record))
             if error is None:
                 return LlmReply(
                     text=text,
@@ -187,6 +189,17 @@ class LlmClient:
         assert error is not None
         log.warning("%s request to %s failed after %d attempt(s): %s", role, model, len(attempts), error)
         return LlmReply(None, model, None, None, time.monotonic() - started, error.message, tuple(attempts))
+
+    def _stored(self, record: LlmCallRecord) -> LlmCallRecord:
+        """``record`` handed to ``on_record`` (a paid request is kept even if the run dies next)."""
+        if self._on_record is None:
+            return record
+        try:
+            stored_id = self._on_record(record)
+        except Exception:  # keeping the record must not lose the reply; it is stored later instead
+            log.warning("could not store an LLM call as it completed", exc_info=True)
+            return record
+        return replace(record, stored_id=stored_id)
 
     def _backoff(self, attempt: int, error: LlmError | None) -> float:
         server = _retry_after(error)
