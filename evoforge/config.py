@@ -117,6 +117,11 @@ class WebSettings(BaseModel):
     heartbeat_s: float = Field(5.0, gt=0, description="how often a running job stamps its heartbeat")
     stale_after_s: float = Field(60.0, gt=0, description="a running job silent this long is requeued")
     poll_s: float = Field(1.0, gt=0, description="how often an idle worker looks for queued jobs")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names served besides the bound address (a DNS name, a proxy's name)",
+    )
+    max_form_parts: int = Field(16, ge=8, le=64, description="fields + files a submitted form may have")
 
 
 class Settings(BaseSettings):
@@ -142,6 +147,14 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"), repr=False
     )
     model: str | None = Field(None, validation_alias=AliasChoices("EVOFORGE_MODEL", "model"))
+
+    @field_validator("web_token")
+    @classmethod
+    def _no_blank_token(cls, value: str | None) -> str | None:
+        """Surrounding whitespace is a copy-paste accident; a blank token is no token at all."""
+        if value is None:
+            return None
+        return value.strip() or None
 
     def llm_endpoint(self) -> LlmSettings:
         """``llm`` with the standard variables filled in where its own keys are unset."""

@@ -328,7 +328,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"--host {args.host} is not a loopback address: writes need a token",
             hint="set EVOFORGE_WEB_TOKEN=SECRET (clients send 'Authorization: Bearer SECRET')",
         )
-    app = create_app(settings, embedded_worker=not args.no_worker, require_token=not is_loopback(args.host))
+    app = create_app(
+        settings, embedded_worker=not args.no_worker, require_token=not is_loopback(args.host), host=args.host
+    )
     print(f"evoforge: serving on http://{args.host}:{args.port}/", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return EXIT_OK

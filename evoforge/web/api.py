@@ -1,7 +1,7 @@
 """The JSON API under ``/api`` (its OpenAPI schema is at ``/openapi.json``, browsable at ``/docs``).
 
-Jobs: create (pasted source or an uploaded file, as a form), list, read, cancel, and a server-sent
-events stream of progress. Candidates: list (sortable by a column or a metric, filterable by status)
+Jobs: create (a JSON object carrying the source: the API's writes take JSON only, see
+``guard.py``), list, read, cancel, and a server-sent events stream of progress. Candidates: list (sortable by a column or a metric, filterable by status)
 and read one with its stages and LLM calls. The knowledge base: built-in and learned entries.
 """
 
@@ -12,11 +12,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from evoforge.errors import BadInputError
 from evoforge.store import repository
 from evoforge.store.engine import Store
 from evoforge.web import views
@@ -33,54 +33,26 @@ def _store(request: Request) -> Store:
     return store
 
 
-async def read_upload(request: Request, upload: UploadFile | None) -> tuple[str, str] | None:
-    """(file name, text) of an uploaded design, refused when larger than the limit or not text."""
-    if upload is None or not upload.filename:
-        return None
-    limit = request.app.state.settings.web.max_upload_bytes
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise BadInputError(f"the uploaded file is larger than {limit} bytes")
-    try:
-        return upload.filename, data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInputError(
-            "the uploaded file is not UTF-8 text", hint="upload Verilog source or a KernelBench .py problem"
-        ) from exc
+class JobRequest(BaseModel):
+    """A job to create: the target's text and the choices the submit form offers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field("", description="the Verilog design or KernelBench problem")
+    kind: str = Field("auto", description="rtl, kernel (a KernelBench problem) or auto (by name, then text)")
+    filename: str = Field("design.v", max_length=255, description="the file name it came from")
+    top: str = Field("", max_length=255)
+    clock: str = Field("", max_length=255)
+    reset: str = Field("", max_length=255)
+    objective: str = Field("area,delay", max_length=255, description="comma-separated, first is primary")
+    budget: int = Field(20, ge=1)
+    proposer: str = Field("auto", max_length=32, description="auto, offline, llm or mixed")
+    liberty: str = Field("generic", max_length=255, description="generic or a configured liberty name")
 
 
-@router.post("/jobs", status_code=201, summary="Create a job (paste `source` or upload `file`)")
-async def create_job(
-    request: Request,
-    kind: Annotated[
-        str, Form(description="rtl, kernel (a KernelBench problem) or auto (by file name, then text)")
-    ] = "auto",
-    source: Annotated[str, Form(description="the design or KernelBench problem, pasted")] = "",
-    file: Annotated[UploadFile | None, File(description="the design, uploaded")] = None,
-    filename: Annotated[str, Form()] = "design.v",
-    top: Annotated[str, Form()] = "",
-    clock: Annotated[str, Form()] = "",
-    reset: Annotated[str, Form()] = "",
-    objective: Annotated[str, Form(description="comma-separated, first is primary")] = "area,delay",
-    budget: Annotated[int, Form(ge=1)] = 20,
-    proposer: Annotated[str, Form(description="auto, offline, llm or mixed")] = "auto",
-    liberty: Annotated[str, Form(description="generic or a configured liberty name")] = "generic",
-) -> dict[str, Any]:
-    uploaded = await read_upload(request, file)
-    if uploaded is not None:
-        filename, source = uploaded
-    form = Submission(
-        kind=kind,
-        source=source,
-        filename=filename,
-        top=top,
-        clock=clock,
-        reset=reset,
-        objective=objective,
-        budget=budget,
-        proposer=proposer,
-        liberty=liberty,
-    )
+@router.post("/jobs", status_code=201, summary="Create a job (JSON: the target's `source` and options)")
+async def create_job(request: Request, job: JobRequest) -> dict[str, Any]:
+    form = Submission(**job.model_dump())
     job_id = await run_in_threadpool(submit, _store(request), request.app.state.settings, form)
     return {"job_id": job_id, "status": "queued", "url": f"/jobs/{job_id}"}
 
@@ -167,9 +139,9 @@ async def job_events(request: Request, job_id: int) -> StreamingResponse:
 
 @router.get("/kb", summary="The knowledge base: built-in and learned entries")
 def knowledge_base(request: Request) -> JSONResponse:
-    from evoforge.kb import KnowledgeBase, learned_path
+    from evoforge.search.learned_store import open_knowledge
 
-    kb = KnowledgeBase.load(learned=learned_path(request.app.state.settings.data_dir))
+    kb = open_knowledge(_store(request), request.app.state.settings.data_dir)
     return JSONResponse(
         {
             "builtin": [e.row() for e in kb.filter(include_learned=False)],

@@ -1,19 +1,17 @@
 """The FastAPI application: ``create_app(settings)`` wires the store, the routes, safety and the worker.
 
-Safety lives here, at the boundary: writes (POST/PUT/PATCH/DELETE) need ``Authorization: Bearer
-TOKEN`` (or a ``token`` form field) when the server is not bound to loopback; request bodies larger
-than the upload limit are refused before they are read; every error leaves as a short message (JSON
-under ``/api``, an HTML page elsewhere), never a traceback. The embedded worker is a thread that
-claims queued jobs like ``evoforge worker`` does.
+Safety lives at the boundary: ``guard.Guard`` checks the Host, refuses cross-origin writes, checks
+the write token off loopback (``Authorization: Bearer TOKEN`` or the ``/login`` session cookie)
+and JSON-only API writes — all before a body is read — and counts body bytes as they arrive. Every
+error leaves as a short message (JSON under ``/api``, an HTML page elsewhere), never a traceback. The
+embedded worker is a thread that claims queued jobs like ``evoforge worker`` does.
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,23 +28,15 @@ from evoforge.config import Settings
 from evoforge.errors import BadInputError, EvoforgeError, NotFoundError
 from evoforge.search.jobs import Worker
 from evoforge.store.engine import open_store
+from evoforge.web.guard import TOKEN_HINT, BodyTooLarge, Guard, allowed_hosts_for, is_loopback
+
+__all__ = ["TOKEN_HINT", "create_app", "is_loopback"]
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-#: multipart framing and the other form fields on top of the design itself
+#: multipart framing, JSON escaping and the other form fields on top of the design itself
 BODY_OVERHEAD_BYTES = 64 * 1024
-TOKEN_HINT = "send the header 'Authorization: Bearer TOKEN' (the server's EVOFORGE_WEB_TOKEN)"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def status_of(exc: EvoforgeError) -> int:
@@ -57,11 +47,18 @@ def status_of(exc: EvoforgeError) -> int:
     return 500
 
 
-def create_app(settings: Settings, *, embedded_worker: bool = True, require_token: bool = False) -> FastAPI:
-    """The application over ``settings.database_url``; ``require_token`` guards writes with the token."""
-    store = open_store(settings.database_url)
+def create_app(
+    settings: Settings,
+    *,
+    embedded_worker: bool = True,
+    require_token: bool = False,
+    host: str = "127.0.0.1",
+) -> FastAPI:
+    """The application over ``settings.database_url``, served on ``host`` (the bound address: the
+    Host header must name it); ``require_token`` guards writes with the token."""
     if require_token and not settings.web_token:
         raise BadInputError("a write token is required off loopback", hint="set EVOFORGE_WEB_TOKEN")
+    store = open_store(settings.database_url, create_dir=settings.db is None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,18 +82,14 @@ def create_app(settings: Settings, *, embedded_worker: bool = True, require_toke
     app.state.require_token = require_token
     app.state.templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.method in WRITE_METHODS:
-            length = request.headers.get("content-length")
-            limit = settings.web.max_upload_bytes + BODY_OVERHEAD_BYTES
-            if length is not None and (not length.isdigit() or int(length) > limit):
-                return _error(request, 413, f"request body larger than {limit} bytes", None)
-            # the pages' forms carry the token as a field; their routes check it (``token_ok``)
-            if request.url.path.startswith("/api") and not token_ok(request):
-                return _error(request, 401, "this server needs a token for writes", TOKEN_HINT)
-        return await call_next(request)
+    app.add_middleware(
+        Guard,
+        allowed_hosts=allowed_hosts_for(host, settings.web.allowed_hosts),
+        token=settings.web_token,
+        require_token=require_token,
+        body_limit=settings.web.max_upload_bytes + BODY_OVERHEAD_BYTES,
+        error=_error,
+    )
 
     @app.exception_handler(EvoforgeError)
     async def evoforge_error(request: Request, exc: EvoforgeError) -> Response:
@@ -114,7 +107,8 @@ def create_app(settings: Settings, *, embedded_worker: bool = True, require_toke
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
-        log.exception("%s %s failed", request.method, request.url.path)
+        if not isinstance(exc, BodyTooLarge):  # the guard answers that one (413)
+            log.exception("%s %s failed", request.method, request.url.path)
         return _error(request, 500, "internal error (see the server log)", None)
 
     from evoforge.web import api, pages
@@ -122,16 +116,6 @@ def create_app(settings: Settings, *, embedded_worker: bool = True, require_toke
     app.include_router(api.router)
     app.include_router(pages.router)
     return app
-
-
-def token_ok(request: Request, form_token: str | None = None) -> bool:
-    """The bearer token (header), or for the pages' forms a ``token`` field, matches the server's."""
-    if not request.app.state.require_token:
-        return True
-    token: str = request.app.state.settings.web_token or ""
-    header = request.headers.get("authorization", "")
-    given = header[7:] if header.lower().startswith("bearer ") else (form_token or "")
-    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
 
 
 def _error(request: Request, status: int, message: str, hint: str | None) -> Response:

@@ -2,35 +2,90 @@
 
 Jinja2 with autoescape; charts are inline SVG and source is highlighted on the server
 (``charts.py``, ``highlight.py``), so the pages need only the small vendored CSS and JS.
+
+The forms post to the same origin with a CSRF token (a hidden field matching a ``SameSite=Strict``
+cookie, ``guard.py``); a submitted form is parsed with caps on its parts. Off loopback the browser
+signs in once at ``/login`` with the server's token (a session cookie); the token is never a form
+field of the other forms, so that it is checked before any body is read.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import hmac
+from typing import Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
 from markupsafe import escape
+from starlette.datastructures import FormData, UploadFile
 
 from evoforge.domain import Metrics
 from evoforge.errors import BadInputError
 from evoforge.store import repository
 from evoforge.store.engine import Store
 from evoforge.web import charts, views
-from evoforge.web.api import read_upload
-from evoforge.web.app import TOKEN_HINT, token_ok
+from evoforge.web.guard import (
+    SESSION_COOKIE,
+    csrf_ok,
+    csrf_token,
+    session_value,
+    set_csrf_cookie,
+    token_ok,
+)
 from evoforge.web.highlight import diff_html, highlight_verilog
 from evoforge.web.submit import KINDS, PROPOSERS, Submission, liberty_choices, submit
+
+CSRF_MESSAGE = "the form has expired or came from another site"
+CSRF_HINT = "reload the page and submit again"
 
 router = APIRouter(include_in_schema=False)
 
 
 def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     templates: Environment = request.app.state.templates
-    context |= {"request": request, "require_token": request.app.state.require_token}
-    return HTMLResponse(templates.get_template(name).render(**context), status_code=status_code)
+    state = request.app.state
+    csrf = csrf_token(request)
+    context |= {
+        "request": request,
+        "require_token": state.require_token,
+        "signed_in": token_ok(request, state.settings.web_token, state.require_token),
+        "csrf": csrf,
+    }
+    response = HTMLResponse(templates.get_template(name).render(**context), status_code=status_code)
+    if request.cookies.get("evoforge_csrf") != csrf:
+        set_csrf_cookie(response, csrf)
+    return response
+
+
+async def _form(request: Request) -> FormData:
+    """The posted form, parsed with caps on the number of parts and on each field's size."""
+    web = request.app.state.settings.web
+    return await request.form(
+        max_files=1, max_fields=web.max_form_parts, max_part_size=web.max_upload_bytes + 1024
+    )
+
+
+def _field(form: FormData, name: str, default: str = "") -> str:
+    value = form.get(name, default)
+    return value if isinstance(value, str) else default
+
+
+async def read_upload(request: Request, upload: Any) -> tuple[str, str] | None:
+    """(file name, text) of an uploaded design, refused when larger than the limit or not text."""
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    limit = request.app.state.settings.web.max_upload_bytes
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise BadInputError(f"the uploaded file is larger than {limit} bytes")
+    try:
+        return upload.filename, data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            "the uploaded file is not UTF-8 text", hint="upload Verilog source or a KernelBench .py problem"
+        ) from exc
 
 
 def _store(request: Request) -> Store:
@@ -38,14 +93,16 @@ def _store(request: Request) -> Store:
     return store
 
 
-def _jobs_page(request: Request, *, form: Submission | None = None, error: str | None = None) -> HTMLResponse:
+def _jobs_page(
+    request: Request, *, form: Submission | None = None, error: str | None = None, status_code: int = 422
+) -> HTMLResponse:
     settings = request.app.state.settings
     with _store(request).transaction() as session:
         jobs = [views.job_summary(j) for j in repository.list_jobs(session, limit=100)]
     return _render(
         request,
         "jobs.html",
-        status_code=422 if error else 200,
+        status_code=status_code if error else 200,
         jobs=jobs,
         form=form or Submission(budget=settings.search.budget),
         error=error,
@@ -62,47 +119,56 @@ def jobs_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/jobs", response_model=None)
-async def submit_form(
-    request: Request,
-    source: Annotated[str, Form()] = "",
-    file: Annotated[UploadFile | None, File()] = None,
-    kind: Annotated[str, Form()] = "auto",
-    top: Annotated[str, Form()] = "",
-    objective: Annotated[str, Form()] = "area,delay",
-    budget: Annotated[int, Form()] = 20,
-    proposer: Annotated[str, Form()] = "auto",
-    liberty: Annotated[str, Form()] = "generic",
-    token: Annotated[str, Form()] = "",
-) -> Response:
-    form = Submission(
-        kind=kind,
-        source=source,
-        top=top,
-        objective=objective,
-        budget=budget,
-        proposer=proposer,
-        liberty=liberty,
-    )
-    if not token_ok(request, token):
-        return _jobs_page(request, form=form, error=f"this server needs a token for writes ({TOKEN_HINT})")
+async def submit_form(request: Request) -> Response:
+    form_data = await _form(request)
     try:
-        uploaded = await read_upload(request, file)
+        budget = int(_field(form_data, "budget", "20") or "20")
+    except ValueError:
+        budget = 0  # refused by ``submit`` with its message
+    fields = {k: _field(form_data, k) for k in ("kind", "source", "top", "objective", "proposer", "liberty")}
+    form = Submission(
+        kind=fields["kind"] or "auto",
+        source=fields["source"],
+        top=fields["top"],
+        objective=fields["objective"] or "area,delay",
+        budget=budget,
+        proposer=fields["proposer"] or "auto",
+        liberty=fields["liberty"] or "generic",
+    )
+    if not csrf_ok(request, _field(form_data, "csrf")):
+        return await run_in_threadpool(
+            lambda: _jobs_page(request, form=form, error=f"{CSRF_MESSAGE} — {CSRF_HINT}", status_code=403)
+        )
+    try:
+        uploaded = await read_upload(request, form_data.get("file"))
         if uploaded is not None:
-            form = Submission(
-                kind=kind,
-                source=uploaded[1],
-                filename=uploaded[0],
-                top=top,
-                objective=objective,
-                budget=budget,
-                proposer=proposer,
-                liberty=liberty,
-            )
+            form = Submission(**{**form.__dict__, "filename": uploaded[0], "source": uploaded[1]})
         job_id = await run_in_threadpool(submit, _store(request), request.app.state.settings, form)
     except BadInputError as exc:
         message = exc.message + (f" — {exc.hint}" if exc.hint else "")
         return await run_in_threadpool(lambda: _jobs_page(request, form=form, error=message))
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    return _render(request, "login.html", error=None)
+
+
+@router.post("/login", response_model=None)
+async def login(request: Request) -> Response:
+    """Off loopback: the server's token, once, for a session cookie that the forms' posts carry."""
+    form = await _form(request)
+    settings = request.app.state.settings
+    given = _field(form, "token").strip()
+    expected = settings.web_token or ""
+    if not csrf_ok(request, _field(form, "csrf")):
+        return _render(request, "login.html", status_code=403, error=f"{CSRF_MESSAGE} — {CSRF_HINT}")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        return _render(request, "login.html", status_code=401, error="that is not this server's token")
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(SESSION_COOKIE, session_value(expected), httponly=True, samesite="strict", path="/")
+    return response
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -138,11 +204,16 @@ def job_page(request: Request, job_id: int) -> HTMLResponse:
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=None)
-def cancel_form(request: Request, job_id: int, token: Annotated[str, Form()] = "") -> Response:
-    if not token_ok(request, token):
-        raise BadInputError("this server needs a token for writes", hint=TOKEN_HINT)
-    with _store(request).transaction() as session:
-        repository.request_cancel(session, job_id)
+async def cancel_form(request: Request, job_id: int) -> Response:
+    form = await _form(request)
+    if not csrf_ok(request, _field(form, "csrf")):
+        raise BadInputError(CSRF_MESSAGE, hint=CSRF_HINT)
+
+    def cancel() -> None:
+        with _store(request).transaction() as session:
+            repository.request_cancel(session, job_id)
+
+    await run_in_threadpool(cancel)
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
 
 
@@ -168,9 +239,9 @@ def candidate_page(request: Request, job_id: int, candidate_id: int) -> HTMLResp
 
 @router.get("/kb", response_class=HTMLResponse)
 def kb_page(request: Request) -> HTMLResponse:
-    from evoforge.kb import KnowledgeBase, learned_path
+    from evoforge.search.learned_store import open_knowledge
 
-    kb = KnowledgeBase.load(learned=learned_path(request.app.state.settings.data_dir))
+    kb = open_knowledge(_store(request), request.app.state.settings.data_dir)
     return _render(
         request,
         "kb.html",

@@ -2,23 +2,24 @@
 
 Two kinds of target: a Verilog design (``rtl``) or a KernelBench problem (``kernel``: a ``.py``
 defining ``Model``, ``get_inputs`` and ``get_init_inputs``); ``auto`` tells them apart by the file
-name, then by the text. The target is loaded before anything is stored, so a design that does not
-parse, has no clear top module or names a missing port — or a problem that does not import, lacks
-``get_inputs`` or whose ``Model`` fails on its own inputs — is refused with the loader's message
-and no job exists.
+name, then by the text. Only what is cheap is checked here — sizes, the choices, the names the
+user typed, escaped identifiers in module and port declarations — and the job is stored unloaded:
+parsing, elaborating and (for kernels) probing the target run in the worker, in sandboxed children,
+never in the request (a 1 KB macro bomb or a slow ``Model`` must not hold a server thread). A
+target that does not load fails its job, and the job page shows the loader's message.
 """
 
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from evoforge.config import Settings
-from evoforge.domain import DEFAULT_KERNEL_OBJECTIVES, DEFAULT_RTL_OBJECTIVES, JobStatus, Objective, Target
+from evoforge.domain import DEFAULT_KERNEL_OBJECTIVES, DEFAULT_RTL_OBJECTIVES, Objective, TargetKind
 from evoforge.errors import BadInputError
 from evoforge.search import jobs
+from evoforge.search.stored import ESCAPED_HINT, check_identifier
 from evoforge.store.engine import Store
 
 OBJECTIVE_ALIASES = {
@@ -33,6 +34,24 @@ RTL_SUFFIXES = (".v", ".sv", ".vh", ".svh")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _KERNEL_MODEL = re.compile(r"^class\s+Model\b", re.M)
 _KERNEL_INPUTS = re.compile(r"^def\s+get_inputs\b", re.M)
+_COMMENT = re.compile(r"//[^\n]*|/\*.*?(?:\*/|\Z)", re.S)  # an unclosed /* runs to the end
+_DECLARATION = re.compile(r"\b(?:macromodule|module|input|output|inout)\b")
+_ESCAPED = re.compile(r"\\\S")
+
+
+def escaped_declaration_line(text: str) -> int | None:
+    """The line of the first module or port declaration naming something with an escaped
+    identifier (``\\name``), or None. Linear in the text: each statement is scanned once."""
+    code = _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), text)
+    offset = 0
+    for statement in code.split(";"):
+        keyword = _DECLARATION.search(statement)
+        if keyword is not None:
+            escaped = _ESCAPED.search(statement, keyword.end())
+            if escaped is not None:
+                return code.count("\n", 0, offset + escaped.start()) + 1
+        offset += len(statement) + 1
+    return None
 
 
 @dataclass(frozen=True)
@@ -93,7 +112,11 @@ def liberty_choices(settings: Settings) -> list[str]:
 
 
 def submit(store: Store, settings: Settings, form: Submission) -> int:
-    """Validate ``form``, store a ``queued`` job, return its id (nothing is stored on bad input)."""
+    """Check ``form`` cheaply, store a ``queued`` job (its target loaded by the worker), return its id.
+
+    Nothing is stored on bad input. No tool runs here and nothing here grows with the design's
+    content beyond a few regular-expression scans of at most ``max_upload_bytes``.
+    """
     kind = detect_kind(form)
     if kind not in ("rtl", "kernel"):
         raise BadInputError(f"unknown target kind {form.kind!r}", hint=f"use one of {', '.join(KINDS)}")
@@ -115,12 +138,14 @@ def submit(store: Store, settings: Settings, form: Submission) -> int:
         raise BadInputError(
             f"unknown liberty {form.liberty!r}", hint=f"use one of {', '.join(liberty_choices(settings))}"
         )
+    if "\x00" in form.source:
+        raise BadInputError("the design contains NUL characters", hint="submit a text file")
     if kind == "kernel":
         objectives = parse_kernel_objectives(form.objective)
-        target = _kernel_target(settings, form)
+        target = jobs.UnloadedTarget(TargetKind.KERNEL, _kernel_name(form), form.source, "problem.py")
     else:
         objectives = parse_objectives(form.objective)
-        target = _rtl_target(settings, form)
+        target = _rtl_submission(form)
     rtl = settings.rtl.model_copy(
         update={"liberty": None if form.liberty == "generic" else settings.web.liberties[form.liberty]}
     )
@@ -128,30 +153,34 @@ def submit(store: Store, settings: Settings, form: Submission) -> int:
         update={"budget": form.budget, "proposer": None if form.proposer == "auto" else form.proposer}
     )
     job_settings = jobs.choose_proposer(settings.model_copy(update={"rtl": rtl, "search": search}))
-    return jobs.create_job(store, target, job_settings, objectives, status=JobStatus.QUEUED)
+    return jobs.create_unloaded_job(store, target, job_settings, objectives)
 
 
-def _rtl_target(settings: Settings, form: Submission) -> Target:
-    from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
-
-    name = _SAFE_NAME.sub("_", Path(form.filename or "design.v").name) or "design.v"
-    if Path(name).suffix.lower() not in RTL_SUFFIXES:
-        name = Path(name).stem + ".v"
-    with tempfile.TemporaryDirectory(prefix="evoforge-submit-", dir=settings.work_dir()) as folder:
-        design = Path(folder) / name
-        design.write_text(form.source)
-        return load_rtl_target(
-            [design],
-            RtlTargetOptions(top=form.top or None, clock=form.clock or None, reset=form.reset or None),
-            workdir=Path(folder),
+def _rtl_submission(form: Submission) -> jobs.UnloadedTarget:
+    """The RTL submission's names checked: plain identifiers only (they become file names, Tcl)."""
+    names = {"top module": form.top, "clock": form.clock, "reset": form.reset}
+    for what, name in names.items():
+        if name and name != "none":
+            check_identifier(name.strip(), what)
+    line = escaped_declaration_line(form.source)
+    if line is not None:
+        raise BadInputError(
+            f"line {line}: a module or port is named by an escaped identifier", hint=ESCAPED_HINT
         )
+    filename = _SAFE_NAME.sub("_", Path(form.filename or "design.v").name) or "design.v"
+    stem = Path(filename).stem.strip("._") or "design"
+    name = (form.top or "").strip() or (stem if form.filename != Submission.filename else "design")
+    return jobs.UnloadedTarget(
+        TargetKind.RTL,
+        name,
+        form.source,
+        filename,
+        top=(form.top or "").strip() or None,
+        clock=(form.clock or "").strip() or None,
+        reset=(form.reset or "").strip() or None,
+    )
 
 
-def _kernel_target(settings: Settings, form: Submission) -> Target:
-    """The problem, checked in a sandboxed child (a ``TargetError`` — a 422 — says what is wrong)."""
-    from evoforge.verifiers.kernel.target import kernel_target_from_source
-
+def _kernel_name(form: Submission) -> str:
     stem = Path(_SAFE_NAME.sub("_", Path(form.filename or "").name)).stem.strip("._")
-    name = stem if stem and form.filename != Submission.filename else "problem"
-    with tempfile.TemporaryDirectory(prefix="evoforge-submit-", dir=settings.work_dir()) as folder:
-        return kernel_target_from_source(form.source, name, settings.kernel, work_dir=Path(folder))
+    return stem if stem and form.filename != Submission.filename else "problem"
