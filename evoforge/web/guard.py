@@ -140,7 +140,10 @@ class Guard:
         request = Request(scope)
         refusal = self.refusal(request)
         if refusal is not None:
-            await self.error(request, *refusal)(scope, receive, send)
+            response = self.error(request, *refusal)
+            if request.method in WRITE_METHODS:  # the body is not read: close, do not drain it
+                response.headers["connection"] = "close"
+            await response(scope, receive, send)
             return
         if request.method not in WRITE_METHODS:
             await self.app(scope, receive, send)

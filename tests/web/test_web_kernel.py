@@ -1,5 +1,5 @@
 """Kernel targets on the web: a KernelBench problem submitted by the API or the form becomes a queued
-job (a bad problem is a 422 with the loader's message), a worker runs it, and the job and candidate
+job (a bad problem fails in the worker, the job showing the loader's message), a worker runs it, and the job and candidate
 pages show the kernel metrics: runtime, speed-up or why it is unmeasured, registers, spills, shared
 memory.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from web_helpers import Server, free_port
+from web_helpers import Server, free_port, post_form
 
 from evoforge.config import KernelSettings, LlmSettings, Settings, WebSettings
 from evoforge.domain import DEFAULT_KERNEL_OBJECTIVES, JobStatus, Metrics, StageResult, Verdict
@@ -75,34 +75,43 @@ def test_kernel_problems_are_queued_from_the_api_and_the_form_and_bad_ones_refus
 ) -> None:
     server = start()
     c = server.client
-    bad = {
-        "nog.py": (NO_GET_INPUTS, "defines no get_inputs"),
-        "mm.py": (FAILS_ON_ITS_INPUTS, "the reference Model on its own inputs raised RuntimeError"),
-        "syn.py": ("class Model(:\n", "syn.py: syntax error at line 1"),
-    }
-    for name, (text, message) in bad.items():
-        refused = c.post("/api/jobs", files={"file": (name, text.encode(), "text/x-python")})
-        assert refused.status_code == 422, refused.text
-        assert message in refused.json()["error"] and "Traceback" not in refused.text
-    page = c.post("/jobs", data={"source": NO_GET_INPUTS, "kind": "kernel"})
-    assert page.status_code == 422 and 'id="form-error"' in page.text and "get_inputs" in page.text
-    assert c.get("/api/jobs").json()["jobs"] == []
-
-    by_api = c.post(
-        "/api/jobs", files={"file": ("relu.py", PROBLEM.encode(), "text/x-python")}, data={"budget": "2"}
-    )
+    by_api = c.post("/api/jobs", json={"source": PROBLEM, "filename": "relu.py", "budget": 2})
     assert by_api.status_code == 201, by_api.text
     job = c.get(f"/api/jobs/{by_api.json()['job_id']}").json()
     assert job["status"] == "queued" and job["target"] == {"kind": "kernel", "name": "relu"}
     assert job["options"]["objectives"] == ["runtime_ms"] and job["options"]["budget"] == 2
 
-    by_form = c.post("/jobs", data={"source": PROBLEM, "budget": "1"}, follow_redirects=False)  # kind: auto
+    by_form = post_form(c, "/jobs", {"source": PROBLEM, "budget": "1"}, follow_redirects=False)  # kind: auto
     assert by_form.status_code == 303, by_form.text
     form_job = c.get(by_form.headers["location"].replace("/jobs/", "/api/jobs/")).json()
     assert form_job["target"] == {"kind": "kernel", "name": "problem"} and form_job["status"] == "queued"
     html = c.get(by_form.headers["location"]).text
     assert 'id="kernel-metrics"' in html and "Pareto front" not in html
     assert 'accept=".v,.sv,.vh,.svh,.py"' in c.get("/").text
+
+
+@pytest.mark.slow
+def test_a_bad_problem_fails_in_the_worker_and_its_page_says_why(start: Callable[..., Server]) -> None:
+    """Issue 11 item 3: the problem is probed by the worker, not in the submit request."""
+    server = start(worker=True)
+    c = server.client
+    bad = {
+        "nog.py": (NO_GET_INPUTS, "defines no get_inputs"),
+        "mm.py": (FAILS_ON_ITS_INPUTS, "the reference Model on its own inputs raised RuntimeError"),
+        "syn.py": ("class Model(:\n", "syn.py: syntax error at line 1"),
+    }
+    started = time.monotonic()
+    ids = {}
+    for name, (text, _) in bad.items():
+        created = c.post("/api/jobs", json={"source": text, "filename": name, "kind": "kernel"})
+        assert created.status_code == 201, created.text
+        ids[name] = created.json()["job_id"]
+    assert time.monotonic() - started < 5  # nothing was probed in the requests
+    for name, (_, message) in bad.items():
+        job = server.wait_for(ids[name], {"failed", "succeeded"}, timeout_s=180)
+        assert job["status"] == "failed" and message in (job["error"] or ""), job["error"]
+        page = c.get(f"/jobs/{ids[name]}", headers={"accept": "text/html"})
+        assert page.status_code == 200 and message in page.text.replace("&#39;", "'")
 
 
 def _store_triton_job(settings: Settings) -> tuple[int, int]:
@@ -172,9 +181,7 @@ def test_a_kernel_job_runs_in_the_worker_and_its_pages_show_the_speedup(start: C
         server = start(worker=True, llm_url=llm.url)
         c = server.client
         created = c.post(
-            "/api/jobs",
-            files={"file": ("relu.py", PROBLEM.encode(), "text/x-python")},
-            data={"budget": "2", "proposer": "llm"},
+            "/api/jobs", json={"source": PROBLEM, "filename": "relu.py", "budget": 2, "proposer": "llm"}
         )
         assert created.status_code == 201, created.text
         job_id = created.json()["job_id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -24,6 +25,19 @@ endmodule
 """
 
 FAST_RTL = RtlSettings(sim_cycles=1000, sim_seeds=1, probe_cycles=300, equivalence_timeout_s=30)
+
+
+def csrf_of(client: httpx.Client, page: str = "/") -> str:
+    """The CSRF token a page hands the browser (the client keeps the matching cookie)."""
+    html = client.get(page, headers={"accept": "text/html"}).text
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+def post_form(client: httpx.Client, path: str, data: dict[str, str], **kwargs: Any) -> httpx.Response:
+    """Post a page's form as a browser would: with the CSRF token of the page it came from."""
+    return client.post(path, data={**data, "csrf": csrf_of(client)}, **kwargs)
 
 
 def free_port() -> int:
