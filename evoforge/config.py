@@ -168,8 +168,10 @@ class Settings(BaseSettings):
 
     @property
     def database_url(self) -> str:
+        """``db``, or SQLite in the data directory (created here: only the default is made for you)."""
         if self.db:
             return self.db
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{self.data_dir / 'evoforge.db'}"
 
     @property

@@ -1,23 +1,30 @@
 """The ``evoforge`` command: run, verify, jobs, show, export, kb, serve, worker.
 
 The only place that prints and chooses exit codes: 0 success / accepted, 1 rejected or failed,
-2 unusable input, 3 the verifier itself failed. ``--json`` prints exactly one JSON object on stdout;
-progress and logs go to stderr.
+2 unusable input (``BadInputError``, an unknown id, bad flags), 3 the verifier or its machinery
+failed (a missing or crashing tool, ``ToolError``, ``VerifierError``, ``StoreError``), 130
+interrupted, 141 stdout closed early (``evoforge jobs | head -1``). ``--json`` prints exactly one
+JSON object on stdout — an error too (``{"error": …, "hint": …, "exit_code": …}``); progress and
+logs go to stderr, with or without ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from evoforge import __version__
 from evoforge.cli.browse import cmd_export, cmd_jobs, cmd_kb, cmd_show, print_job
 from evoforge.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_BROKEN_PIPE,
     EXIT_OK,
     EXIT_REJECTED,
     EXIT_VERIFIER_ERROR,
@@ -38,7 +45,15 @@ from evoforge.domain import (
     Verdict,
     improvement,
 )
-from evoforge.errors import BadInputError, ConfigError, EvoforgeError, NotFoundError
+from evoforge.errors import (
+    BadInputError,
+    ConfigError,
+    EvoforgeError,
+    NotFoundError,
+    StoreError,
+    ToolError,
+    VerifierError,
+)
 
 log = logging.getLogger("evoforge")
 
@@ -105,10 +120,23 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
 
+class UsageError(Exception):
+    """A command line argparse refuses (raised instead of argparse's own exit, to answer in JSON)."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: error: {message}", self.format_usage())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evoforge", description="Make RTL smaller and faster, verified.")
+    parser = _Parser(prog="evoforge", description="Make RTL smaller and faster, verified.")
     parser.add_argument("--version", action="version", version=f"evoforge {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="optimise a target: search, verify, store")
     run.add_argument("target", type=Path, nargs="*", help="design file(s)")
@@ -168,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
     kb = sub.add_parser("kb", help="the knowledge base: optimisation rules and learned rewrites")
-    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True, parser_class=_Parser)
     kb_list = kb_sub.add_parser("list", help="list entries (built-in and learned, kept apart)")
     kb_search = kb_sub.add_parser("search", help="entries that best match a query (tags + text)")
     kb_search.add_argument("query", help="words, e.g. signal names on a critical path")
@@ -182,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     kb_show.add_argument("id")
     for p in (kb_list, kb_search, kb_show):
         p.add_argument("--json", action="store_true")
+        p.add_argument("--db", help="the database whose learned entries to include")
     return parser
 
 
@@ -228,7 +257,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise BadInputError(f"{args.candidate}: no such file", hint="pass the candidate's source file")
     source = args.candidate.read_text(errors="replace")
     verifier = _verifier(target, settings)
-    progress = StderrProgress(enabled=not args.json)
+    progress = StderrProgress()
     baseline = verifier.baseline()
     names = verifier_stage_names(target.kind)
     verdict = verifier.verify(
@@ -282,7 +311,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from evoforge.store.engine import open_store
 
     settings = settings_from_args(args)
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, create_dir=settings.db is None)
     if args.resume is not None:
         if args.target:
             raise ConfigError("--resume JOB takes no target file", hint="evoforge run --resume 3")
@@ -304,7 +333,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         store,
         job_id,
         settings,
-        StderrProgress(enabled=not args.json),
+        StderrProgress(),
         budget=budget,
         clear_cancel=args.resume is not None,
     )
@@ -337,12 +366,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from evoforge.search.jobs import Worker
+    from evoforge.search.jobs import JobEnd, Worker
     from evoforge.store.engine import open_store
 
     settings = settings_from_args(args)
-    worker = Worker(open_store(settings.database_url), settings)
-    print(f"evoforge: {worker.name} waiting for queued jobs", file=sys.stderr)
+
+    def ended(end: JobEnd) -> None:
+        if end.status == "lost":
+            print(
+                f"evoforge: {worker.name}: job {end.job_id} lost its lease (another worker finishes it)",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(
+                f"evoforge: {worker.name}: job {end.job_id} ended {end.status}", file=sys.stderr, flush=True
+            )
+
+    worker = Worker(open_store(settings.database_url, create_dir=settings.db is None), settings, on_end=ended)
+    print(f"evoforge: {worker.name} waiting for queued jobs", file=sys.stderr, flush=True)
     done = worker.run_forever(max_jobs=args.max_jobs)
     print(f"evoforge: {worker.name} ran {done} job(s)", file=sys.stderr)
     return EXIT_OK
@@ -360,9 +402,46 @@ COMMANDS = {
 }
 
 
+def exit_code_of(exc: EvoforgeError) -> int:
+    """2 for bad input and unknown ids; 3 when the verifier's machinery failed; 1 otherwise."""
+    if isinstance(exc, BadInputError | NotFoundError):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, ToolError | VerifierError | StoreError):
+        return EXIT_VERIFIER_ERROR
+    return EXIT_REJECTED
+
+
+def _fail(json_mode: bool, code: int, message: str, hint: str | None, kind: str) -> int:
+    """Report an error: on stderr always; on stdout as the one JSON object under ``--json``."""
+    print(f"evoforge: error: {message}" + (f"\n  hint: {hint}" if hint else ""), file=sys.stderr)
+    if json_mode:
+        print(json.dumps({"error": message, "hint": hint, "kind": kind, "exit_code": code}, indent=2))
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in argv
+    try:
+        code = _main(argv, json_mode)
+        sys.stdout.flush()  # inside the try: a reader that left must not cost a traceback at exit
+        return code
+    except BrokenPipeError:
+        # stdout was closed early (``| head``): not an error worth a traceback; quiet the final flush
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str], json_mode: bool) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        if not json_mode:
+            sys.stderr.write(exc.usage)
+        return _fail(json_mode, EXIT_BAD_INPUT, str(exc), "see evoforge --help", "UsageError")
+    json_mode = bool(getattr(args, "json", False))
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -371,11 +450,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except EvoforgeError as exc:
-        print(f"evoforge: error: {exc}", file=sys.stderr)
-        return exc.exit_code if isinstance(exc, BadInputError | NotFoundError) else EXIT_REJECTED
+        return _fail(json_mode, exit_code_of(exc), exc.message, exc.hint, type(exc).__name__)
     except KeyboardInterrupt:
-        print("evoforge: interrupted (a run can continue with --resume JOB)", file=sys.stderr)
-        return 130
+        return _fail(
+            json_mode, 130, "interrupted", "a run can continue with: evoforge run --resume JOB", "Interrupted"
+        )
 
 
 if __name__ == "__main__":

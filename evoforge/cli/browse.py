@@ -178,9 +178,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_kb(args: argparse.Namespace) -> int:
-    from evoforge.kb import KnowledgeBase, learned_path
+    from evoforge.search.learned_store import open_knowledge
 
-    kb = KnowledgeBase.load(learned=learned_path(Settings().data_dir))
+    kb = open_knowledge(open_store_from_args(args), Settings().data_dir)
     if args.kb_command == "show":
         entry = kb.get(args.id)
         if args.json:

@@ -13,6 +13,8 @@ from evoforge.errors import ConfigError
 log = logging.getLogger("evoforge")
 
 EXIT_OK, EXIT_REJECTED, EXIT_BAD_INPUT, EXIT_VERIFIER_ERROR = 0, 1, 2, 3
+#: stdout closed by the reader (128 + SIGPIPE, what a shell reports for a program killed by it)
+EXIT_BROKEN_PIPE = 141
 
 
 class StderrProgress:
@@ -84,7 +86,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def open_store_from_args(args: argparse.Namespace) -> Any:
     from evoforge.store.engine import open_store
 
-    return open_store(settings_from_args(args).database_url)
+    settings = settings_from_args(args)
+    return open_store(settings.database_url, create_dir=settings.db is None)
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from evoforge.config import LlmSettings, Settings
 from evoforge.domain import JobStatus, Objective, Target, TargetKind, source_hash
 from evoforge.errors import ConfigError, EvoforgeError, LeaseLostError
 from evoforge.search.loop import LoopOptions, Progress, SearchLoop
-from evoforge.search.stored import StoredJob, load_stored_job
+from evoforge.search.stored import load_stored_job
 from evoforge.store import leases, repository
 from evoforge.store.engine import Store
 

@@ -11,9 +11,9 @@ job's run passes its lease (``leases.check_lease``), so that each of its writes 
 
 A SQLite URL must name a file in an existing directory (a typo in ``--db`` is an error, not a new
 directory); ``open_store(url, create_dir=True)`` creates the directory, for the default database in
-the data directory. SQLite (the embedded default) is set up for several processes on one file: WAL journal, foreign
-keys on, and a 30 s busy timeout on every connection; migrations run under ``BEGIN IMMEDIATE`` so
-two processes starting on a fresh file do not both create the tables. PostgreSQL URLs
+the data directory. SQLite (the embedded default) is set up for several processes on one file: WAL
+journal, foreign keys on, and a 30 s busy timeout on every connection; migrations run under ``BEGIN
+IMMEDIATE`` so two processes starting on a fresh file do not both create the tables. PostgreSQL URLs
 (``postgresql+psycopg://…``) are used unchanged; migrations there take an advisory lock.
 SQLAlchemy and Alembic errors leave this module as ``StoreError`` with a hint.
 """

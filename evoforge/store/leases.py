@@ -20,7 +20,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, ColumnElement, delete, func, literal, or_, select, type_coerce, update
+from sqlalchemy import ColumnElement, CursorResult, delete, func, literal, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from evoforge.domain import CandidateStatus, JobStatus

@@ -149,7 +149,9 @@ class Job(Base):
     target_source: Mapped[str] = mapped_column(CleanText)
     target_meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    baseline_metrics: Mapped[dict[str, Any] | None] = mapped_column(CleanJSON(none_as_null=True), nullable=True)
+    baseline_metrics: Mapped[dict[str, Any] | None] = mapped_column(
+        CleanJSON(none_as_null=True), nullable=True
+    )
     # A plain id, not a foreign key: jobs → candidates → jobs would be a creation/deletion cycle.
     best_candidate_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(CleanText, nullable=True)

@@ -1,8 +1,9 @@
 """The JSON API under ``/api`` (its OpenAPI schema is at ``/openapi.json``, browsable at ``/docs``).
 
-Jobs: create (a JSON object carrying the source: the API's writes take JSON only, see
-``guard.py``), list, read, cancel, and a server-sent events stream of progress. Candidates: list (sortable by a column or a metric, filterable by status)
-and read one with its stages and LLM calls. The knowledge base: built-in and learned entries.
+Jobs: create (a JSON object carrying the source: the API's writes take JSON only, see ``guard.py``),
+list, read, cancel, and a server-sent events stream of progress. Candidates: list (sortable by a
+column or a metric, filterable by status) and read one with its stages and LLM calls. The knowledge
+base: built-in and learned entries.
 """
 
 from __future__ import annotations

@@ -65,11 +65,13 @@ def test_unknown_entry_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "no_such_rule" in err and "kb list" in err
 
 
-def test_a_corrupt_learned_file_is_bad_input(
-    capsys: pytest.CaptureFixture[str], _isolated_data_dir: Path
+def test_a_corrupt_learned_line_is_skipped_with_a_warning(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, _isolated_data_dir: Path
 ) -> None:
+    """Issue 11 item 8: one bad learned entry no longer stops every job (or the listing)."""
     path = learned_path(_isolated_data_dir)
     path.parent.mkdir(parents=True)
     path.write_text("not json\n")
-    code, _, err = _run(capsys, "kb", "list")
-    assert code == 2 and "learned.jsonl:1" in err
+    code, out, _ = _run(capsys, "kb", "list", "--json")
+    assert code == 0 and json.loads(out)["learned"] == []
+    assert "learned.jsonl:1" in caplog.text and "skipped" in caplog.text

@@ -65,7 +65,9 @@ def test_cross_origin_writes_are_refused(start_server: Callable[..., Server]) ->
     assert len(_jobs(server)) == 2
 
 
-def test_a_forged_host_is_refused_so_dns_rebinding_reaches_nothing(start_server: Callable[..., Server]) -> None:
+def test_a_forged_host_is_refused_so_dns_rebinding_reaches_nothing(
+    start_server: Callable[..., Server],
+) -> None:
     server = start_server()
     c = server.client
     for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil"):
@@ -129,7 +131,9 @@ def test_chunked_bodies_are_counted_as_they_arrive_and_cut_at_the_limit(
         "Content-Type: text/plain\r\n\r\n"
     ).encode()
     form = Counted(1 << 30, head)
-    status = _post_stream(server, "/jobs", form, {"content-type": f"multipart/form-data; boundary={boundary}"})
+    status = _post_stream(
+        server, "/jobs", form, {"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert status in (413, None) and form.sent < limit + 8 * 1024 * 1024, (status, form.sent)
     # a declared length over the limit is refused before a byte of body is read
     host, port = server.url.removeprefix("http://").split(":")
@@ -148,7 +152,9 @@ def test_the_token_is_checked_before_a_body_is_read(start_server: Callable[..., 
     boundary = "b0undary"
     head = f'--{boundary}\r\nContent-Disposition: form-data; name="source"\r\n\r\n'.encode()
     form = Counted(1 << 30, head)
-    status = _post_stream(server, "/jobs", form, {"content-type": f"multipart/form-data; boundary={boundary}"})
+    status = _post_stream(
+        server, "/jobs", form, {"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert status in (401, None) and form.sent < 8 * 1024 * 1024, (status, form.sent)
     # signing in gives the browser a session cookie; the forms then pass without a token field
     c = server.client
@@ -183,7 +189,9 @@ def macro_bomb(levels: int = 40) -> str:
     return "\n".join(lines) + f"\nmodule top(input x, output y);\n  assign y = `A{levels - 1};\nendmodule\n"
 
 
-def test_macro_bombs_are_stored_in_an_instant_and_reads_stay_fast(start_server: Callable[..., Server]) -> None:
+def test_macro_bombs_are_stored_in_an_instant_and_reads_stay_fast(
+    start_server: Callable[..., Server],
+) -> None:
     server = start_server()  # no worker: what the request itself does is what is measured
     c = server.client
     bomb = macro_bomb()
@@ -206,7 +214,9 @@ def test_an_rtl_target_that_does_not_load_fails_its_job_with_the_loaders_message
     c = server.client
     broken = c.post("/api/jobs", json={"source": "module broken(input a; endmodule"}).json()["job_id"]
     # escaped names hidden behind a macro get past the text check; the worker refuses the loaded names
-    hidden = "`define N \\<script>alert(1)</script>\nmodule `N (input a, output y);\n  assign y = a;\nendmodule\n"
+    hidden = (
+        "`define N \\<script>alert(1)</script>\nmodule `N (input a, output y);\n  assign y = a;\nendmodule\n"
+    )
     escaped = c.post("/api/jobs", json={"source": hidden}).json()["job_id"]
     missing_top = c.post("/api/jobs", json={"source": ADDSEL, "top": "nosuch"}).json()["job_id"]
     for job_id, message in (

@@ -65,12 +65,15 @@ def test_submit_watch_and_open_the_best_candidate(
         assert page.inner_text("#assurance") != "none"
         page.screenshot(path=str(shots / "web-candidate.png"), full_page=True)
 
-        # a bad submission is a message on the form, not a stack trace
+        # a design that does not load fails its job (the worker loads it), and the job page says
+        # why — a message, not a stack trace, and no script of the design's runs
         page.goto(server.url + "/")
         page.fill("#source", "module broken(input a; endmodule <script>window.hacked=1</script>")
         page.click("#submit-button")
-        page.wait_for_selector("#form-error")
-        assert "syntax error" in page.inner_text("#form-error")
+        page.wait_for_url("**/jobs/*")
+        page.wait_for_selector("#job-status:text('failed')", timeout=120_000)
+        page.wait_for_selector("#job-error", timeout=30_000)
+        assert "syntax error" in page.inner_text("#job-error")
         assert page.evaluate("window.hacked === undefined")
         assert "Traceback" not in page.content()
         browser.close()

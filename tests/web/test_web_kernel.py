@@ -1,7 +1,7 @@
 """Kernel targets on the web: a KernelBench problem submitted by the API or the form becomes a queued
-job (a bad problem fails in the worker, the job showing the loader's message), a worker runs it, and the job and candidate
-pages show the kernel metrics: runtime, speed-up or why it is unmeasured, registers, spills, shared
-memory.
+job (a bad problem fails in the worker, the job showing the loader's message), a worker runs it, and
+the job and candidate pages show the kernel metrics: runtime, speed-up or why it is unmeasured,
+registers, spills, shared memory.
 """
 
 from __future__ import annotations

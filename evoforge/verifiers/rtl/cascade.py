@@ -20,7 +20,7 @@ from typing import Any
 
 from evoforge.config import RtlSettings
 from evoforge.domain import Assurance, StageResult, Target, Verdict
-from evoforge.errors import TargetError
+from evoforge.errors import TargetError, VerifierError
 from evoforge.tools.liberty import Liberty
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.equivalence import run_equivalence
@@ -103,6 +103,11 @@ class RtlVerifier:
                     continue
                 result = run_stage(name, fn, ctx)
                 results.append(result)
+                if not result.ok and result.error:  # a missing or crashing tool: not the design's fault
+                    raise VerifierError(
+                        f"the verifier failed on the original design at its {name} stage: {result.detail}",
+                        hint="check the tool named above (installed, runnable), then try again",
+                    )
                 if not result.ok:
                     raise TargetError(
                         f"the original design fails its own {name} stage: {result.detail}",
