@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,7 @@ class ExternalTool:
         """Run the program with ``args``; a missing executable raises ``ToolNotFoundError``."""
         argv = [self.path(), *map(str, args)]
         try:
-            return process.run(
+            result = process.run(
                 argv,
                 timeout=timeout if timeout is not None else self.timeout,
                 cwd=cwd,
@@ -84,6 +85,18 @@ class ExternalTool:
             raise ToolNotFoundError(f"{self.name} could not be started: {exc}") from exc
         except OSError as exc:
             raise ToolError(f"{self.name} could not be started: {exc}") from exc
+        if result.returncode is not None and -result.returncode in CRASH_SIGNALS:
+            # a crash of the tool is the verifier's failure, not a verdict on its input
+            raise ToolError(
+                f"{self.name} crashed ({signal.Signals(-result.returncode).name}): "
+                f"{(result.stderr or result.stdout).strip()[-500:]}",
+                hint=f"check the {self.name} installation (run it by hand on the same input)",
+            )
+        return result
+
+
+#: signals by which a program dies of its own bug (resource limits kill with SIGKILL/SIGXCPU instead)
+CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, signal.SIGFPE})
 
 
 @functools.cache
