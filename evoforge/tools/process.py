@@ -9,10 +9,12 @@ scrubbed environment. The result is a frozen :class:`ProcessResult` that keeps t
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import resource
 import signal
+import sys
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -80,8 +82,25 @@ def scrubbed_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """In the child: be killed when the thread that started it dies (a worker killed with -9 must not
+    leave tools running); if the parent is already gone, exit at once."""
+    if _LIBC is None:
+        return
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
 def _limiter(limits: Limits | None) -> Callable[[], None]:
+    parent_pid = os.getpid()
+
     def apply() -> None:  # runs in the child between fork and exec
+        _die_with_parent(parent_pid)
         if limits is None:
             return
         pairs = (
@@ -135,7 +154,7 @@ def run(
         text=True,
         errors="replace",
         start_new_session=True,
-        preexec_fn=_limiter(limits) if limits is not None else None,
+        preexec_fn=_limiter(limits),
     )
     timed_out = False
     try:
