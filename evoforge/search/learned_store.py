@@ -55,4 +55,8 @@ def open_knowledge(store: Store, data_dir: Path | None = None) -> KnowledgeBase:
     """Built-in + the store's learned entries; ``add_learned`` writes to ``store``."""
     if data_dir is not None:
         import_learned_file(store, learned_path(data_dir))
-    return KnowledgeBase.load(entries=learned_entries(store), save=lambda entry: save_learned(store, entry))
+
+    def save(entry: LearnedEntry) -> None:
+        save_learned(store, entry)
+
+    return KnowledgeBase.load(entries=learned_entries(store), save=save)
