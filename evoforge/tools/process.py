@@ -14,8 +14,8 @@ import logging
 import os
 import resource
 import signal
-import sys
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass

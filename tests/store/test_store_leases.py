@@ -50,12 +50,10 @@ def test_a_worker_paused_past_its_lease_cannot_write(any_store: Store) -> None:
         second = repo.claim_next_job(session, "w2")
         assert second is not None and second.id == job_id and second.lease_token != token1
     # SIGCONT: the first worker goes on where it was — and every write of it is refused, unapplied
-    with pytest.raises(LeaseLostError, match="lease was lost"):
-        with w1.transaction() as session:
-            repo.set_job_status(session, repo.get_job(session, job_id), "succeeded")
-    with pytest.raises(LeaseLostError):
-        with w1.transaction() as session:
-            repo.record_stage(session, 1, StageResult("parse", True, 0.1))
+    with pytest.raises(LeaseLostError, match="lease was lost"), w1.transaction() as session:
+        repo.set_job_status(session, repo.get_job(session, job_id), "succeeded")
+    with pytest.raises(LeaseLostError), w1.transaction() as session:
+        repo.record_stage(session, 1, StageResult("parse", True, 0.1))
     with store.transaction() as session:
         job = repo.get_job(session, job_id)
         assert job.status == "running" and job.worker == "w2"
@@ -80,12 +78,14 @@ def test_leases_run_on_the_database_clock(any_store: Store) -> None:
         assert job.status == "queued" and job.lease_token is None
 
 
-def test_the_stale_check_ignores_the_machines_clock(any_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_stale_check_ignores_the_machines_clock(
+    any_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A worker whose clock runs 10 minutes late neither loses nor steals a lease by it."""
     import evoforge.store.models as models
 
     store = any_store
-    job_id = _job(store)
+    _job(store)
     with store.transaction() as session:
         repo.claim_next_job(session, "w")
     late = models.utcnow() - timedelta(minutes=10)

@@ -63,7 +63,9 @@ def _running(store: object, job_ids: list[int]) -> dict[int, str]:
 def test_three_workers_one_killed_one_paused_past_its_lease(db_url: str, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", rtl=FAST_RTL, db=db_url)
     settings = settings.model_copy(
-        update={"search": settings.search.model_copy(update={"budget": 3, "workers": 1, "proposer": "offline"})}
+        update={
+            "search": settings.search.model_copy(update={"budget": 3, "workers": 1, "proposer": "offline"})
+        }
     )
     design = tmp_path / "addsel.v"
     design.write_text(ADDSEL)
@@ -101,7 +103,7 @@ def test_three_workers_one_killed_one_paused_past_its_lease(db_url: str, tmp_pat
             int(re.search(r":(\d+):", w).group(1)): job_id  # type: ignore[union-attr]
             for job_id, w in _running(store, job_ids).items()
         }
-        killed, paused, steady = workers
+        killed, paused, _steady = workers
         os.kill(killed.pid, signal.SIGKILL)  # kill -9 mid-candidate (its tools die with it)
         os.kill(paused.pid, signal.SIGSTOP)  # paused past its lease …
         paused_job = owner[paused.pid]
@@ -137,6 +139,8 @@ def test_three_workers_one_killed_one_paused_past_its_lease(db_url: str, tmp_pat
     assert f"job {paused_job} lost its lease" in logs[1].read_text(), logs[1].read_text()
     with store.transaction() as session:
         for candidate in session.scalars(select(Candidate).where(Candidate.job_id.in_(job_ids))):
-            names = [r.name for r in session.scalars(select(StageRun).where(StageRun.candidate_id == candidate.id))]
+            names = [
+                r.name for r in session.scalars(select(StageRun).where(StageRun.candidate_id == candidate.id))
+            ]
             assert len(names) == len(set(names)), (candidate.id, candidate.origin, names)
             assert candidate.status != "pending"
