@@ -163,50 +163,62 @@ def _finished(db_path: Path) -> list[tuple[int, int]]:
 
 @pytest.mark.slow
 def test_killed_run_resumes_without_reevaluating_finished_candidates(tmp_path: Path) -> None:
+    """Deterministic (issue 11 item 12): the run cannot end before the kill — the mixed proposer's
+    round-2 plan is held by the scripted endpoint — so the test does not race the code it observes."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "agents" / "llm"))
+    from openai_script import MODEL, ScriptedServer, Step
+
     design = tmp_path / "macsel.v"
     design.write_text(MACSEL)
     db_path = tmp_path / "jobs.db"
     db = f"sqlite:///{db_path}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "evoforge.cli",
-            "run",
-            str(design),
-            "--budget",
-            "4",
-            "--workers",
-            "1",
-            "--db",
-            db,
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **FAST_ENV},
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while not _finished(db_path) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = dict(_finished(db_path))
-    assert before, "the run finished no candidate before it was killed"
+    plan = "1. Share the multiplier."
+    # one LLM draft a round (the offline rules fill the rest); its plan of round 2 never comes back
+    script = [Step(plan, role="planner"), Step(plan, role="planner", delay_s=900)]
+    with ScriptedServer(script) as llm:
+        env = {
+            **os.environ,
+            **FAST_ENV,
+            "OPENAI_BASE_URL": llm.url,
+            "OPENAI_API_KEY": "sk-test",
+            "EVOFORGE_MODEL": MODEL,
+            "EVOFORGE_LLM__TIMEOUT_S": "600",
+        }
+        argv = [sys.executable, "-m", "evoforge.cli", "run", str(design), "--budget", "8"]
+        argv += ["--workers", "1", "--proposer", "mixed", "--db", db, "--json"]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+        )
+        held = lambda: any(e.step is not None and e.step.delay_s for e in llm.log)  # noqa: E731
+        deadline = time.monotonic() + 300
+        while not (_finished(db_path) and held()):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the run finished no candidate, or never asked again"
+            time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        before = dict(_finished(db_path))
 
-    con = sqlite3.connect(db_path)
-    job_id, status = con.execute("SELECT id, status FROM jobs").fetchone()
-    con.close()
-    assert status == "running"  # killed: nothing could mark it
+        con = sqlite3.connect(db_path)
+        job_id, status = con.execute("SELECT id, status FROM jobs").fetchone()
+        con.close()
+        assert status == "running"  # killed: nothing could mark it
 
-    resumed = json.loads(evoforge("run", "--resume", str(job_id), "--db", db, "--json").stdout)
-    assert resumed["job_id"] == job_id and resumed["status"] == "succeeded"
+        resumed = subprocess.run(
+            [sys.executable, "-m", "evoforge.cli", "run", "--resume", str(job_id), "--db", db, "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["job_id"] == job_id and report["status"] == "succeeded"
     after = dict(_finished(db_path))
     for cid, stages in before.items():
         assert after[cid] == stages, f"candidate {cid} was evaluated again"
-    assert all(c["status"] != "pending" for c in resumed["candidates"])
-    assert resumed["counts"]["proposed"] >= len(before)
+    assert all(c["status"] != "pending" for c in report["candidates"])
+    assert report["counts"]["proposed"] >= len(before)
 
 
 def test_run_on_postgresql(design: Path) -> None:

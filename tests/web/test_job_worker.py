@@ -40,9 +40,15 @@ def test_several_workers_never_run_the_same_job(tmp_path: Path, monkeypatch: pyt
     runs: list[tuple[int, str]] = []
     lock = threading.Lock()
 
+    shared = threading.Event()  # set once a second worker has started a job
+
     def fake_run_job(store: Any, job_id: int, settings: Settings, **kwargs: Any) -> None:
         with lock:
             runs.append((job_id, kwargs["worker"]))
+            if len({name for _, name in runs}) > 1:
+                shared.set()
+        # no worker finishes before another has started one: "shared" holds by construction, not luck
+        shared.wait(timeout=30)
         time.sleep(0.02)
         with store.transaction() as session:
             repository.set_job_status(session, repository.get_job(session, job_id), JobStatus.SUCCEEDED)

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -177,16 +176,24 @@ def test_a_job_runs_streams_progress_and_its_candidates_can_be_browsed(
 
 
 def test_a_running_job_can_be_cancelled(start_server: Callable[..., Server]) -> None:
-    server = start_server(worker=True)
+    """Deterministic: the test holds the job's lease itself (a worker that has claimed it), so the
+    job is running — and cannot finish — when the cancel arrives; then that worker runs it."""
+    from evoforge.search import jobs
+    from evoforge.store import repository
+    from evoforge.store.engine import open_store
+
+    server = start_server(worker=False)
     c = server.client
     job_id = c.post("/api/jobs", json={"source": ADDSEL, "budget": 40}).json()["job_id"]
-    deadline = time.monotonic() + 120
-    while c.get(f"/api/jobs/{job_id}").json()["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    store = open_store(server.settings.database_url)
+    with store.transaction() as session:
+        claimed = repository.claim_next_job(session, "test-worker")
+        assert claimed is not None and claimed.id == job_id and claimed.lease_token
+        token = claimed.lease_token
     answer = c.post(f"/api/jobs/{job_id}/cancel", json={}).json()
     assert answer["status"] == "running" and answer["cancel_requested"] is True
-    job = server.wait_for(job_id, {"succeeded", "failed", "cancelled"})
+    jobs.run_job(store, job_id, server.settings, worker="test-worker", lease=token)
+    job = c.get(f"/api/jobs/{job_id}").json()
     assert job["status"] == "cancelled" and job["error"] == "cancelled on request"
     assert job["progress"]["proposed"] < 40
 

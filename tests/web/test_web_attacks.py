@@ -177,7 +177,7 @@ def test_a_form_with_too_many_parts_is_refused(start_server: Callable[..., Serve
     files = {f"file{i}": (f"{i}.v", b"module m; endmodule", "text/plain") for i in range(50)}
     refused = c.post("/jobs", data={"csrf": csrf}, files=files)
     assert refused.status_code == 400 and "files" in refused.text.lower()
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # refused from the part count, not after parsing all
     assert _jobs(server) == []
 
 
@@ -199,10 +199,11 @@ def test_macro_bombs_are_stored_in_an_instant_and_reads_stay_fast(
     started = time.monotonic()
     for _ in range(20):
         assert c.post("/api/jobs", json={"source": bomb}).status_code == 201
-    assert time.monotonic() - started < 10  # was 3–30 s per bomb
+    # was 3–30 s per bomb (60 s at the very least for 20); generous for a loaded machine
+    assert time.monotonic() - started < 30
     read = time.monotonic()
     assert c.get("/", headers={"accept": "text/html"}).status_code == 200
-    assert time.monotonic() - read < 5
+    assert time.monotonic() - read < 10
     assert len(_jobs(server)) == 20
 
 

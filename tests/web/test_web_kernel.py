@@ -100,13 +100,11 @@ def test_a_bad_problem_fails_in_the_worker_and_its_page_says_why(start: Callable
         "mm.py": (FAILS_ON_ITS_INPUTS, "the reference Model on its own inputs raised RuntimeError"),
         "syn.py": ("class Model(:\n", "syn.py: syntax error at line 1"),
     }
-    started = time.monotonic()
     ids = {}
     for name, (text, _) in bad.items():
         created = c.post("/api/jobs", json={"source": text, "filename": name, "kind": "kernel"})
-        assert created.status_code == 201, created.text
+        assert created.status_code == 201, created.text  # not probed here: that was a 422
         ids[name] = created.json()["job_id"]
-    assert time.monotonic() - started < 5  # nothing was probed in the requests
     for name, (_, message) in bad.items():
         job = server.wait_for(ids[name], {"failed", "succeeded"}, timeout_s=180)
         assert job["status"] == "failed" and message in (job["error"] or ""), job["error"]
