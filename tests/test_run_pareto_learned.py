@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evoforge.kb import KnowledgeBase, learned_path
-
 FAST_ENV = {
     "EVOFORGE_RTL__SIM_CYCLES": "1000",
     "EVOFORGE_RTL__SIM_SEEDS": "1",
@@ -67,8 +65,10 @@ def test_run_reports_the_front_and_learns_the_win(tmp_path: Path, _isolated_data
     assert shown.returncode == 0 and "Pareto front" in shown.stdout
 
     # the win is a learned knowledge-base entry, apart from the built-in ones
-    kb = KnowledgeBase.load(learned=learned_path(_isolated_data_dir))
-    (entry,) = kb.learned
+    from evoforge.search.learned_store import learned_entries
+    from evoforge.store import open_store
+
+    (entry,) = learned_entries(open_store(db))  # in the store, shared by every worker
     assert entry.job_id == report["job_id"] and entry.candidate_id == best["candidate_id"]
     assert entry.rule == "resource_sharing" and entry.assurance == best["assurance"]
     assert entry.improvement["area_um2"] == best["improvement"]["area_um2"]

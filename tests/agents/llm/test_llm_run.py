@@ -156,7 +156,9 @@ def test_llm_run_reports_the_good_rewrite_as_best_and_the_wrong_one_as_rejected(
     assert "llm call" in human_candidate and "reply:" in human_candidate
 
     # the win became a learned knowledge-base entry, with the plan and a diff excerpt
-    learned = [json.loads(line) for line in (learned_file()).read_text().splitlines()]
+    con = sqlite3.connect(db)  # learned entries live in the store (issue 11 item 8)
+    learned = [json.loads(data) for (data,) in con.execute("SELECT data FROM learned_entries")]
+    con.close()
     assert any(e["origin"] == f"llm:{MODEL}" and "x + z" in e["excerpt"] and e["note"] for e in learned)
 
 
@@ -172,10 +174,6 @@ def con_dump(db: Path) -> list[str]:
     lines = list(con.iterdump())
     con.close()
     return lines
-
-
-def learned_file() -> Path:
-    return Path(os.environ["EVOFORGE_DATA_DIR"]) / "kb" / "learned.jsonl"
 
 
 FAILURES = {
