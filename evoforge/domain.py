@@ -198,14 +198,61 @@ class Port:
 
 
 @dataclass(frozen=True)
+class ClockSignal:
+    """A top-level input that clocks flops, and the edges the flops use."""
+
+    port: str
+    edges: tuple[Literal["posedge", "negedge"], ...] = ("posedge",)
+    flop_bits: int = 0  # flop (and memory) bits it clocks; 0 when given by the user and not seen
+
+
+@dataclass(frozen=True)
+class ResetSignal:
+    """A top-level input that forces flops to their reset state, with its active level."""
+
+    port: str
+    active_low: bool = False
+    asynchronous: bool | None = None  # None: not seen in the logic (named by the user only)
+    clock: str | None = None  # the clock domain of most of the flops it resets
+    flop_bits: int = 0
+
+
+@dataclass(frozen=True)
 class RtlInterface:
-    """What a candidate must keep: the top's ports, and which are clock and reset."""
+    """What a candidate must keep: the top's ports, and which are clocks and resets.
+
+    ``clocks``/``resets`` list every clock and reset (the first is the main one); ``clock``, ``reset``
+    and ``reset_active_low`` are the main ones, kept for callers that know one domain. Either form may
+    be given; ``__post_init__`` fills in the other. ``notes`` say how they were found (from the logic,
+    from a flag, or guessed from a name).
+    """
 
     top: str
     ports: tuple[Port, ...]
     clock: str | None = None
     reset: str | None = None
     reset_active_low: bool = False
+    clocks: tuple[ClockSignal, ...] = ()
+    resets: tuple[ResetSignal, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.clocks:
+            if self.clock is None:
+                object.__setattr__(self, "clock", self.clocks[0].port)
+            elif self.clock != self.clocks[0].port:
+                raise ValueError(f"clock {self.clock!r} is not the first of clocks {self.clock_ports}")
+        elif self.clock is not None:
+            object.__setattr__(self, "clocks", (ClockSignal(self.clock),))
+        if self.resets:
+            first = self.resets[0]
+            if self.reset is None:
+                object.__setattr__(self, "reset", first.port)
+                object.__setattr__(self, "reset_active_low", first.active_low)
+            elif self.reset != first.port or self.reset_active_low != first.active_low:
+                raise ValueError(f"reset {self.reset!r} is not the first of resets {self.reset_ports}")
+        elif self.reset is not None:
+            object.__setattr__(self, "resets", (ResetSignal(self.reset, self.reset_active_low),))
 
     @property
     def inputs(self) -> tuple[Port, ...]:
@@ -216,13 +263,72 @@ class RtlInterface:
         return tuple(p for p in self.ports if p.direction == "output")
 
     @property
+    def clock_ports(self) -> tuple[str, ...]:
+        return tuple(c.port for c in self.clocks)
+
+    @property
+    def reset_ports(self) -> tuple[str, ...]:
+        return tuple(r.port for r in self.resets)
+
+    @property
     def data_inputs(self) -> tuple[Port, ...]:
-        """Inputs other than the clock and reset."""
-        return tuple(p for p in self.inputs if p.name not in (self.clock, self.reset))
+        """Inputs other than the clocks and resets."""
+        special = set(self.clock_ports) | set(self.reset_ports)
+        return tuple(p for p in self.inputs if p.name not in special)
 
     @property
     def sequential(self) -> bool:
         return self.clock is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (:meth:`from_dict` reads it back)."""
+        return {
+            "top": self.top,
+            "ports": [
+                {"name": p.name, "direction": p.direction, "width": p.width, "signed": p.signed}
+                for p in self.ports
+            ],
+            "clocks": [
+                {"port": c.port, "edges": list(c.edges), "flop_bits": c.flop_bits} for c in self.clocks
+            ],
+            "resets": [
+                {
+                    "port": r.port,
+                    "active_low": r.active_low,
+                    "asynchronous": r.asynchronous,
+                    "clock": r.clock,
+                    "flop_bits": r.flop_bits,
+                }
+                for r in self.resets
+            ],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RtlInterface:
+        ports = tuple(
+            Port(p["name"], p["direction"], int(p["width"]), bool(p.get("signed", False)))
+            for p in data["ports"]
+        )
+        if "clocks" not in data:  # the older single-domain form
+            return cls(
+                data["top"], ports, data.get("clock"), data.get("reset"), bool(data.get("reset_active_low"))
+            )
+        clocks = tuple(
+            ClockSignal(c["port"], tuple(c.get("edges") or ("posedge",)), int(c.get("flop_bits", 0)))
+            for c in data["clocks"]
+        )
+        resets = tuple(
+            ResetSignal(
+                r["port"],
+                bool(r.get("active_low")),
+                r.get("asynchronous"),
+                r.get("clock"),
+                int(r.get("flop_bits", 0)),
+            )
+            for r in data["resets"]
+        )
+        return cls(data["top"], ports, clocks=clocks, resets=resets, notes=tuple(data.get("notes", ())))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,10 @@ from evoforge.tools.diagnostics import Diagnostic, parse_icarus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Diagnostic", "Iverilog", "IverilogResult", "Vvp"]
+__all__ = ["LANGUAGE_FLAG", "Diagnostic", "Iverilog", "IverilogResult", "Vvp"]
+
+#: the language generation every compile uses (the lint, probe and simulation benches alike)
+LANGUAGE_FLAG = "-g2012"
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,12 @@ class Iverilog(ExternalTool):
         timeout: float | None = None,
         extra_args: Sequence[str] = (),
     ) -> IverilogResult:
-        """Compile ``sources`` to the vvp file ``output``; a timeout raises ``ToolTimeoutError``."""
-        argv: list[str | os.PathLike[str]] = ["-o", output]
+        """Compile ``sources`` to the vvp file ``output``; a timeout raises ``ToolTimeoutError``.
+
+        Sources are read as SystemVerilog (``-g2012``): Verilog-2005 designs compile the same, and the
+        SystemVerilog design subset (``logic``, ``always_ff``, ``'0`` …) compiles at all.
+        """
+        argv: list[str | os.PathLike[str]] = [LANGUAGE_FLAG, "-o", output]
         if top:
             argv += ["-s", top]
         argv += [*extra_args, *sources]

@@ -1,4 +1,4 @@
-"""Verilator, used for linting only (``--lint-only -Wall``; Debian's 5.006 is too old for cocotb).
+"""Verilator, used for linting only (``--lint-only -sv -Wall``; Debian's 5.006 is too old for cocotb).
 
 Errors and warnings are kept apart: the cascade rejects a candidate on errors only. Purely stylistic
 warnings are switched off (:data:`STYLE_WARNINGS`) so that what remains is worth reading.
@@ -67,6 +67,7 @@ class Verilator(ExternalTool):
         style = [w for w in STYLE_WARNINGS if w not in _NEWER_WARNINGS or version >= (5, 30)]
         argv: list[str | os.PathLike[str]] = [
             "--lint-only",
+            "-sv",  # SystemVerilog whatever the file's extension (as Icarus -g2012 and Yosys -sv)
             "-Wall",
             "-Wno-fatal",  # warnings are reported, not fatal; errors still fail the run
             *(f"-Wno-{w}" for w in style),

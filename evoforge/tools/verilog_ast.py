@@ -56,6 +56,11 @@ class ParsedVerilog:
 # Preprocessing
 
 
+def preprocess(text: str, workdir: Path) -> str:
+    """The text after the Verilog preprocessor (``iverilog -E`` in ``workdir``): what the parsers read."""
+    return _preprocess(text, workdir)
+
+
 def _preprocess(text: str, workdir: Path) -> str:
     try:
         return Iverilog().preprocess(text, cwd=workdir, timeout=PREPROCESS_TIMEOUT_S)

@@ -22,7 +22,7 @@ EXPECTED = {
     "malformed.v": ("parse", ("syntax error", "line")),
     "fopen_write.v": ("parse", ("$fopen", "not allowed")),
     "system_call.v": ("parse", ("$system", "not allowed")),
-    "unknown_submodule.v": ("lint", ("mod100_counter",)),
+    "unknown_submodule.v": ("parse", ("unknown module", "mod100_counter", "line 14")),
     "changed_ports.v": ("interface", ("phase", "[7:0]")),
     "x_output.v": ("simulate", ("X on output",)),
     # yosys refuses the non-constant while loop at lint; a loop it accepts hangs the simulator and is

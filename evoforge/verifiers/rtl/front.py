@@ -1,10 +1,12 @@
 """The cheap front of the RTL cascade: ``parse``, ``lint`` and ``interface``.
 
 ``parse`` enforces the candidate policy (no file or OS access from system tasks, no ``include``) and
-parses with pyverilog; ``lint`` compiles with Icarus, lints with Verilator and checks with Yosys that
-every instantiated module is defined (an unresolved module would otherwise be a black box that formal
-tools "prove" equal); ``interface`` requires the original's top with the same ports, widths,
-directions and signedness.
+elaborates with slang (:mod:`evoforge.tools.slang`: SystemVerilog, parameters evaluated) with the
+original's top; ``lint`` runs every tool in its SystemVerilog mode — compiles with Icarus
+(``-g2012``), lints with Verilator (``-sv``) and checks with Yosys (``read_verilog -sv``) that every
+instantiated module is defined (an unresolved module would otherwise be a black box that formal tools
+"prove" equal); ``interface`` requires the original's top with the same ports, widths, directions and
+signedness.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import re
 import time
 
 from evoforge.domain import Port, StageResult
-from evoforge.errors import TargetError, ToolError
+from evoforge.errors import TargetError, ToolError, ToolTimeoutError
 from evoforge.tools.iverilog import Iverilog
+from evoforge.tools.slang import Elaboration, Slang
 from evoforge.tools.verilator import Verilator
-from evoforge.tools.verilog_ast import parse_verilog
+from evoforge.tools.verilog_ast import preprocess
 from evoforge.tools.yosys import Yosys
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.probe import CANDIDATE_SYSTEM_CALLS, system_calls
@@ -62,23 +65,34 @@ def run_parse(ctx: RtlContext) -> StageResult:
             "parse", False, time.monotonic() - start, detail="forbidden construct: " + "; ".join(violations)
         )
     try:
-        parsed = parse_verilog(ctx.candidate_source, workdir=ctx.workdir / "parse")
-    except TargetError as exc:
+        design = elaborate_candidate(ctx)
+    except (TargetError, ToolTimeoutError) as exc:
         return StageResult("parse", False, time.monotonic() - start, detail=exc.message)
-    if ctx.top not in parsed.modules:
-        defined = ", ".join(sorted(parsed.modules)) or "none"
+    if ctx.top not in design.definitions:
+        defined = ", ".join(sorted(design.definitions)) or "none"
         return StageResult(
             "parse",
             False,
             time.monotonic() - start,
             detail=f"the candidate does not define the top module {ctx.top!r} (it defines: {defined})",
         )
-    ctx.artifacts["parsed"] = parsed
-    return StageResult("parse", True, time.monotonic() - start, detail=f"{len(parsed.modules)} module(s)")
+    if design.errors:
+        more = f" (and {len(design.errors) - 1} more)" if len(design.errors) > 1 else ""
+        return StageResult("parse", False, time.monotonic() - start, detail=design.first_error + more)
+    ctx.artifacts["elaboration"] = design
+    return StageResult("parse", True, time.monotonic() - start, detail=f"{len(design.definitions)} module(s)")
+
+
+def elaborate_candidate(ctx: RtlContext) -> Elaboration:
+    """The candidate preprocessed and elaborated by slang with the original's top."""
+    workdir = ctx.workdir / "parse"
+    workdir.mkdir(parents=True, exist_ok=True)
+    text = preprocess(ctx.candidate_source, workdir)
+    return Slang().elaborate(text, cwd=workdir, top=ctx.top, timeout=ctx.settings.tool_timeout_s)
 
 
 def _hierarchy_script(top: str) -> str:
-    return f"read_verilog -defer candidate.v\nhierarchy -check -top {top}\n"
+    return f"read_verilog -sv -defer candidate.v\nhierarchy -check -top {top}\n"
 
 
 def run_lint(ctx: RtlContext) -> StageResult:
@@ -162,9 +176,11 @@ def interface_differences(original: tuple[Port, ...], candidate: tuple[Port, ...
 
 def run_interface(ctx: RtlContext) -> StageResult:
     start = time.monotonic()
-    parsed = ctx.artifacts.get("parsed") or parse_verilog(ctx.candidate_source, workdir=ctx.workdir / "parse")
-    candidate_ports = parsed.modules[ctx.top].ports
+    design = ctx.artifacts.get("elaboration") or elaborate_candidate(ctx)
+    summary = design.modules[ctx.top]
+    candidate_ports = summary.ports
     problems = interface_differences(ctx.interface.ports, candidate_ports)
+    problems += [f"port {p}" for p in summary.unsupported_ports]
     if problems:
         return StageResult("interface", False, time.monotonic() - start, detail="; ".join(problems))
     return StageResult(

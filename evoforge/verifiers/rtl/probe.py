@@ -5,8 +5,10 @@ corners: 0, all-ones, signed min/max, walking ones and zeros); the cocotb differ
 same generator with other seeds. :func:`probe_trace` embeds the stimulus in a generated plain-Verilog
 testbench, compiles it with iverilog and runs ``vvp`` in the sandbox (candidates are untrusted); stdout
 is the trace, one row of ``%b`` values per sampled cycle, so X and Z stay visible. Sequential designs
-get inputs on the falling edge and are sampled just before each rising edge; combinational designs
-get a vector, ``#1``, a sample. :func:`first_mismatch` compares a candidate's trace to the reference's.
+get inputs just after the falling edge and are sampled just before each rising edge, every clock
+driven (:func:`clock_drive`: the main one free-running, the others gated per cycle by a stimulus
+bit); combinational designs get a vector, ``#1``, a sample. :func:`first_mismatch` compares a
+candidate's trace to the reference's.
 """
 
 from __future__ import annotations
@@ -55,9 +57,42 @@ _FILE_TABLE = re.compile(r"^:file_names \d+;\n((?:\s+\".*\";\n?)*)", re.M)
 
 
 def stimulus_ports(interface: RtlInterface) -> tuple[Port, ...]:
-    """The inputs a stimulus row drives, in row order: the reset (if any), then the data inputs."""
-    reset = [p for p in interface.inputs if p.name == interface.reset]
-    return (*reset, *interface.data_inputs)
+    """The inputs a stimulus row drives, in row order: the resets, then one enable bit per clock
+    after the first (named as the clock: 1 = that clock ticks with the main one this cycle), then the
+    data inputs."""
+    by_name = {p.name: p for p in interface.inputs}
+    resets = [by_name[name] for name in interface.reset_ports if name in by_name]
+    enables = [Port(name, "input", 1) for name in secondary_clocks(interface)]
+    return (*resets, *enables, *interface.data_inputs)
+
+
+def secondary_clocks(interface: RtlInterface) -> tuple[str, ...]:
+    """The clocks after the main one: each is the main clock gated by a per-cycle stimulus bit."""
+    return interface.clock_ports[1:] if interface.sequential else ()
+
+
+def clock_drive(
+    interface: RtlInterface, clock: str, slices: dict[str, str], *, enable_delay_ns: int = 0
+) -> tuple[str, dict[str, str]]:
+    """(declarations, connection per clock port) for a bench whose main clock is the net ``clock``.
+
+    The main clock port gets ``clock``; every other clock gets ``clock & enable``, its enable being
+    its stimulus bit (``slices``), so all domains tick on the main clock's edges, each on a random
+    subset of cycles. The enable must change only while ``clock`` is low, or the gated clock would
+    glitch: a bench whose stimulus changes before its clock falls delays it by ``enable_delay_ns``.
+    """
+    if not interface.sequential:
+        return "", {}
+    conns = {interface.clock_ports[0]: clock}
+    decls: list[str] = []
+    for name in secondary_clocks(interface):
+        enable = slices[name]
+        if enable_delay_ns:
+            net = f"evoforge_ce_{len(decls)}"
+            decls.append(f"  wire {net};\n  assign #{enable_delay_ns} {net} = {enable};\n")
+            enable = net
+        conns[name] = f"{clock} & {enable}"
+    return "".join(decls), conns
 
 
 def _corners(width: int) -> tuple[int, ...]:
@@ -88,20 +123,25 @@ def corner_stimulus(
 ) -> list[tuple[int, ...]]:
     """``cycles`` rows of input values (order of :func:`stimulus_ports`).
 
-    Reset is asserted for the first ``reset_cycles`` rows and for two rows at each of ``resets_at``.
+    Every reset is asserted (at its own active level) for the first ``reset_cycles`` rows and for two
+    rows at each of ``resets_at``; every clock after the first ticks in those rows (so synchronous
+    resets take effect in every domain) and in a random three quarters of the others.
     """
     rng = random.Random(seed)
     ports = stimulus_ports(interface)
-    has_reset = interface.reset is not None and interface.sequential
-    asserted, released = (0, 1) if interface.reset_active_low else (1, 0)
+    levels = {r.port: r.active_low for r in interface.resets} if interface.sequential else {}
+    enables = set(secondary_clocks(interface))
     in_reset = set(range(reset_cycles)) | {c + k for c in resets_at for k in (0, 1)}
     previous = [0] * len(ports)
     rows: list[tuple[int, ...]] = []
     for cycle in range(cycles):
         row = []
         for i, port in enumerate(ports):
-            if has_reset and port.name == interface.reset:
-                value = asserted if cycle in in_reset else released
+            if port.name in levels:
+                active_low = levels[port.name]
+                value = int(active_low) ^ int(cycle in in_reset)
+            elif port.name in enables:
+                value = 1 if cycle in in_reset else int(rng.random() < 0.75)
             else:
                 value = _value(rng, port.width, previous[i])
             row.append(value)
@@ -219,10 +259,13 @@ def testbench(interface: RtlInterface, cycles: int, token: str) -> str:
     width = max(1, sum(p.width for p in ports))
     slices = _slices(ports)
     outs = interface.outputs
+    # the stimulus changes 1 ns after the clock falls: no race with falling-edge flops, no glitch on
+    # the gated clocks of the other domains
+    decls, clocks = clock_drive(interface, "clk", slices)
     conns = []
     for port in interface.ports:
-        if port.name == interface.clock:
-            conns.append(f".{port.name}(clk)")
+        if port.name in clocks:
+            conns.append(f".{port.name}({clocks[port.name]})")
         elif port.name in slices:
             conns.append(f".{port.name}({slices[port.name]})")
         elif port.direction == "output":
@@ -234,7 +277,8 @@ def testbench(interface: RtlInterface, cycles: int, token: str) -> str:
     args = "".join(f", out_{p.name}" for p in outs)
     sample = f'$display("{token} {fmt}"{args});'
     if interface.sequential:
-        step = f"      stim = mem[i];\n      #4 {sample}\n      #1 clk = 1'b1;\n      #5 clk = 1'b0;\n"
+        clock = "      #1 clk = 1'b1;\n      #4 clk = 1'b0;\n      #1;\n"
+        step = f"      stim = mem[i];\n      #4 {sample}\n{clock}"
     else:
         step = f"      stim = mem[i];\n      #1 {sample}\n"
     return (
@@ -245,6 +289,7 @@ def testbench(interface: RtlInterface, cycles: int, token: str) -> str:
         "  reg clk;\n"
         "  integer i;\n"
         f"{wires}"
+        f"{decls}"
         f"  {interface.top} dut ({', '.join(conns)});\n"
         "  initial begin\n"
         f'    $readmemh("{STIM_FILE}", mem);\n'
