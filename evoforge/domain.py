@@ -234,7 +234,8 @@ class RtlInterface:
     reset_active_low: bool = False
     clocks: tuple[ClockSignal, ...] = ()
     resets: tuple[ResetSignal, ...] = ()
-    notes: tuple[str, ...] = ()
+    # how clocks/resets were found: shown to people, not part of the identity (nor of fingerprints)
+    notes: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.clocks:

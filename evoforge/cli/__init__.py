@@ -93,11 +93,26 @@ def _assurance(text: str) -> str:
 
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", help="top module (inferred when only one module is not instantiated)")
-    parser.add_argument("--clock", help="clock port (default: found by name; 'none' for combinational)")
-    parser.add_argument("--reset", help="reset port (default: found by name; 'none' for no reset)")
+    parser.add_argument(
+        "--clock",
+        help="clock port(s), comma-separated, main first (default: the inputs that drive flop clock "
+        "pins; 'none' for combinational)",
+    )
+    parser.add_argument(
+        "--reset",
+        help="reset port(s), comma-separated (default: the inputs that reset flops; 'none' for no reset)",
+    )
     polarity = parser.add_mutually_exclusive_group()
-    polarity.add_argument("--reset-active-low", dest="reset_low", action="store_true", default=None)
-    polarity.add_argument("--reset-active-high", dest="reset_low", action="store_false")
+    polarity.add_argument(
+        "--reset-active-low",
+        dest="reset_low",
+        action="store_true",
+        default=None,
+        help="the resets are active low (default: the polarity the logic shows)",
+    )
+    polarity.add_argument(
+        "--reset-active-high", dest="reset_low", action="store_false", help="the resets are active high"
+    )
     parser.add_argument("--test", type=Path, help="a cocotb test module run against every candidate too")
     parser.add_argument("--liberty", type=Path, help="liberty file (.lib or .lib.gz); default: generic")
     parser.add_argument(
@@ -240,7 +255,11 @@ def _load_target(paths: Sequence[Path], args: argparse.Namespace, settings: Sett
         if len(paths) != 1:
             raise BadInputError("a kernel target is one problem file", hint="evoforge run problem.py")
         return load_kernel_target(paths[0], settings.kernel, work_dir=settings.work_dir() / "target")
-    return load_rtl_target(paths, _target_options(args), workdir=settings.work_dir() / "target")
+    target = load_rtl_target(paths, _target_options(args), workdir=settings.work_dir() / "target")
+    if target.rtl is not None:
+        for note in target.rtl.notes:  # how clocks and resets were found, guesses included
+            print(f"target {target.name}: {note}", file=sys.stderr)
+    return target
 
 
 def _stage_rows(verdict: Verdict) -> list[dict[str, Any]]:

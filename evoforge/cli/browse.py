@@ -17,6 +17,8 @@ def print_job(report: dict[str, Any]) -> None:
     print(f"job {report['job_id']}: {report['status']}  target {report['target']['name']}")
     if report.get("error"):
         print(f"  error: {report['error']}")
+    for note in report["target"].get("notes") or []:
+        print(f"  {note}")
     print(f"  baseline: {format_metrics(report['baseline']['metrics'])}")
     print(
         f"  {counts['proposed']} proposed, {counts['evaluated']} evaluated, "

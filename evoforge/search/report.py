@@ -106,6 +106,11 @@ def lineage_rows(candidates: list[Candidate], candidate_id: int) -> list[dict[st
     return steps[::-1]
 
 
+def _clocking(meta: dict[str, Any]) -> dict[str, Any]:
+    """An RTL target's clocks, resets and how they were found (jobs stored before these: nothing)."""
+    return {k: meta[k] for k in ("clocks", "resets", "notes") if k in meta}
+
+
 def job_report(session: Session, job_id: int) -> dict[str, Any]:
     job: Job = repository.get_job(session, job_id)
     candidates = list(
@@ -117,7 +122,7 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
         "job_id": job.id,
         "status": job.status,
         "error": job.error,
-        "target": {"kind": job.kind, "name": job.target_name},
+        "target": {"kind": job.kind, "name": job.target_name} | _clocking(job.target_meta or {}),
         "options": job.options,
         "baseline": {"metrics": baseline.to_dict()},
         "best": None

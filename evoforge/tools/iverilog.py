@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evoforge.errors import ToolError, ToolTimeoutError
@@ -81,6 +81,10 @@ class Iverilog(ExternalTool):
             )
         text = result.stderr + ("\n" + result.stdout if result.stdout.strip() else "")
         diagnostics = parse_icarus(text)
+        if result.ok:  # "sorry" that did not stop the compile: a limitation it worked around, not an error
+            diagnostics = tuple(
+                replace(d, severity="warning") if "sorry:" in d.message else d for d in diagnostics
+            )
         return IverilogResult(
             ok=result.ok and not any(d.severity == "error" for d in diagnostics),
             diagnostics=diagnostics,

@@ -219,12 +219,15 @@ def analyse_netlist(module: dict[str, Any], ports: Iterable[Port]) -> Clocking:
     )
 
     # -- resets ----------------------------------------------------------------------------------
+    cells_of: dict[str, set[str]] = defaultdict(set)  # reset candidate -> the cells it forces
+
     def collect(pins: list[_Pin]) -> dict[str, dict[int, int]]:
         found: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         for pin in pins:
             for port, level in net.forcing(pin.bit, pin.level):
                 if port in one_bit and port not in clock_bits:
                     found[port][level] += pin.bits
+                    cells_of[port].add(pin.cell)
         return found
 
     def domain(port: str, pins: list[_Pin]) -> str | None:
@@ -263,6 +266,9 @@ def analyse_netlist(module: dict[str, Any], ports: Iterable[Port]) -> Clocking:
     for clock, counts in per_domain.items():
         ranked_resets, tied_resets = _main(counts, RESET_NAME)
         best = ranked_resets[0]
+        # inputs that force exactly the same flops (``if (a || b)``) reset together
+        together = [p for p in ranked_resets if cells_of[p] == cells_of[best]]
+        tied_resets = tied_resets and len(together) < 2
         total = domain_bits.get(clock or "", 0) or sum(counts.values())
         covers = counts[best] * 2 >= total
         if clock in async_domains or not (covers or RESET_NAME.search(best)):
@@ -280,12 +286,16 @@ def analyse_netlist(module: dict[str, Any], ports: Iterable[Port]) -> Clocking:
         elif not covers:
             notes.append(f"guess: {best} forces {counts[best]} of {total} flop bit(s) to a constant; "
                          "taken as a synchronous reset by its name")  # fmt: skip
-        levels = synchronous[best]
-        resets.append(ResetSignal(best, polarity(best, levels), False, clock, counts[best]))
-        for port in ranked_resets[1:]:
-            notes.append(f"{port} also forces {counts[port]} flop bit(s) to a constant; driven as data")
+        for port in together:
+            resets.append(ResetSignal(port, polarity(port, synchronous[port]), False, clock, counts[port]))
+        for port in ranked_resets:
+            if port not in together:
+                notes.append(f"{port} also forces {counts[port]} flop bit(s) to a constant; driven as data")
         mentioned.update(ranked_resets)
 
+    # the main clock's reset first: it is the one single-domain callers (and formal checks) use
+    rank = {c.port: i for i, c in enumerate(clocks)}
+    resets.sort(key=lambda r: (rank.get(r.clock or "", len(rank)), -r.flop_bits, r.port))
     found = {c.port for c in clocks} | {r.port for r in resets} | mentioned
     for unused in port_list:
         if unused.direction != "input" or unused.name in found:

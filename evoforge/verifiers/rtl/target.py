@@ -12,7 +12,7 @@ kept in ``RtlInterface.notes``. Every failure is a :class:`TargetError` that say
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ class RtlTargetOptions:
     clock: str | None = None  # None: from the logic; a port, "a,b" for several, or "none" (combinational)
     reset: str | None = None  # None: from the logic; a port, "a,b", or "none"
     reset_active_low: bool | None = None  # None: from the logic (for a reset it does not show: the name)
+    reset_polarities: Mapping[str, bool] | None = None  # per reset port: active low? (stored jobs)
     user_test: Path | None = None
 
 
@@ -120,25 +121,33 @@ def _clocks(
         if found.clocks:
             notes.append(f"--clock none: {', '.join(c.port for c in found.clocks)} driven as data")
         return []
+    names = [_named_port(ports, name, "clock") for name in _names(option)]
     seen = {c.port: c for c in found.clocks}
-    clocks = [seen.get(name) or ClockSignal(_named_port(ports, name, "clock")) for name in _names(option)]
-    for name in _names(option):
-        _named_port(ports, name, "clock")
+    for name in names:
         if name not in seen:
             notes.append(f"--clock {name}: the logic shows no flop clocked by it (driven on rising edges)")
     for clock in found.clocks:
-        if clock.port not in _names(option):
+        if clock.port not in names:
             notes.append(f"{clock.port} clocks {clock.flop_bits} flop bit(s) but --clock does not list it: "
                          "driven as data")  # fmt: skip
-    return clocks
+    return [seen.get(name) or ClockSignal(name) for name in names]
+
+
+def _polarity(reset: ResetSignal, active_low: bool | None, notes: list[str]) -> ResetSignal:
+    if active_low is None or active_low == reset.active_low:
+        return reset
+    if reset.asynchronous is not None:
+        notes.append(f"--reset-active-{'low' if active_low else 'high'} overrides the logic, which resets "
+                     f"on {reset.port} {'low' if reset.active_low else 'high'}")  # fmt: skip
+    return ResetSignal(reset.port, active_low, reset.asynchronous, reset.clock, reset.flop_bits)
 
 
 def _resets(
     ports: Sequence[Port], found: Clocking, options: RtlTargetOptions, clocks: set[str], notes: list[str]
 ) -> list[ResetSignal]:
-    active_low = options.reset_active_low
     if options.reset is not None and options.reset.strip().lower() == "none":
         return []
+    polarities = dict(options.reset_polarities or {})
     if options.reset is None:
         resets = [r for r in found.resets if r.port not in clocks]
     else:
@@ -146,20 +155,17 @@ def _resets(
         resets = []
         for name in _names(options.reset):
             _named_port(ports, name, "reset")
+            given = polarities.get(name, options.reset_active_low)
             if name in seen:
                 resets.append(seen[name])
-                continue
-            low = bool(_ACTIVE_LOW.search(name)) if active_low is None else active_low
-            if active_low is None:
+            elif given is None:
+                low = bool(_ACTIVE_LOW.search(name))
                 notes.append(f"guess: --reset {name} resets no flop in the logic; active "
                              f"{'low' if low else 'high'} by its name")  # fmt: skip
-            resets.append(ResetSignal(name, low))
-    if active_low is not None:
-        for i, reset in enumerate(resets):
-            if reset.active_low != active_low and reset.asynchronous is not None:
-                notes.append(f"--reset-active-{'low' if active_low else 'high'} overrides the logic, which "
-                             f"resets on {reset.port} {'low' if reset.active_low else 'high'}")  # fmt: skip
-            resets[i] = ResetSignal(reset.port, active_low, reset.asynchronous, reset.clock, reset.flop_bits)
+                resets.append(ResetSignal(name, low))
+            else:
+                resets.append(ResetSignal(name, given))
+    resets = [_polarity(r, polarities.get(r.port, options.reset_active_low), notes) for r in resets]
     for reset in resets:
         if reset.port in clocks:
             raise TargetError(
@@ -181,10 +187,8 @@ def _describe(clocks: Sequence[ClockSignal], resets: Sequence[ResetSignal]) -> s
     return "; ".join(parts)
 
 
-def build_interface(
-    design: Elaboration, found: Clocking | None, options: RtlTargetOptions, top: str
-) -> RtlInterface:
-    """The interface of ``top``: its ports, and its clocks/resets from the logic or the options."""
+def check_ports(design: Elaboration, top: str) -> tuple[Port, ...]:
+    """The top's ports, when a bench can drive and compare them bit by bit; else a TargetError."""
     summary = design.modules[top]
     if summary.unsupported_ports:
         raise TargetError(
@@ -202,6 +206,14 @@ def build_interface(
             f"top module {top!r} has inout ports, which evoforge does not optimise",
             hint="wrap the core logic in a module with separate inputs and outputs and pass it as --top",
         )
+    return ports
+
+
+def build_interface(
+    design: Elaboration, found: Clocking | None, options: RtlTargetOptions, top: str
+) -> RtlInterface:
+    """The interface of ``top``: its ports, and its clocks/resets from the logic or the options."""
+    ports = check_ports(design, top)
     found = found or Clocking((), (), (), 0)
     notes = list(found.notes)
     clocks = _clocks(ports, found, options.clock, notes)
@@ -232,7 +244,7 @@ def load_rtl_target(paths: Sequence[Path], options: RtlTargetOptions, *, workdir
     top = choose_top(design, options.top, origin)
     if top not in design.modules:  # slang picked other tops: elaborate the chosen one on its own
         pre, design = elaborate(text, workdir=workdir / "elaborate", top=top, origin=origin)
-    ports = design.modules[top].ports
+    ports = check_ports(design, top)
     found = analyse_clocking(pre, top, ports, workdir / "clocking", LOAD_TIMEOUT_S)
     interface = build_interface(design, found, options, top)
     if options.user_test is not None and not options.user_test.is_file():

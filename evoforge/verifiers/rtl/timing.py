@@ -32,6 +32,7 @@ from evoforge.verifiers.rtl.synthesis import Netlist, parse_netlist
 STAGE = "timing"
 VIRTUAL_CLOCK = "evoforge_vclk"
 _INTERNAL = re.compile(r"^_\d+_(?:\[\d+\])?$")
+_UNCLOCKED = re.compile(r"There (?:are|is) (\d+) unclocked register")
 
 
 class TimingFailed(ToolError):
@@ -64,8 +65,18 @@ def timing_script(
             f"set_input_delay 0 -clock {VIRTUAL_CLOCK} [all_inputs]",
             f"set_output_delay 0 -clock {VIRTUAL_CLOCK} [all_outputs]",
         ]
-    lines += ["report_checks -path_delay max -fields {net} -digits 4", ""]
+    lines += [
+        "check_setup -verbose -no_clock",  # registers no declared clock reaches: their paths go untimed
+        "report_checks -path_delay max -fields {net} -digits 4",
+        "",
+    ]
     return "\n".join(lines)
+
+
+def unclocked_registers(log: str) -> int:
+    """How many register clock pins OpenSTA found no clock on (``check_setup -no_clock``)."""
+    match = _UNCLOCKED.search(log)
+    return int(match.group(1)) if match else 0
 
 
 def analyse_timing(
@@ -177,6 +188,11 @@ def run_timing(ctx: RtlContext) -> StageResult:
         detail = f"critical path {report.delay_ns:.3g} ns: " + " → ".join(names or [report.startpoint])
     else:
         detail = "no timed path (outputs do not depend on inputs or registers)"
+    unclocked = unclocked_registers(report.log)
+    if unclocked and clock is not None:
+        detail += (
+            f"; {unclocked} register(s) reached by no input clock (derived or gated clocks) are not timed"
+        )
     return StageResult(
         STAGE,
         ok=True,
@@ -194,5 +210,6 @@ def run_timing(ctx: RtlContext) -> StageResult:
             "clock_period_ns": ctx.settings.clock_period_ns,
             "clock": clock,
             "clocks": list(ctx.interface.clock_ports),
+            "unclocked_registers": unclocked,
         },
     )
