@@ -119,3 +119,23 @@ def test_the_uart_transmitter_is_timed_as_sequential(liberty, tmp_path: Path) ->
     assert seq.path_group == "i_Clock" and unclocked_registers(seq.log) == 0
     assert unclocked_registers(comb.log) > 0  # what timing it as combinational left out
     assert seq.delay_ns > comb.delay_ns  # register → logic → register, not only input → output
+
+
+def test_a_stored_job_keeps_every_clock_and_reset(fifo: RtlInterface, tmp_path: Path) -> None:
+    from evoforge.config import Settings
+    from evoforge.domain import DEFAULT_RTL_OBJECTIVES
+    from evoforge.search import jobs
+    from evoforge.search.report import job_report
+    from evoforge.store.engine import open_store
+
+    settings = Settings(data_dir=tmp_path / "data", db=f"sqlite:///{tmp_path / 'jobs.db'}")
+    store = open_store(settings.database_url)
+    target = load_rtl_target([STYLES / "async_fifo.v"], RtlTargetOptions(reset_active_low=True), workdir=tmp_path)
+    job_id = jobs.create_job(store, target, settings, DEFAULT_RTL_OBJECTIVES)
+    again = jobs.load_stored_job(store, job_id, settings).target
+    assert again.rtl == target.rtl and again.fingerprint == target.fingerprint
+    with store.transaction() as session:
+        shown = job_report(session, job_id)["target"]
+    assert [c["port"] for c in shown["clocks"]] == ["wclk", "rclk"]
+    assert {r["port"]: r["active_low"] for r in shown["resets"]} == {"wrst_n": True, "rrst_n": True}
+    assert shown["notes"][0].startswith("clock wclk (posedge")

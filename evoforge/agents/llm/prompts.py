@@ -139,10 +139,14 @@ class RtlPrompts:
         ports = ", ".join(
             f"{p.direction} {'signed ' if p.signed else ''}[{p.width}] {p.name}" for p in rtl.ports
         )
-        clock = f"clock {rtl.clock}" if rtl.clock else "combinational (no clock)"
-        reset = f", reset {rtl.reset} ({'active low' if rtl.reset_active_low else 'active high'})"
+        clocks = [f"clock {c.port} ({'/'.join(c.edges)})" for c in rtl.clocks] or ["combinational (no clock)"]
+        resets = [
+            f"{'asynchronous ' if r.asynchronous else ''}reset {r.port} "
+            f"({'active low' if r.active_low else 'active high'})"
+            for r in rtl.resets
+        ]
         return (
-            f"Top module `{rtl.top}` with ports: {ports}; {clock}{reset if rtl.reset else ''}. "
+            f"Top module `{rtl.top}` with ports: {ports}; {', '.join(clocks + resets)}. "
             "Keep the module name, every port (name, direction, width, signedness) and the cycle-by-cycle "
             "behaviour at the ports exactly."
         )
