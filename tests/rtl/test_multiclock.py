@@ -130,7 +130,9 @@ def test_a_stored_job_keeps_every_clock_and_reset(fifo: RtlInterface, tmp_path: 
 
     settings = Settings(data_dir=tmp_path / "data", db=f"sqlite:///{tmp_path / 'jobs.db'}")
     store = open_store(settings.database_url)
-    target = load_rtl_target([STYLES / "async_fifo.v"], RtlTargetOptions(reset_active_low=True), workdir=tmp_path)
+    target = load_rtl_target(
+        [STYLES / "async_fifo.v"], RtlTargetOptions(reset_active_low=True), workdir=tmp_path
+    )
     job_id = jobs.create_job(store, target, settings, DEFAULT_RTL_OBJECTIVES)
     again = jobs.load_stored_job(store, job_id, settings).target
     assert again.rtl == target.rtl and again.fingerprint == target.fingerprint
