@@ -173,3 +173,19 @@ def test_several_clocks_by_flag(tmp_path: Path) -> None:
     rtl = target.rtl
     assert rtl is not None and rtl.clock_ports == ("rclk", "wclk") and rtl.reset_ports == ("rrst_n",)
     assert rtl.reset_active_low is True  # from the logic, although the flag named the port
+
+
+def test_gated_and_derived_clocks_are_reported(tmp_path: Path) -> None:
+    text = """module g(input clk, input en, input d, output reg q, output reg r, output reg s);
+  reg en_q, half;
+  always @(negedge clk) en_q <= en;
+  wire gclk = clk & en_q;
+  always @(posedge gclk) q <= d;
+  always @(posedge clk) begin r <= q; half <= ~half; end
+  always @(posedge half) s <= d;
+endmodule
+"""
+    rtl = load(tmp_path, text).rtl  # type: ignore[attr-defined]
+    assert rtl.clock_ports == ("clk",) and rtl.clocks[0].edges == ("posedge", "negedge")
+    assert any("clocked by clk through logic" in n and "gated clock" in n for n in rtl.notes)
+    assert any("clocked by register half, not by an input" in n for n in rtl.notes)

@@ -184,6 +184,7 @@ def analyse_netlist(module: dict[str, Any], ports: Iterable[Port]) -> Clocking:
     edges: dict[str, set[Edge]] = defaultdict(set)
     domain_of: dict[str, str] = {}  # cell -> clock input
     other: dict[str, int] = defaultdict(int)
+    gated: dict[tuple[str, str], int] = defaultdict(int)
     flop_bits = 0
     for pin in clock_pins:
         flop_bits += pin.bits
@@ -201,9 +202,14 @@ def analyse_netlist(module: dict[str, Any], ports: Iterable[Port]) -> Clocking:
             other[via or "an input wider than 1 bit"] += pin.bits
             continue
         port, level = usable[0]
+        if via is not None:
+            gated[(port, via)] += pin.bits
         clock_bits[port] += pin.bits
         edges[port].add("posedge" if level == 1 else "negedge")
         domain_of[pin.cell] = port
+    for (port, via), bits in sorted(gated.items()):
+        notes.append(f"{bits} flop bit(s) are clocked by {port} through {via} (a gated clock): "
+                     f"simulated and timed as clocked by {port}")  # fmt: skip
     for what, bits in sorted(other.items()):
         notes.append(
             f"{bits} flop bit(s) are clocked by {what}, not by an input: they run as the design makes "

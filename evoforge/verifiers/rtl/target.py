@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evoforge.domain import ClockSignal, Port, ResetSignal, RtlInterface, SourceFile, Target, TargetKind
-from evoforge.errors import TargetError
+from evoforge.errors import TargetError, ToolTimeoutError
 from evoforge.tools.slang import Elaboration, Slang
 from evoforge.tools.verilog_ast import preprocess
 from evoforge.verifiers.rtl.clocking import Clocking, analyse_clocking
@@ -240,12 +240,15 @@ def load_rtl_target(paths: Sequence[Path], options: RtlTargetOptions, *, workdir
     sources = read_sources(paths)
     origin = ", ".join(str(p) for p in paths)
     text = "\n".join(s.text for s in sources)
-    pre, design = elaborate(text, workdir=workdir / "elaborate", top=options.top, origin=origin)
-    top = choose_top(design, options.top, origin)
-    if top not in design.modules:  # slang picked other tops: elaborate the chosen one on its own
-        pre, design = elaborate(text, workdir=workdir / "elaborate", top=top, origin=origin)
-    ports = check_ports(design, top)
-    found = analyse_clocking(pre, top, ports, workdir / "clocking", LOAD_TIMEOUT_S)
+    try:
+        pre, design = elaborate(text, workdir=workdir / "elaborate", top=options.top, origin=origin)
+        top = choose_top(design, options.top, origin)
+        if top not in design.modules:  # slang picked other tops: elaborate the chosen one on its own
+            pre, design = elaborate(text, workdir=workdir / "elaborate", top=top, origin=origin)
+        ports = check_ports(design, top)
+        found = analyse_clocking(pre, top, ports, workdir / "clocking", LOAD_TIMEOUT_S)
+    except ToolTimeoutError as exc:  # a design too large to elaborate is the input's problem
+        raise TargetError(f"{origin}: {exc.message}", hint=exc.hint) from exc
     interface = build_interface(design, found, options, top)
     if options.user_test is not None and not options.user_test.is_file():
         raise TargetError(f"--test {options.user_test}: no such file", hint="pass a cocotb test module (.py)")
