@@ -17,7 +17,7 @@ def print_job(report: dict[str, Any]) -> None:
     print(f"job {report['job_id']}: {report['status']}  target {report['target']['name']}")
     if report.get("error"):
         print(f"  error: {report['error']}")
-    for note in report["target"].get("notes") or []:
+    for note in (report.get("interface") or {}).get("notes") or []:
         print(f"  {note}")
     print(f"  baseline: {format_metrics(report['baseline']['metrics'])}")
     print(

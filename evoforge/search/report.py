@@ -122,7 +122,8 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
         "job_id": job.id,
         "status": job.status,
         "error": job.error,
-        "target": {"kind": job.kind, "name": job.target_name} | _clocking(job.target_meta or {}),
+        "target": {"kind": job.kind, "name": job.target_name},
+        "interface": _clocking(job.target_meta or {}),
         "options": job.options,
         "baseline": {"metrics": baseline.to_dict()},
         "best": None

@@ -137,7 +137,7 @@ def test_a_stored_job_keeps_every_clock_and_reset(fifo: RtlInterface, tmp_path: 
     again = jobs.load_stored_job(store, job_id, settings).target
     assert again.rtl == target.rtl and again.fingerprint == target.fingerprint
     with store.transaction() as session:
-        shown = job_report(session, job_id)["target"]
+        shown = job_report(session, job_id)["interface"]
     assert [c["port"] for c in shown["clocks"]] == ["wclk", "rclk"]
     assert {r["port"]: r["active_low"] for r in shown["resets"]} == {"wrst_n": True, "rrst_n": True}
     assert shown["notes"][0].startswith("clock wclk (posedge")
