@@ -93,11 +93,16 @@ def target_meta(target: Target) -> dict[str, Any]:
     """What a job row keeps of a loaded target besides its source (the RTL interface choices)."""
     meta: dict[str, Any] = {"files": [s.name for s in target.sources]}
     if target.rtl is not None:
+        rtl = target.rtl.to_dict()
         meta |= {
             "top": target.rtl.top,
             "clock": target.rtl.clock,
             "reset": target.rtl.reset,
             "reset_active_low": target.rtl.reset_active_low,
+            # every clock and reset with its edges/polarity, and how they were found
+            "clocks": rtl["clocks"],
+            "resets": rtl["resets"],
+            "notes": rtl["notes"],
         }
     return meta
 

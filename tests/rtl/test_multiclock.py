@@ -126,6 +126,7 @@ def test_a_stored_job_keeps_every_clock_and_reset(fifo: RtlInterface, tmp_path: 
     from evoforge.domain import DEFAULT_RTL_OBJECTIVES
     from evoforge.search import jobs
     from evoforge.search.report import job_report
+    from evoforge.search.stored import load_stored_job
     from evoforge.store.engine import open_store
 
     settings = Settings(data_dir=tmp_path / "data", db=f"sqlite:///{tmp_path / 'jobs.db'}")
@@ -134,7 +135,7 @@ def test_a_stored_job_keeps_every_clock_and_reset(fifo: RtlInterface, tmp_path: 
         [STYLES / "async_fifo.v"], RtlTargetOptions(reset_active_low=True), workdir=tmp_path
     )
     job_id = jobs.create_job(store, target, settings, DEFAULT_RTL_OBJECTIVES)
-    again = jobs.load_stored_job(store, job_id, settings).target
+    again = load_stored_job(store, job_id, settings).target
     assert again.rtl == target.rtl and again.fingerprint == target.fingerprint
     with store.transaction() as session:
         shown = job_report(session, job_id)["interface"]
