@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evoforge.domain import ClockSignal, Port, ResetSignal, RtlInterface, SourceFile, Target, TargetKind
-from evoforge.errors import TargetError, ToolTimeoutError
+from evoforge.errors import TargetError, ToolError, ToolTimeoutError, VerifierError
 from evoforge.tools.slang import Elaboration, Slang
 from evoforge.tools.verilog_ast import preprocess
 from evoforge.verifiers.rtl.clocking import Clocking, analyse_clocking
@@ -249,6 +249,11 @@ def load_rtl_target(paths: Sequence[Path], options: RtlTargetOptions, *, workdir
         found = analyse_clocking(pre, top, ports, workdir / "clocking", LOAD_TIMEOUT_S)
     except ToolTimeoutError as exc:  # a design too large to elaborate is the input's problem
         raise TargetError(f"{origin}: {exc.message}", hint=exc.hint) from exc
+    except ToolError as exc:  # a missing or crashing tool: the verifier's failure, not the design's
+        raise VerifierError(
+            f"the verifier failed while loading the target: {exc.message}",
+            hint=exc.hint or "check the tool named above (installed, runnable), then try again",
+        ) from exc
     interface = build_interface(design, found, options, top)
     if options.user_test is not None and not options.user_test.is_file():
         raise TargetError(f"--test {options.user_test}: no such file", hint="pass a cocotb test module (.py)")
