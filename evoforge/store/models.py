@@ -48,7 +48,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-CACHE_HASH_KINDS: tuple[str, ...] = ("source", "functional", "implementation")
+#: "canonical": internal names normalised (search/canonical.py); "quick": a draft's quick check only
+CACHE_HASH_KINDS: tuple[str, ...] = ("source", "functional", "implementation", "canonical", "quick")
 
 
 def utcnow() -> datetime:
@@ -203,6 +204,11 @@ class Candidate(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     assurance: Mapped[str | None] = mapped_column(CleanString(64), nullable=True)
     cache_hit: Mapped[str | None] = mapped_column(CleanString(16), nullable=True)
+    canonical_hash: Mapped[str | None] = mapped_column(CleanString(128), nullable=True, index=True)
+    #: the earlier candidate (this job or another) this draft repeats; its verdict is that one's
+    duplicate_of: Mapped[int | None] = mapped_column(
+        ForeignKey("candidates.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
