@@ -99,8 +99,13 @@ class LlmSettings(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="limit of one request")
     max_retries: int = Field(3, ge=0, le=10, description="retries on 429, 5xx, timeouts, lost connections")
     backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles each retry, with jitter")
-    max_concurrency: int = Field(4, ge=1, description="requests in flight at once")
+    max_concurrency: int | None = Field(
+        None, ge=1, description="requests in flight at once; default 1 for a local endpoint, else 4"
+    )
     token_budget: int | None = Field(None, ge=1, description="tokens per job; None = unlimited")
+    call_budget: int | None = Field(
+        None, ge=1, description="requests per job; default 4 per proposal of the search budget"
+    )
     max_repairs: int = Field(2, ge=0, le=10, description="coder repairs after a failed quick check")
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(4096, ge=64, description="completion tokens per request")

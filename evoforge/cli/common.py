@@ -73,6 +73,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     llm = settings.llm.model_copy()
     flags = {"base_url": "base_url", "model": "model", "planner_model": "planner_model"}
     flags |= {"token_budget": "token_budget", "llm_timeout": "timeout_s", "max_repairs": "max_repairs"}
+    flags |= {"llm_calls": "call_budget", "llm_concurrency": "max_concurrency"}
     for flag, key in flags.items():
         if getattr(args, flag, None) is not None:
             setattr(llm, key, getattr(args, flag))

@@ -17,7 +17,7 @@ from evoforge.errors import BadInputError, StoreError
 from evoforge.store._convert import DB_HINT, db_errors, jsonable
 from evoforge.store.models import CACHE_HASH_KINDS, CacheEntry, utcnow
 
-CacheHashKind = Literal["source", "functional", "implementation"]
+CacheHashKind = Literal["source", "functional", "implementation", "canonical", "quick"]
 _CACHE_KEY = ("target_fingerprint", "hash_kind", "hash", "tool_versions")
 
 
