@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--planner-model", help="planner model (default: the coder model)")
     llm.add_argument("--token-budget", type=int, help="stop asking the LLM after this many tokens (per job)")
     llm.add_argument("--llm-timeout", type=float, help="seconds per LLM request (default 120)")
-    llm.add_argument("--llm-calls", type=int, help="stop asking the LLM after this many requests (default 4 × budget)")
+    llm.add_argument(
+        "--llm-calls", type=int, help="stop asking the LLM after this many requests (default 4 × budget)"
+    )
     llm.add_argument(
         "--llm-concurrency", type=int, help="LLM requests in flight (default 1 for a local server, else 4)"
     )

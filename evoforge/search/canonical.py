@@ -93,8 +93,7 @@ _DECLARATIONS = frozenset(
         "bit", "byte", "shortint", "int", "longint", "real", "realtime", "shortreal", "time", "var",
     }
 )  # fmt: skip
-_VERILOG_KEYWORDS = frozenset(
-    """
+_KEYWORD_TEXT = """
     accept_on alias always always_comb always_ff always_latch and assert assign assume automatic before
     begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle checker class
     clocking cmos config const constraint context continue cover covergroup coverpoint cross deassign
@@ -115,8 +114,8 @@ _VERILOG_KEYWORDS = frozenset(
     tran tranif0 tranif1 tri tri0 tri1 triand trior trireg type typedef union unique unique0 unsigned
     until until_with untyped use uwire var vectored virtual void wait wait_order wand weak weak0 weak1
     while wildcard wire with within wor xnor xor
-    """.split()
-)
+    """
+_VERILOG_KEYWORDS = frozenset(_KEYWORD_TEXT.split())
 
 
 @dataclass(frozen=True)

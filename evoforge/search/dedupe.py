@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from evoforge.domain import CandidateStatus, Metrics, StageResult, Target, Verdict, source_hash
 from evoforge.search.canonical import canonical_hash
+from evoforge.search.duplicates import DraftKey, Resolution, finished_verdict
 from evoforge.store import repository
 from evoforge.store.cache import CacheHashKind
 from evoforge.store.engine import Store
@@ -37,24 +38,6 @@ from evoforge.store.models import Candidate, Job
 log = logging.getLogger(__name__)
 
 Checker = Callable[[str], StageResult]
-
-
-@dataclass(frozen=True)
-class DraftKey:
-    source_hash: str
-    canonical_hash: str | None
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """What the loop does with a draft: evaluate it, link it to a candidate, or reject it unchecked."""
-
-    kind: Literal["new", "duplicate", "quick"]
-    key: DraftKey
-    by: Literal["source", "canonical", "quick"] | None = None
-    original_id: int | None = None  # the candidate repeated (this job or another)
-    verdict: Verdict | None = None  # its verdict (None while that candidate is pending)
-    quick: StageResult | None = None  # the stored failed quick check ("quick")
 
 
 @dataclass
@@ -183,7 +166,9 @@ class DraftRegistry:
         }
         try:
             with self.store.transaction() as session:
-                _put(session, self.target.fingerprint, "quick", key.source_hash, self.context, {"stage": stage})
+                _put(
+                    session, self.target.fingerprint, "quick", key.source_hash, self.context, {"stage": stage}
+                )
         except Exception:  # storing is a saving for later jobs, never a reason to lose the draft
             log.exception("could not store a quick-check result")
 
@@ -201,7 +186,7 @@ class DraftRegistry:
             if known is not None and known.candidate_id is not None:
                 by: Literal["source", "canonical"] = "source" if slot.startswith("s:") else "canonical"
                 original = session.get(Candidate, known.candidate_id)
-                verdict = _finished_verdict(session, original) if original is not None else None
+                verdict = finished_verdict(session, original) if original is not None else None
                 return Resolution("duplicate", key, by, known.candidate_id, verdict)
         cross = self._cross_job(session, key)
         if cross is not None:
@@ -213,7 +198,9 @@ class DraftRegistry:
             return Resolution("quick", key, "quick", quick=quick)
         return Resolution("new", key)
 
-    def _cross_job(self, session: Session, key: DraftKey) -> tuple[Literal["source", "canonical"], dict[str, Any]] | None:
+    def _cross_job(
+        self, session: Session, key: DraftKey
+    ) -> tuple[Literal["source", "canonical"], dict[str, Any]] | None:
         fp = self.target.fingerprint
         found = _find(session, fp, "source", key.source_hash, self.context)
         if found is not None:
@@ -265,42 +252,12 @@ class DraftRegistry:
         )
 
 
-def _finished_verdict(session: Session, candidate: Candidate) -> Verdict | None:
-    """A finished candidate's verdict as stored (its stage rows), None while it is pending."""
-    from evoforge.domain import Assurance
-
-    if candidate.status == CandidateStatus.PENDING.value:
-        return None
-    stages = tuple(
-        StageResult(
-            name=run.name,
-            ok=run.ok,
-            seconds=0.0,
-            metrics=Metrics.from_dict(run.metrics),
-            detail=run.detail,
-            error=run.error,
-            data=run.data or {},
-            cached=True,
-        )
-        for run in candidate.stage_runs
-    )
-    return Verdict(
-        accepted=candidate.status == CandidateStatus.ACCEPTED.value,
-        stage=candidate.rejected_stage or (stages[-1].name if stages else "verify"),
-        reason=candidate.reason,
-        metrics=Metrics.from_dict(candidate.metrics),
-        stages=stages,
-        assurance=Assurance.parse(candidate.assurance) if candidate.assurance else None,
-        functional_hash=candidate.functional_hash,
-        implementation_hash=candidate.implementation_hash,
-        error=candidate.status == CandidateStatus.ERROR.value,
-    )
-
-
 # -- the cache, through two small functions (its key gains the verdict context elsewhere) ----------
 
 
-def _find(session: Session, target_fp: str, kind: CacheHashKind, digest: str, context: str) -> dict[str, Any] | None:
+def _find(
+    session: Session, target_fp: str, kind: CacheHashKind, digest: str, context: str
+) -> dict[str, Any] | None:
     entry = repository.find_cache(
         session, target_fingerprint=target_fp, hash_kind=kind, hash=digest, tool_versions=context
     )
@@ -311,5 +268,10 @@ def _put(
     session: Session, target_fp: str, kind: CacheHashKind, digest: str, context: str, value: dict[str, Any]
 ) -> None:
     repository.put_cache(
-        session, target_fingerprint=target_fp, hash_kind=kind, hash=digest, tool_versions=context, verdict=value
+        session,
+        target_fingerprint=target_fp,
+        hash_kind=kind,
+        hash=digest,
+        tool_versions=context,
+        verdict=value,
     )

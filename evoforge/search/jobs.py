@@ -28,6 +28,7 @@ from typing import Any
 from evoforge.config import LlmSettings, Settings
 from evoforge.domain import JobStatus, Objective, Target, TargetKind, source_hash
 from evoforge.errors import ConfigError, EvoforgeError, LeaseLostError
+from evoforge.search.dedupe import DraftRegistry
 from evoforge.search.loop import LoopOptions, Progress, SearchLoop
 from evoforge.search.stored import load_stored_job
 from evoforge.store import leases, repository
@@ -189,7 +190,8 @@ def run_job(
             stored = load_stored_job(fenced, job_id, settings, budget=budget)
             job_settings = choose_proposer(stored.settings)
             verifier = make_verifier(stored.target, job_settings)
-            proposer, learn = make_proposer(job_settings, fenced, job_id, stored.target, verifier)
+            drafts = DraftRegistry(fenced, stored.target, job_id=job_id, context=verifier.tool_versions())
+            proposer, learn = make_proposer(job_settings, fenced, job_id, stored.target, verifier, drafts)
         except LeaseLostError:
             raise
         except EvoforgeError as exc:
@@ -198,6 +200,7 @@ def run_job(
             raise
         log.info("job %s: %s, budget %s", job_id, stored.target.name, job_settings.search.budget)
         loop = SearchLoop(
+            drafts=drafts,
             store=fenced,
             target=stored.target,
             verifier=verifier,
@@ -271,7 +274,10 @@ def choose_proposer(settings: Settings) -> Settings:
         raise ConfigError(f"--proposer {asked} needs an OpenAI-compatible model endpoint", hint=LLM_HOWTO)
     if not llm.model:
         try:
-            llm = llm.model_copy(update={"model": _only_model(llm)})
+            # the endpoint serves one model: a local server, one request at a time unless configured
+            llm = llm.model_copy(
+                update={"model": _only_model(llm), "max_concurrency": concurrency_for(llm, served_models=1)}
+            )
         except EvoforgeError as exc:
             if asked is not None:
                 raise ConfigError(f"--proposer {asked}: {exc.message}", hint=exc.hint or LLM_HOWTO) from exc
@@ -282,6 +288,12 @@ def choose_proposer(settings: Settings) -> Settings:
 
 def _with_proposer(settings: Settings, name: str) -> Settings:
     return settings.model_copy(update={"search": settings.search.model_copy(update={"proposer": name})})
+
+
+def concurrency_for(llm: LlmSettings, served_models: int | None = None) -> int:
+    from evoforge.agents.llm.client import concurrency_for as resolve
+
+    return resolve(llm, served_models)
 
 
 def _only_model(llm: LlmSettings) -> str:
@@ -297,8 +309,22 @@ def _only_model(llm: LlmSettings) -> str:
     return models[0]
 
 
-def make_proposer(settings: Settings, store: Store, job_id: int, target: Target, verifier: Any) -> Any:
-    """The job's proposer and the hook that keeps its wins as learned knowledge-base entries."""
+#: the default LLM request budget of a job, per proposal of its search budget
+CALLS_PER_PROPOSAL = 4
+
+
+def make_proposer(
+    settings: Settings,
+    store: Store,
+    job_id: int,
+    target: Target,
+    verifier: Any,
+    drafts: DraftRegistry | None = None,
+) -> Any:
+    """The job's proposer and the hook that keeps its wins as learned knowledge-base entries.
+
+    With ``drafts`` the LLM proposer skips the quick check on repeats and reuses stored quick checks.
+    """
     from evoforge.agents.base import get_proposer
     from evoforge.search.learned_store import open_knowledge
 
@@ -312,17 +338,22 @@ def make_proposer(settings: Settings, store: Store, job_id: int, target: Target,
 
     with store.transaction() as session:
         used = llm_usage(session, job_id)  # a resumed job keeps counting its token budget
+    llm = settings.llm
+    if llm.call_budget is None:
+        llm = llm.model_copy(update={"call_budget": CALLS_PER_PROPOSAL * settings.search.budget})
     client = LlmClient(
-        settings.llm,
+        llm,
         tokens_spent=used["prompt_tokens"] + used["completion_tokens"],
+        requests_made=used["calls"],
         on_record=lambda call: store_call(store, job_id, call),
     )
     proposer = get_proposer(
         name,
         client=client,
-        checker=verifier.quick_check,
+        checker=drafts.quick_checker(verifier.quick_check) if drafts else verifier.quick_check,
         retrieve=knowledge.retriever(kb, target.kind),
         max_repairs=settings.llm.max_repairs,
+        memory=drafts,
     )
 
     def learn(win: Any) -> None:

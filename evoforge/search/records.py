@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from evoforge.agents.base import LlmCallRecord, Proposal
 from evoforge.domain import (
@@ -107,7 +107,12 @@ def _feedback(session: Session, candidate_id: int) -> dict[str, Any]:
     feedback: dict[str, Any] = {}
     failed = session.scalars(
         select(Candidate)
-        .where(Candidate.parent_id == candidate_id, Candidate.status == CandidateStatus.REJECTED.value)
+        .where(
+            Candidate.parent_id == candidate_id,
+            Candidate.status == CandidateStatus.REJECTED.value,
+            Candidate.duplicate_of.is_(None),  # a repeat teaches nothing new (and keeps plans reusable)
+            or_(Candidate.cache_hit.is_(None), Candidate.cache_hit != "quick"),
+        )
         .order_by(Candidate.id.desc())
         .limit(RECENT_FAILURES)
     ).all()
@@ -153,6 +158,11 @@ def member_of(candidate: Candidate, feedback: dict[str, Any] | None = None) -> M
 def population(session: Session, job_id: int, *, include_original: bool = True) -> list[Member]:
     query = select(Candidate).where(
         Candidate.job_id == job_id, Candidate.status == CandidateStatus.ACCEPTED.value
+    )
+    # a duplicate of a candidate of the same job is a record, not a member (its original is one)
+    same_job = aliased(Candidate)
+    query = query.where(
+        ~exists().where(same_job.id == Candidate.duplicate_of, same_job.job_id == Candidate.job_id)
     )
     if not include_original:
         query = query.where(Candidate.origin != ORIGINAL)
@@ -429,3 +439,8 @@ def verdict_from_dict(data: dict[str, Any]) -> Verdict:
 
 def improvement_of(job: Job, candidate: Candidate) -> dict[str, float]:
     return improvement(Metrics.from_dict(job.baseline_metrics), Metrics.from_dict(candidate.metrics))
+
+
+#: the loop's other writers (``duplicates.py``) apply verdicts and refresh counts the same way
+apply_verdict = _apply_verdict
+refresh_job = _refresh

@@ -321,7 +321,6 @@ class LlmClient:
         )
         return record, text, None
 
-
     def _overload_hint(self, error: LlmError, exc: Exception, in_flight: int) -> LlmError:
         """A timeout or 429/503 while several requests were in flight: say what to change."""
         import openai

@@ -70,7 +70,9 @@ def build_graph(
     def plan(state: DraftState) -> DraftState:
         if state.get("plan") is not None:  # reused: parent and feedback unchanged
             return {"error": None, "repairs": 0, "no_code": 0}
-        reply = llm.chat(prompts.planner(state["context"]), role="planner", temperature=state.get("temperature"))
+        reply = llm.chat(
+            prompts.planner(state["context"]), role="planner", temperature=state.get("temperature")
+        )
         return {
             "plan": reply.text or "",
             "error": reply.error,

@@ -89,7 +89,9 @@ def _planner_variety(ctx: PromptContext) -> str:
             f"{tried}\n\nThey gave nothing new. Propose an approach that is not on this list."
         )
     if ctx.count > 1 and ctx.index > 0:
-        parts.append(f"This is plan {ctx.index + 1} of {ctx.count}: prefer a different idea from the obvious one.")
+        parts.append(
+            f"This is plan {ctx.index + 1} of {ctx.count}: prefer a different idea from the obvious one."
+        )
     return "".join(f"\n\n{p}" for p in parts)
 
 
