@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from evoforge.domain import CandidateStatus, Metrics, Objective, improvement
 from evoforge.search.population import Member, pareto_front
-from evoforge.search.records import llm_usage
+from evoforge.search.cost import llm_cost
 from evoforge.store import repository
 from evoforge.store.models import Candidate, Job, StageRun
 
@@ -30,6 +30,7 @@ def candidate_row(candidate: Candidate) -> dict[str, Any]:
         "metrics": candidate.metrics,
         "assurance": candidate.assurance,
         "cache_hit": candidate.cache_hit,
+        "duplicate_of": candidate.duplicate_of,
         "note": candidate.note,
     }
 
@@ -148,7 +149,7 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
         "candidates": [candidate_row(c) for c in candidates if c.origin != ORIGINAL],
         "pareto_front": pareto_rows(job, candidates, baseline),
         "rules": list((job.target_meta or {}).get("rule_outcomes") or []),
-        "llm": llm_usage(session, job_id),
+        "llm": llm_cost(session, job_id),
     }
 
 
