@@ -15,7 +15,9 @@ identifiers that are plain names read as those names) and the declaration lists 
 local parameters and genvars give the renamed names, minus keywords, the target's ports and top
 module, names used after ``.`` or around ``::`` (ports of named connections, hierarchical and
 package references, methods) and parameter names. Sources with macros, ``include`` or attributes
-have no canonical hash. A gap between two tokens is kept as one space, adjacency as none.
+have no canonical hash. A gap between two tokens is kept as one space where a lexer could read
+the two differently without it (``a - -b`` is not ``a --b``), and dropped beside brackets, commas
+and semicolons.
 
 Kernels (Python): ``symtable`` resolves each name to its binding; the local variables of functions
 (comprehensions and lambdas included) become positional tokens in an ``ast.dump``. Parameters stay
@@ -234,12 +236,26 @@ def verilog_canonical(source: str, kept: Iterable[str] = ()) -> str | None:
     renamed -= keep
     numbers: dict[str, int] = {}
     out: list[str] = []
+    previous: _Tok | None = None
     for tok in tokens:
         text = tok.text
         if tok.kind == "ident" and text in renamed:
             text = f"⟨{numbers.setdefault(text, len(numbers))}⟩"
-        out.append((" " if tok.gap and out else "") + text)
+        gap = tok.gap and previous is not None and _gap_matters(previous, tok)
+        out.append((" " if gap else "") + text)
+        previous = tok
     return "".join(out)
+
+
+#: punctuation that never joins a neighbour into another token (a gap beside it means nothing)
+_SEPARATORS = frozenset("()[]{},;")
+
+
+def _gap_matters(left: _Tok, right: _Tok) -> bool:
+    """Whether whitespace between two tokens could change how a real lexer reads them."""
+    if (left.text, right.text) in (("(", "*"), ("*", ")")) or left.text == "'":
+        return True
+    return left.text not in _SEPARATORS and right.text not in _SEPARATORS
 
 
 def _parameter_names(tokens: list[_Tok]) -> set[str]:

@@ -17,10 +17,14 @@ from evoforge.config import Settings
 from evoforge.domain import normalise_source, source_hash
 
 
-def _run(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, budget: int, name: str) -> EconomyRun:
+def _run(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, budget: int, name: str
+) -> EconomyRun:
     work = tmp_path / name
     work.mkdir()
-    return run_stream(f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path, work, settings, budget=budget, monkeypatch=monkeypatch)
+    return run_stream(
+        f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path, work, settings, budget=budget, monkeypatch=monkeypatch
+    )
 
 
 @pytest.mark.slow
@@ -34,8 +38,10 @@ def test_the_stream_costs_few_requests_no_repeated_check_and_no_evaluation_of_th
     assert run.request_count <= 3 * run.proposals, run.requests
     assert run.requests["planner"] < run.requests["coder"]  # plans are reused
 
-    by_text = {name: [c for c in run.candidates if normalise_source(c["source"]) == normalise_source(text)]
-               for name, text in (("shared", SHARED), ("wrong", WRONG), ("renamed", RENAMED))}
+    by_text = {
+        name: [c for c in run.candidates if normalise_source(c["source"]) == normalise_source(text)]
+        for name, text in (("shared", SHARED), ("wrong", WRONG), ("renamed", RENAMED))
+    }
     # the renamed reply: recorded as a duplicate of the correct rewrite, evaluated 0 times
     assert by_text["renamed"], "the stream's renamed reply never became a proposal"
     originals = {c["id"] for c in by_text["shared"] if c["duplicate_of"] is None}
@@ -53,7 +59,9 @@ def test_the_stream_costs_few_requests_no_repeated_check_and_no_evaluation_of_th
     )
     assert run.duplicate_seconds == 0.0
     wrong = by_text["wrong"]
-    assert all(c["status"] == "rejected" for c in wrong) and sum(c["duplicate_of"] is None for c in wrong) == 1
+    assert (
+        all(c["status"] == "rejected" for c in wrong) and sum(c["duplicate_of"] is None for c in wrong) == 1
+    )
 
     # the report says what each result cost
     cost = run.report["llm"]
