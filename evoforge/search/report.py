@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evoforge.domain import CandidateStatus, Metrics, Objective, improvement
-from evoforge.search.population import Member, pareto_front
 from evoforge.search.cost import llm_cost
+from evoforge.search.population import Member, pareto_front
 from evoforge.store import repository
 from evoforge.store.models import Candidate, Job, StageRun
 

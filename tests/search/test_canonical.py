@@ -92,8 +92,10 @@ PAIRS_THAT_DIFFER = {
         "module m #(parameter V = 1) (input a, output y); assign y = a; endmodule",
     ),
     "a number's digits that spell a wire": (
-        "module m(input a, output [15:0] y); wire dead; assign dead = a; assign y = 16'hdead + dead; endmodule",
-        "module m(input a, output [15:0] y); wire beef; assign beef = a; assign y = 16'hbeef + beef; endmodule",
+        "module m(input a, output [15:0] y); wire dead; assign dead = a; "
+        "assign y = 16'hdead + dead; endmodule",
+        "module m(input a, output [15:0] y); wire beef; assign beef = a; "
+        "assign y = 16'hbeef + beef; endmodule",
     ),
     "adjacent operators vs separated ones": (
         "module m(input [3:0] a, b, output [3:0] y); assign y = a - -b; endmodule",
@@ -207,7 +209,8 @@ def test_python_pairs_that_behave_differently_do_not_share_a_canonical_text(case
         "def f():\n    t = 1\n    return locals()['t']\n",
         "def f():\n    t = 1\n    return vars()['t']\n",
         "import builtins\ndef f():\n    t = 1\n    return getattr(builtins, 'loc' + 'als')()['t']\n",
-        "def f():\n    t = 1\n    try:\n        1 / 0\n    except Exception as e:\n        return e.__traceback__.tb_frame.f_locals['t']\n",
+        "def f():\n    t = 1\n    try:\n        1 / 0\n    except Exception as e:\n"
+        "        return e.__traceback__.tb_frame.f_locals['t']\n",
         "import sys\ndef f():\n    t = 1\n    return sys._getframe().f_locals['t']\n",
         "def f(:\n",
     ],

@@ -71,6 +71,18 @@ def test_the_stream_costs_few_requests_no_repeated_check_and_no_evaluation_of_th
     assert cost["per_accepted"]["requests"] == pytest.approx(run.request_count / 1)
     assert cost["repairs"] == run.requests["repair"]
 
+    # … and so do the web page and the API
+    from fastapi.testclient import TestClient
+
+    from evoforge.web import create_app
+
+    web_settings = settings.model_copy(update={"db": f"sqlite:///{tmp_path / 'jobs.db'}"})
+    with TestClient(create_app(web_settings, embedded_worker=False)) as client:
+        page = client.get(f"/jobs/{run.job_id}").text
+        assert 'id="llm-cost"' in page and f"{run.proposals - 2} duplicates avoided" in page
+        api = client.get(f"/api/jobs/{run.job_id}").json()
+        assert api["llm"]["per_proposal"]["requests"] == pytest.approx(run.request_count / run.proposals)
+
     # a later job on the same target: every draft is known, nothing is checked or evaluated again
     again = _run(tmp_path, settings, monkeypatch, 4, "second")
     assert again.status == "succeeded" and again.proposals == 4

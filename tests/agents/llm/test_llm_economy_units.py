@@ -81,7 +81,9 @@ def test_a_repeated_draft_is_handed_over_unchecked_and_the_next_request_changes(
 
 
 def test_a_failure_already_sent_back_for_the_parent_is_not_sent_again() -> None:
-    llm = FakeChat(coder=[block(BROKEN), block(GOOD), block(BROKEN.replace("assign", "wire w; assign")), block(OTHER)])
+    llm = FakeChat(
+        coder=[block(BROKEN), block(GOOD), block(BROKEN.replace("assign", "wire w; assign")), block(OTHER)]
+    )
     proposer = LlmProposer(llm, CountingChecker(), memory=Memory(), max_repairs=2)  # type: ignore[arg-type]
     first = proposer.propose(request(1))
     assert roles(llm) == ["planner", "coder", "repair"] and first[0].repairs == 1
