@@ -77,7 +77,7 @@ def test_the_stream_costs_few_requests_no_repeated_check_and_no_evaluation_of_th
     from evoforge.web import create_app
 
     web_settings = settings.model_copy(update={"db": f"sqlite:///{tmp_path / 'jobs.db'}"})
-    with TestClient(create_app(web_settings, embedded_worker=False)) as client:
+    with TestClient(create_app(web_settings, embedded_worker=False), base_url="http://127.0.0.1") as client:
         page = client.get(f"/jobs/{run.job_id}").text
         assert 'id="llm-cost"' in page and f"{run.proposals - 2} duplicates avoided" in page
         api = client.get(f"/api/jobs/{run.job_id}").json()
