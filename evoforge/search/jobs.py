@@ -190,7 +190,7 @@ def run_job(
             stored = load_stored_job(fenced, job_id, settings, budget=budget)
             job_settings = choose_proposer(stored.settings)
             verifier = make_verifier(stored.target, job_settings)
-            drafts = DraftRegistry(fenced, stored.target, job_id=job_id, context=verifier.tool_versions())
+            drafts = DraftRegistry(fenced, stored.target, job_id=job_id, context=verifier.verdict_context())
             proposer, learn = make_proposer(job_settings, fenced, job_id, stored.target, verifier, drafts)
         except LeaseLostError:
             raise

@@ -1,7 +1,8 @@
 """The evolutionary loop: the one writer of a job's candidates.
 
 Each round it picks parents from the population (Pareto tournaments), asks the proposer for drafts,
-drops drafts it has seen (source hash, within the job and across jobs through the cache table),
+drops drafts it has seen (source hash, within the job and across jobs through the cache table, keyed
+by the verifier's verdict context and re-checked against the job's requirements when applied),
 evaluates the rest on a small thread pool (the work itself runs in sandboxed child processes), and
 writes every candidate when it is created and after each stage. A killed run resumes: finished
 candidates are kept, pending ones are evaluated again, and the budget counts what exists.
@@ -51,6 +52,7 @@ from evoforge.domain import (
     StageResult,
     Target,
     Verdict,
+    VerdictContext,
     improvement,
 )
 from evoforge.errors import LeaseLostError
@@ -86,7 +88,7 @@ class Verifier(Protocol):
     implementation_cache: dict[str, dict[str, StageResult]]
     implementation_stages: tuple[str, ...]
 
-    def tool_versions(self) -> str: ...
+    def verdict_context(self) -> VerdictContext: ...
     def baseline(self) -> Verdict: ...
     def verify(
         self, source: str, *, on_stage: Callable[[StageResult], None] | None = None, label: str = "cand"
@@ -144,7 +146,7 @@ class SearchLoop:
         self.learn = learn
         self._unlinked_calls: list[LlmCallRecord] = []
         self._drafts: dict[int, tuple[Member, Proposal]] = {}
-        self.tool_versions = verifier.tool_versions()
+        self.context = verifier.verdict_context()
         self.registry = drafts
         self._keys: dict[int, DraftKey] = {}  # candidate → its hashes (for the canonical cache entry)
         self._waiting: dict[int, list[int]] = {}  # candidate → its duplicates waiting for its verdict
@@ -160,11 +162,11 @@ class SearchLoop:
         with self.store.transaction() as session:
             self.verifier.implementation_cache.update(
                 records.implementation_results(
-                    session, target_fp, self.tool_versions, self.verifier.implementation_stages
+                    session, target_fp, self.context, self.verifier.implementation_stages
                 )
             )
         if self.registry is None:
-            self.registry = DraftRegistry(self.store, self.target, job_id=job_id, context=self.tool_versions)
+            self.registry = DraftRegistry(self.store, self.target, job_id=job_id, context=self.context)
         try:
             baseline = self._baseline(job_id)
             self._record_rule_outcomes(job_id)
@@ -330,7 +332,7 @@ class SearchLoop:
             cid = record_quick_rejection(session, job_id, parent, proposal, found.key, quick, repeat=repeat)
             self.registry.note_candidate(cid, found.key)
             return cid, False
-        cid, cached = records.add_proposal(session, job_id, parent, proposal, target_fp, self.tool_versions)
+        cid, cached = records.add_proposal(session, job_id, parent, proposal, target_fp, self.context)
         set_canonical(session, cid, found.key)
         self.registry.note_candidate(cid, found.key)
         if not cached:
@@ -419,7 +421,7 @@ class SearchLoop:
             log.exception("evaluation of candidate %s crashed", cid)
             verdict = Verdict(False, "verify", f"verifier crashed: {exc}", Metrics(), (), error=True)
         with self.store.transaction() as session:
-            records.finish_candidate(session, job_id, cid, verdict, target_fp, self.tool_versions)
+            records.finish_candidate(session, job_id, cid, verdict, target_fp, self.context)
             key = self._keys.pop(cid, None)
             if key is not None and self.registry is not None:
                 self.registry.remember_verdict(session, cid, key, verdict)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evoforge.config import KernelSettings
-from evoforge.domain import Metrics, StageResult, Target, Verdict
+from evoforge.domain import Metrics, StageResult, Target, Verdict, VerdictContext
 from evoforge.verifiers.kernel import stages
 from evoforge.verifiers.kernel.stages import KernelContext
 from evoforge.verifiers.kernel.target import PROBLEM_FILE
@@ -98,16 +98,12 @@ class KernelVerifier:
     def probe(self) -> dict[str, Any]:
         return dict((self.target.kernel_summary or {}).get("probe") or {})
 
-    def tool_versions(self) -> str:
-        """What a cached verdict depends on besides the sources: torch, Triton, compilers, knobs."""
+    def verdict_context(self) -> VerdictContext:
+        """Every setting a cached verdict depends on: versions, knobs and the machine of the timings."""
         from evoforge.verifiers.kernel.versions import kernel_tool_versions
+        from evoforge.verifiers.verdict_context import kernel_verdict_context
 
-        s = self.settings
-        knobs = (
-            f"trials={s.trials},rtol={s.rtol},atol={s.atol_scale},policy={s.require_custom_kernel},"
-            f"arch=sm_{s.gpu_arch},threads={s.cpu_threads},cuda={self.probe.get('cuda')}"
-        )
-        return f"{kernel_tool_versions()};{knobs}"
+        return kernel_verdict_context(self.settings, kernel_tool_versions(), self.probe)
 
     def _context(self, source: str, workdir: Path) -> KernelContext:
         return KernelContext(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evoforge.config import RtlSettings
-from evoforge.domain import Assurance, StageResult, Target, Verdict
+from evoforge.domain import Assurance, StageResult, Target, Verdict, VerdictContext
 from evoforge.errors import TargetError, VerifierError
 from evoforge.tools.liberty import Liberty
 from evoforge.verifiers.rtl.context import RtlContext
@@ -29,6 +29,7 @@ from evoforge.verifiers.rtl.simulate import run_simulate
 from evoforge.verifiers.rtl.synthesis import run_synthesis
 from evoforge.verifiers.rtl.timing import run_timing
 from evoforge.verifiers.runner import merged_metrics, remember_stages, reused_stage, run_stage
+from evoforge.verifiers.verdict_context import rtl_verdict_context
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,10 @@ class RtlVerifier:
     implementation_stages: tuple[str, ...] = IMPLEMENTATION_STAGES
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def tool_versions(self) -> str:
-        """What a cached verdict depends on besides the sources: tools, liberty, settings."""
-        from evoforge.tools.iverilog import Iverilog
-        from evoforge.tools.opensta import OpenSta
-        from evoforge.tools.verilator import Verilator
-        from evoforge.tools.yosys import Yosys
-
-        tools = [str(t().version()) for t in (Iverilog, Verilator, Yosys, OpenSta)]
-        knobs = (
-            f"cycles={self.settings.sim_cycles}x{self.settings.sim_seeds},probe={self.settings.probe_cycles},"
-            f"bmc={self.settings.bmc_depth},period={self.settings.clock_period_ns}"
-        )
-        return ";".join([*tools, f"liberty={self.liberty.content_hash[:16]}", knobs])
+    def verdict_context(self) -> VerdictContext:
+        """Every setting a cached verdict depends on (tools, liberty, clock/reset, every knob, the
+        required assurance, the user's test by content); see :mod:`evoforge.verifiers.verdict_context`."""
+        return rtl_verdict_context(self.target, self.settings, self.liberty.content_hash)
 
     def _context(self, source: str, workdir: Path) -> RtlContext:
         return RtlContext(
