@@ -36,9 +36,15 @@ class RtlSettings(BaseModel):
     induction_depth: int = Field(8, ge=1)
     tool_timeout_s: float = Field(300.0, gt=0)
     sim_timeout_s: float = Field(300.0, gt=0, description="wall-clock limit of one simulation run")
+    deep_max_cycles: int = Field(
+        1 << 22, ge=0, description="most cycles per seed of the deep run (Verilator); 0 = no deep run"
+    )
+    deep_budget_s: float = Field(
+        30.0, gt=0, description="wall-clock limit of the deep run's cycles (all seeds)"
+    )
     clock_period_ns: float = Field(10.0, gt=0, description="timing constraint for OpenSTA")
     liberty: Path | None = Field(None, description="liberty file (.lib or .lib.gz); None = generic")
-    min_assurance: str = Field("simulated", description="simulated | bounded(N) | proven")
+    min_assurance: str = Field("simulated", description="sampled | simulated | bounded(N) | proven")
 
     @field_validator("min_assurance")
     @classmethod

@@ -25,7 +25,7 @@ from evoforge.tools.liberty import Liberty
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.equivalence import run_equivalence
 from evoforge.verifiers.rtl.front import run_interface, run_lint, run_parse
-from evoforge.verifiers.rtl.simulate import run_simulate
+from evoforge.verifiers.rtl.simulate import reference_probe, run_simulate
 from evoforge.verifiers.rtl.synthesis import run_synthesis
 from evoforge.verifiers.rtl.timing import run_timing
 from evoforge.verifiers.runner import merged_metrics, remember_stages, reused_stage, run_stage
@@ -78,6 +78,7 @@ class RtlVerifier:
             settings=self.settings,
             liberty_path=self.liberty.path,
             reference=self.reference,
+            cache_dir=self.work_root / "shared",
         )
 
     def _workdir(self, label: str) -> Path:
@@ -105,6 +106,15 @@ class RtlVerifier:
                         f"the original design fails its own {name} stage: {result.detail}",
                         hint="fix the design (or pass the right --top / --clock / --reset) and try again",
                     )
+            if self.target.rtl is not None and self.target.rtl.outputs:
+                try:  # the probe every candidate is compared with; a trace that shows nothing is refused
+                    reference_probe(ctx)
+                except VerifierError as exc:
+                    raise TargetError(
+                        exc.message,
+                        hint=exc.hint
+                        or "pass the right --clock / --reset / --reset-active-low and try again",
+                    ) from exc
         finally:
             self._cleanup(workdir)
         metrics = merged_metrics(results)
@@ -187,6 +197,11 @@ class RtlVerifier:
         minimum = self.settings.minimum_assurance
         if not assurance.satisfies(minimum):
             reason = f"assurance {assurance} is below the required {minimum}"
+            equivalence = next((r for r in results if r.name == "equivalence"), None)
+            if equivalence is not None and equivalence.data.get("assurance_why"):
+                reason += f" ({equivalence.data['assurance_why']})"
+            if assurance.level == "sampled":
+                reason += "; --assurance sampled accepts such candidates"
             return Verdict(False, "equivalence", reason, metrics, tuple(results), assurance, functional, impl)
         reason = f"accepted ({assurance})"
         return Verdict(True, last.name, reason, metrics, tuple(results), assurance, functional, impl)
@@ -200,4 +215,4 @@ def _assurance_of(results: list[StageResult]) -> Assurance:
     for result in results:
         if result.name == "equivalence" and "assurance" in result.data:
             return Assurance.parse(str(result.data["assurance"]))
-    return Assurance.simulated()
+    return Assurance.sampled()

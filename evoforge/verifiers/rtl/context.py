@@ -25,6 +25,7 @@ class RtlContext:
     liberty_path: Path  # a filtered liberty file, ready for yosys and OpenSTA
     reference: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
+    cache_dir: Path | None = None  # where tool artefacts shared by candidates live (Verilator's runtime)
 
     @property
     def interface(self) -> RtlInterface:

@@ -34,6 +34,7 @@ from typing import Any
 
 from evoforge.errors import ToolTimeoutError
 from evoforge.tools.yosys import Yosys
+from evoforge.verifiers.rtl.context import RtlContext
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +220,27 @@ def _on_a_cycle(successors: list[set[int]]) -> list[bool]:
                 for member in component:
                     result[member] = cyclic
     return result
+
+
+def horizon_for(ctx: RtlContext) -> Horizon:
+    """The horizon of ``ctx``'s candidate against its original; the original's shape is read once per
+    target (``ctx.reference["state_shape"]``), the result kept in ``ctx.artifacts["horizon"]``."""
+    known = ctx.artifacts.get("horizon")
+    if isinstance(known, Horizon):
+        return known
+    timeout = ctx.settings.tool_timeout_s
+    original = ctx.reference.get("state_shape")
+    if not isinstance(original, tuple):
+        original = state_shape(
+            ctx.original_source, ctx.top, ctx.workdir / "horizon" / "original", timeout=timeout
+        )
+        if original[0] is not None:
+            ctx.reference["state_shape"] = original
+    candidate = state_shape(
+        ctx.candidate_source, ctx.top, ctx.workdir / "horizon" / "candidate", timeout=timeout
+    )
+    errors = [f"{who}: {why}" for who, why in (("original", original[1]), ("candidate", candidate[1])) if why]
+    error = "; ".join(errors)
+    horizon = combine(original[0], candidate[0], error or None)
+    ctx.artifacts["horizon"] = horizon
+    return horizon
