@@ -253,7 +253,9 @@ def make_verifier(target: Target, settings: Settings) -> Any:
     from evoforge.verifiers.rtl.cascade import RtlVerifier
 
     liberty = prepare_liberty(settings.rtl.liberty, settings.cache_dir)
-    return RtlVerifier(target=target, settings=settings.rtl, liberty=liberty, work_root=work)
+    return RtlVerifier(
+        target=target, settings=settings.rtl, liberty=liberty, work_root=work, shared_dir=settings.cache_dir
+    )
 
 
 # -- choosing the proposer -------------------------------------------------------------------------

@@ -63,6 +63,7 @@ class RtlVerifier:
     reference: dict[str, Any] = field(default_factory=dict)
     implementation_cache: dict[str, dict[str, StageResult]] = field(default_factory=dict)
     implementation_stages: tuple[str, ...] = IMPLEMENTATION_STAGES
+    shared_dir: Path | None = None  # tool artefacts built once for every job (Verilator's runtime)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def verdict_context(self) -> VerdictContext:
@@ -78,7 +79,7 @@ class RtlVerifier:
             settings=self.settings,
             liberty_path=self.liberty.path,
             reference=self.reference,
-            cache_dir=self.work_root / "shared",
+            cache_dir=self.shared_dir or self.work_root / "shared",
         )
 
     def _workdir(self, label: str) -> Path:
