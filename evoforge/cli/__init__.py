@@ -116,7 +116,9 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=Path, help="a cocotb test module run against every candidate too")
     parser.add_argument("--liberty", type=Path, help="liberty file (.lib or .lib.gz); default: generic")
     parser.add_argument(
-        "--assurance", type=_assurance, help="minimum: simulated (default), bounded(N), proven"
+        "--assurance",
+        type=_assurance,
+        help="minimum: sampled, simulated (default: simulation reached the state horizon), bounded(N), proven",
     )
     parser.add_argument("--clock-period", type=float, help="timing constraint in ns (default 10)")
     kernel = parser.add_argument_group("kernel targets (KernelBench .py problems)")
