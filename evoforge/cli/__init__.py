@@ -118,7 +118,7 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--assurance",
         type=_assurance,
-        help="minimum: sampled, simulated (default: simulation reached the state horizon), bounded(N), proven",
+        help="minimum: sampled, simulated (default: reached the state horizon), bounded(N), proven",
     )
     parser.add_argument("--clock-period", type=float, help="timing constraint in ns (default 10)")
     kernel = parser.add_argument_group("kernel targets (KernelBench .py problems)")
