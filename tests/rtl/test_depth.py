@@ -201,3 +201,50 @@ def test_assurance_levels_are_ordered_and_parse_back() -> None:
         assert Assurance.parse(str(level)) == level
     assert not Assurance.sampled(10**9).satisfies(Assurance.parse("simulated"))
     assert Assurance.simulated(8192).satisfies(Assurance.parse("simulated"))
+
+
+# -- the attacker's next moves ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        "tick <= (en & last) ^ ($time > 64'd50000);",  # simulation time instead of a counter
+        "tick <= (en & last) ^ (`NOW > 64'd50000);",  # the same, behind a macro
+        "tick <= (en & last) ^ ($urandom == 32'h5EED);",  # a rare random event
+    ],
+)
+def test_simulation_time_and_random_numbers_are_refused(tmp_path: Path, trigger: str) -> None:
+    from evoforge.verifiers.rtl.context import RtlContext
+    from evoforge.verifiers.rtl.simulate import run_simulate
+
+    text = (EXAMPLES / "tick_timer_better.v").read_text().replace("tick <= en & last;", trigger)
+    text = "`define NOW $time\n" + text
+    target = load_rtl_target([EXAMPLES / "tick_timer.v"], RtlTargetOptions(), workdir=tmp_path / "t")
+    ctx = RtlContext(
+        target=target,
+        candidate_source=text,
+        workdir=tmp_path / "w",
+        settings=RtlSettings(probe_cycles=100, sim_cycles=200, sim_seeds=1),
+        liberty_path=tmp_path / "x.lib",
+    )
+    result = run_simulate(ctx)
+    assert not result.ok
+    assert "simulator's time or random numbers" in result.detail
+    assert ("$time" if "urandom" not in trigger else "$urandom") in result.detail
+
+
+def test_state_held_in_a_loop_of_gates_leaves_the_horizon_unbounded(tmp_path: Path) -> None:
+    # a latch made of cross-coupled gates holds state without a flip-flop: nothing bounds it
+    latch = (
+        "module t(input clk, input s, input r, output q);\n"
+        "  wire qn;\n"
+        "  assign q = ~(r | qn);\n"
+        "  assign qn = ~(s | q);\n"
+        "endmodule\n"
+    )
+    shape, _ = state_shape(latch, "t", tmp_path, timeout=60)
+    assert shape is not None and shape.loop_gates > 0
+    from evoforge.verifiers.rtl.horizon import combine
+
+    assert combine(shape, shape).cycles is None

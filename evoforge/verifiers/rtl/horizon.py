@@ -18,6 +18,8 @@ candidate run side by side, so their loop bits add up. :func:`horizon_cycles` al
 combination to come round :data:`WRAPS` times (a counter that advances only on an enable that is
 high half the time still wraps twice) and adds the chain bits: ``WRAPS * 2**L + C``. Past
 :data:`MAX_LOOP_BITS` the horizon is unbounded (``None``): only a formal proof covers such designs.
+So is a design with a loop of gates and no flip-flop on it (a latch or a whole counter built from
+cross-coupled gates): its state is not counted here, so nothing bounds it.
 
 What this does not cover, stated in README: state reached only through rare input values (a
 counter that advances on one input value in 2**16) can need far longer runs than the horizon;
@@ -51,9 +53,11 @@ class StateShape:
 
     loop_bits: int
     chain_bits: int
+    loop_gates: int = 0  # gates on a combinational loop (latches built from gates): state we cannot size
 
     def describe(self) -> str:
-        return f"{self.loop_bits} loop + {self.chain_bits} chain flip-flop bits"
+        gates = f", {self.loop_gates} gates on combinational loops" if self.loop_gates else ""
+        return f"{self.loop_bits} loop + {self.chain_bits} chain flip-flop bits{gates}"
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class Horizon:
         assert self.original is not None and self.candidate is not None
         loop = self.original.loop_bits + self.candidate.loop_bits
         chain = self.original.chain_bits + self.candidate.chain_bits
+        gates = self.original.loop_gates + self.candidate.loop_gates
+        if self.cycles is None and gates:
+            return f"unbounded ({gates} gates on combinational loops hold state)"
         if self.cycles is None:
             return f"unbounded ({loop} loop bits in both designs, beyond {MAX_LOOP_BITS})"
         return f"{self.cycles} cycles ({WRAPS}×2^{loop} + {chain}: {loop} loop bits, {chain} chain bits)"
@@ -97,6 +104,8 @@ def horizon_cycles(loop_bits: int, chain_bits: int) -> int | None:
 def combine(original: StateShape | None, candidate: StateShape | None, error: str | None = None) -> Horizon:
     if original is None or candidate is None:
         return Horizon(original, candidate, None, error or "the state of a design could not be read")
+    if original.loop_gates or candidate.loop_gates:
+        return Horizon(original, candidate, None)  # latches made of gates hold state no count bounds
     cycles = horizon_cycles(
         original.loop_bits + candidate.loop_bits, original.chain_bits + candidate.chain_bits
     )
@@ -168,20 +177,23 @@ def shape_of_module(module: dict[str, Any]) -> StateShape:
                 source = driver.get(bit) if isinstance(bit, int) else None
                 if source is not None:
                     successors[source].add(index)
-    on_loop = _on_a_cycle(successors)
-    state = [i for i, cell in enumerate(cells) if is_state_cell(str(cell.get("type", "")))]
-    loop = sum(1 for i in state if on_loop[i])
-    return StateShape(loop_bits=loop, chain_bits=len(state) - loop)
+    component = _cyclic_components(successors)
+    is_state = [is_state_cell(str(cell.get("type", ""))) for cell in cells]
+    with_state = {component[i] for i in range(len(cells)) if is_state[i] and component[i] >= 0}
+    loop = sum(1 for i in range(len(cells)) if is_state[i] and component[i] >= 0)
+    gates = sum(1 for i in range(len(cells)) if component[i] >= 0 and component[i] not in with_state)
+    return StateShape(loop_bits=loop, chain_bits=sum(is_state) - loop, loop_gates=gates)
 
 
-def _on_a_cycle(successors: list[set[int]]) -> list[bool]:
-    """For each node: does it lie on a directed cycle (a self-loop counts)? Iterative Tarjan."""
+def _cyclic_components(successors: list[set[int]]) -> list[int]:
+    """For each node: the id of its strongly connected component when that holds a directed cycle (a
+    self-loop counts), else -1. Iterative Tarjan."""
     count = len(successors)
     index_of = [-1] * count
     low = [0] * count
     on_stack = [False] * count
     stack: list[int] = []
-    result = [False] * count
+    result = [-1] * count
     counter = 0
     for root in range(count):
         if index_of[root] != -1:
@@ -216,9 +228,9 @@ def _on_a_cycle(successors: list[set[int]]) -> list[bool]:
                     component.append(member)
                     if member == node:
                         break
-                cyclic = len(component) > 1 or node in successors[node]
-                for member in component:
-                    result[member] = cyclic
+                if len(component) > 1 or node in successors[node]:
+                    for member in component:
+                        result[member] = node
     return result
 
 

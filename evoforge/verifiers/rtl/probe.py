@@ -39,8 +39,8 @@ _DISPLAY = ("display", "write", "strobe", "monitor")
 CANDIDATE_SYSTEM_CALLS = frozenset(
     [f"${d}{r}" for d in _DISPLAY for r in ("", "b", "h", "o")]
     + ["$monitoron", "$monitoroff", "$finish", "$stop", "$fatal", "$error", "$warning", "$info"]
-    + ["$time", "$stime", "$realtime", "$simtime", "$printtimescale", "$timeformat"]
-    + ["$random", "$urandom", "$urandom_range", "$signed", "$unsigned", "$clog2", "$bits"]
+    + ["$printtimescale", "$timeformat"]
+    + ["$signed", "$unsigned", "$clog2", "$bits"]
     + ["$itor", "$rtoi", "$realtobits", "$bitstoreal", "$shortrealtobits", "$bitstoshortreal"]
     + ["$countones", "$countbits", "$onehot", "$onehot0", "$isunknown"]
     + ["$sformat", "$sformatf", "$swrite", "$swriteb", "$swriteh", "$swriteo", "$sscanf"]
@@ -48,6 +48,15 @@ CANDIDATE_SYSTEM_CALLS = frozenset(
     + [f"${f}" for f in ("sin", "cos", "tan", "asin", "acos", "atan", "atan2", "hypot")]
     + [f"${f}" for f in ("sinh", "cosh", "tanh", "asinh", "acosh", "atanh")]
 )
+#: calls whose value is the simulator's, not the circuit's: simulation time and random numbers. A
+#: candidate that reads them can behave one way in every simulation window and another later (Yosys
+#: reads them as undriven wires); Icarus compiles ``$time`` to an opcode, so they are refused on the
+#: preprocessed text (:func:`simulation_only_calls`), not only in the compiled design
+SIMULATION_ONLY_CALLS = frozenset(
+    ["$time", "$stime", "$realtime", "$simtime", "$random", "$urandom", "$urandom_range"]
+    + [f"$dist_{d}" for d in ("uniform", "normal", "exponential", "poisson", "chi_square", "t", "erlang")]
+)
+_SYSTEM_TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|(\$[A-Za-z0-9_$]+)', re.S)
 _VPI_CALL = re.compile(r'^\s*%vpi_(?:call|func)\S*\s+(\d+)\s+(\d+)\s+"(\$[^"]+)"', re.M)
 _FILE_TABLE = re.compile(r"^:file_names \d+;\n((?:\s+\".*\";\n?)*)", re.M)
 
@@ -219,6 +228,12 @@ def first_mismatch(reference: ProbeTrace, candidate: ProbeTrace, interface: RtlI
         name = outputs[0].name if outputs else "?"
         return Mismatch(cycle, name, reference.rows[cycle], "(simulation ended)", reference.inputs[cycle])
     return None
+
+
+def simulation_only_calls(preprocessed: str) -> list[str]:
+    """The :data:`SIMULATION_ONLY_CALLS` that ``preprocessed`` text uses (outside comments and strings)."""
+    found = (m.group(1) for m in _SYSTEM_TOKEN.finditer(preprocessed) if m.group(1))
+    return sorted({name for name in found if name in SIMULATION_ONLY_CALLS})
 
 
 def system_calls(vvp_text: str, source_name: str) -> list[tuple[str, int]]:

@@ -17,6 +17,8 @@
    hash goes into the stage data (``user_test_sha256``), so a cached verdict says which test it passed.
 The original's probe trace must show the design doing something (``probe.vacuity``): a trace whose
 outputs never change while the reset is released vouches for nothing, and the stage fails.
+A candidate that reads simulation time or random numbers (``probe.SIMULATION_ONLY_CALLS``) is
+refused before anything runs: it could behave one way in every simulated window and another later.
 Every simulation of candidate code runs in the sandbox with ``sim_timeout_s`` as its wall-clock limit,
 and only after the candidate's compiled design was seen to call no system task outside
 :data:`~evoforge.verifiers.rtl.probe.CANDIDATE_SYSTEM_CALLS` (no file or OS access, however spelt).
@@ -30,7 +32,8 @@ import time
 from pathlib import Path
 
 from evoforge.domain import Assurance, StageResult, source_hash
-from evoforge.errors import VerifierError
+from evoforge.errors import EvoforgeError, VerifierError
+from evoforge.tools.iverilog import Iverilog
 from evoforge.verifiers.rtl import deep_sim
 from evoforge.verifiers.rtl.cocotb_diff import SimOutcome, run_differential, run_user_test
 from evoforge.verifiers.rtl.context import RtlContext
@@ -44,6 +47,7 @@ from evoforge.verifiers.rtl.probe import (
     first_mismatch,
     probe_rows,
     probe_trace,
+    simulation_only_calls,
     vacuity,
 )
 from evoforge.verifiers.verdict_context import file_digest
@@ -92,6 +96,16 @@ def differential_seeds(ctx: RtlContext) -> list[int]:
     return seeds
 
 
+def _simulation_only(ctx: RtlContext, work: Path) -> list[str]:
+    """The simulation-only calls of the candidate, read after preprocessing (macros cannot hide one)."""
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        text = Iverilog().preprocess(ctx.candidate_source, cwd=work, timeout=ctx.settings.tool_timeout_s)
+    except EvoforgeError:
+        return []  # the probe's compile reports what is wrong with the text
+    return simulation_only_calls(text)
+
+
 def deep_seeds(ctx: RtlContext) -> list[int]:
     """Seeds of the deep run: like :func:`differential_seeds`, from another stream."""
     run_seed = ctx.reference.get("run_seed", ctx.target.fingerprint)
@@ -137,6 +151,14 @@ def run_simulate(ctx: RtlContext) -> StageResult:
     if violations:  # the parse stage rejects these too; never simulate them even if called alone
         return _reject(start, "forbidden construct: " + "; ".join(violations))
     work = ctx.workdir / "simulate"
+    timed = _simulation_only(ctx, work)
+    if timed:
+        return _reject(
+            start,
+            f"{', '.join(timed)} reads the simulator's time or random numbers, which hardware does not have "
+            "(synthesis sees an undriven wire): the design could act one way in every simulated window "
+            "and another later. Compute it from inputs and registers instead",
+        )
 
     reference = reference_probe(ctx)
     probe = probe_trace(
