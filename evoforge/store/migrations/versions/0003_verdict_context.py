@@ -6,7 +6,7 @@ timing), so the entries made under it are not trustworthy: they are deleted, not
 is only a cache; the candidates and their verdicts stay.
 
 Revision ID: 0003_verdict_context
-Revises: 0002_service
+Revises: 0004_llm_economy
 Create Date: 2026-11-29
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_verdict_context"
-down_revision: str | None = "0002_service"
+down_revision: str | None = "0004_llm_economy"  # main has 0002_service and 0004_llm_economy already
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
