@@ -190,3 +190,29 @@ def word_netlist(text: str, timeout_s: float = NETLIST_TIMEOUT_S) -> Netlist:
         if not run.ok or not out.exists():
             raise ToolError(f"yosys could not build the word-level netlist: {run.error}")
         return parse_json(out.read_text())
+
+
+_FOUND = re.compile(r"^Found FSM state register (\S+?)\.(\S+?)\.$", re.M)
+_NOT = re.compile(r"^Not marking (\S+?)\.(\S+) as FSM state register:\s*\n\s*(.+)$", re.M)
+
+
+@functools.lru_cache(maxsize=32)
+def fsm_registers(text: str, timeout_s: float = NETLIST_TIMEOUT_S) -> dict[tuple[str, str], str]:
+    """What Yosys's ``fsm_detect`` says of each candidate state register: "" (it re-encodes it) or why not.
+
+    Keys are (module, register name). Synthesis (``synth``) re-encodes the registers marked "" on its
+    own (one-hot unless an ``fsm_encoding`` attribute says otherwise); the others keep their codes.
+    """
+    with tempfile.TemporaryDirectory(prefix="evoforge-fsm-") as tmp:
+        cwd = Path(tmp)
+        (cwd / "design.sv").write_text(text)
+        script = "read_verilog -sv design.sv\nproc\nopt_expr\nopt_clean\nopt -nodffe -nosdff\nfsm_detect\n"
+        run = Yosys(timeout=timeout_s).run_script(script, cwd=cwd, name="fsm")
+        if not run.ok:
+            raise ToolError(f"yosys could not look for FSMs: {run.error}")
+        out: dict[tuple[str, str], str] = {}
+        for module, wire in _FOUND.findall(run.log):
+            out[(module.lstrip("\\"), wire.lstrip("\\"))] = ""
+        for module, wire, reason in _NOT.findall(run.log):
+            out[(module.lstrip("\\"), wire.lstrip("\\"))] = reason.strip()
+        return out
