@@ -63,6 +63,7 @@ class Net:
     offset: int  # HDL index of bits[0] (for [7:0]: 0; for [8:1]: 1)
     upto: bool  # declared ascending ([0:7])
     signed: bool
+    init: str = ""  # the ``init`` attribute (an initial value as a bit string), "" when none
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def parse_json(text: str) -> Netlist:
                 offset=int(net.get("offset", 0)),
                 upto=bool(net.get("upto", 0)),
                 signed=bool(net.get("signed", 0)),
+                init=str(attributes.get("init", "")),
             )
         ports = {p: str(v.get("direction", "")) for p, v in (body.get("ports") or {}).items()}
         module = ModuleNetlist(name, cells, nets, ports)
