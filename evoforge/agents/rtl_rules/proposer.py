@@ -146,16 +146,19 @@ class OfflineRtlProposer:
         outcomes: list[RuleOutcome] = []
         for rule in self.rules:
             text_rule = getattr(rule, "text_sites", None)
+            ast_rule = getattr(rule, "apply", None)
             if text_rule is None and parsed is None:
                 outcomes.append(
                     RuleOutcome(rule.name, 0, f"not applied: its matcher reads Verilog-2001 only ({why_not})")
                 )
                 continue
+            found: list[Site] = []
             with collecting_declines() as declined:
                 try:
-                    found: Sequence[Site] = (
-                        text_rule(design, rng) if text_rule is not None else rule.apply(parsed, rng)  # type: ignore[arg-type]
-                    )
+                    if text_rule is not None:
+                        found.extend(text_rule(design, rng))
+                    if ast_rule is not None and parsed is not None:
+                        found.extend(ast_rule(parsed, rng))
                 except Exception as exc:  # a rule bug must not end the job; the others still propose
                     log.warning(
                         "offline proposer: rule %s failed on the parent (skipped): %r", rule.name, exc

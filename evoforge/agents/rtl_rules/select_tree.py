@@ -26,19 +26,13 @@ is the value the chain read (the netlist identifies the two).
 
 from __future__ import annotations
 
-import copy
-import functools
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from pyverilog.vparser import ast as vast
-
-from evoforge.agents.rtl_rules import facts
-from evoforge.agents.rtl_rules.ast_utils import Path, Rewrite, decline, module_definitions, walk_paths
-from evoforge.errors import EvoforgeError
-from evoforge.tools.verilog_ast import ParsedVerilog, parse_preprocessed
-from evoforge.tools.yosys_netlist import Bit, Cell, ModuleNetlist, word_netlist
+from evoforge.agents.rtl_rules.ast_utils import decline
+from evoforge.agents.rtl_rules.text_sites import Design, Edit, TextSite, fresh_name, module_pairs
+from evoforge.tools.sv_syntax import Node
+from evoforge.tools.yosys_netlist import Bit, Cell, ModuleNetlist
 
 log = logging.getLogger(__name__)
 
@@ -164,119 +158,136 @@ def _tree(chain: Chain, base: str) -> tuple[list[tuple[str, str]], str]:
     return nodes, level[0]
 
 
-def _parse_items(text: str) -> list[Any]:
-    return list(
-        parse_preprocessed(f"module evoforge_snippet;\n{text}\nendmodule\n")
-        .ast.description.definitions[0]
-        .items
-    )
+_BLOCKS = ("AlwaysBlock", "AlwaysCombBlock")
+_ASSIGN = ("AssignmentExpression", "NonblockingAssignmentExpression")
 
 
-def _drivers(module: vast.ModuleDef, name: str) -> list[int]:
-    return [i for i, item in enumerate(module.items or ()) if name in _written(item)]
-
-
-def _written(item: Any) -> set[str]:
-    names: set[str] = set()
-    for _, node in walk_paths(item):
-        if isinstance(node, vast.Substitution | vast.Assign):
-            left = node.left.var if isinstance(node.left, vast.Lvalue) else node.left
-            for _, sub in walk_paths(left):
-                if isinstance(sub, vast.Identifier):
-                    names.add(sub.name)
-    return names
-
-
-def _transform(module: vast.ModuleDef, *, chain: Chain) -> vast.ModuleDef:
-    result = copy.deepcopy(module)
-    items = list(result.items)
-    [index] = _drivers(result, chain.output)
-    item = items[index]
-    base = facts.fresh_name(result, f"{chain.output}_tree")
-    nodes, root = _tree(chain, base)
-    width = f"[{chain.width - 1}:0] " if chain.width > 1 else ""
-    if isinstance(item, vast.Always):
-        decls = _parse_items("\n".join(f"reg {width}{n};" for n, _ in nodes))
-        body = _parse_items(
-            "always @* begin\n"
-            + "".join(f"{n} = {e};\n" for n, e in nodes)
-            + f"{chain.output} = {root};\nend"
-        )[0].statement.statements
-        statement = item.statement
-        old = (
-            list(statement.statements)
-            if isinstance(statement, vast.Block) and statement.scope is None
-            else None
-        )
-        if old is None:
-            item.statement = vast.Block([statement, *body], lineno=statement.lineno)
-        else:
-            statement.statements = tuple([*old, *body])
-    else:
-        decls = _parse_items("".join(f"wire {width}{n};\nassign {n} = {e};\n" for n, e in nodes))
-        target = (
-            item
-            if isinstance(item, vast.Assign)
-            else next(x for x in item.list if isinstance(x, vast.Assign))
-        )
-        target.right = vast.Rvalue(vast.Identifier(root))
-    result.items = tuple([*items[:index], *decls, *items[index:]])
-    return result
-
-
-def _patchable(module: vast.ModuleDef, chain: Chain) -> str | None:
-    """Why the chain's output cannot be re-driven in place (None when it can)."""
-    drivers = _drivers(module, chain.output)
-    if len(drivers) != 1:
-        return f"{chain.output} is written in {len(drivers)} places"
-    item = module.items[drivers[0]]
-    if isinstance(item, vast.Always):
-        sens = item.sens_list.list if item.sens_list is not None else ()
-        if any(s.type not in ("all", "level") for s in sens):
-            return f"{chain.output} is written in a clocked block"
-        return None
-    if isinstance(item, vast.Assign):
-        return None
-    if isinstance(item, vast.Decl) and sum(isinstance(x, vast.Assign) for x in item.list) == 1:
-        return None
-    return f"{chain.output} is driven by a {type(item).__name__}"
-
-
-def sites(parsed: ParsedVerilog, rule: str, covered: set[str]) -> list[Rewrite]:
-    """Netlist chain sites of every module, except outputs in ``covered`` (another matcher has them)."""
-    try:
-        netlist = word_netlist(parsed.text)
-    except EvoforgeError as exc:
-        decline(f"no word-level netlist: {exc.message}")
-        return []
-    out: list[Rewrite] = []
-    for path, module in module_definitions(parsed):
-        mod_netlist = netlist.modules.get(module.name)
-        if mod_netlist is None:
+def _drivers(design: Design, module: Node, name: str) -> list[tuple[str, Node]]:
+    """Every construct that writes ``name``: ("assign", the right-hand side), ("decl", the
+    initializer), ("block", the always block) — one entry per construct."""
+    syntax = design.syntax
+    out: list[tuple[str, Node]] = []
+    blocks: set[int] = set()
+    for node in syntax.of_kind(*_ASSIGN, within=module):
+        left = next((c for c in syntax.children(node) if not c.is_token), None)
+        if left is None or not any(
+            n.kind == "Token:Identifier" and n.value == name for n in syntax.walk(left)
+        ):
             continue
-        for chain in chains(mod_netlist):
-            if chain.output in covered:
-                continue
-            why = _patchable(module, chain)
-            if why is not None:
-                decline(f"a {chain.kind} chain into {chain.output}: {why}")
-                continue
-            out.append(_rewrite(rule, module.name, path, chain))
+        block = next((a for a in syntax.ancestors(node) if a.kind in (*_BLOCKS, "AlwaysFFBlock",
+                                                                      "InitialBlock", "ContinuousAssign")), None)
+        if block is None:
+            out.append(("other", node))
+        elif block.kind == "ContinuousAssign":
+            right = [c for c in syntax.children(node) if not c.is_token][-1]
+            simple = left.kind == "IdentifierName"
+            out.append(("assign" if simple else "other", right))
+        elif block.index not in blocks:
+            blocks.add(block.index)
+            out.append(("block" if block.kind in _BLOCKS else "other", block))
+    for declarator in syntax.of_kind("Declarator", within=module):
+        if syntax.name(declarator) != name:
+            continue
+        clause = next((c for c in syntax.children(declarator) if c.kind == "EqualsValueClause"), None)
+        parent = syntax.parent(declarator)
+        if clause is not None and parent is not None and parent.kind == "NetDeclaration":
+            out.append(("decl", [c for c in syntax.children(clause) if not c.is_token][-1]))
     return out
 
 
-def _rewrite(rule: str, module: str, path: Path, chain: Chain) -> Rewrite:
-    levels = (len(chain.leaves) - 1).bit_length()
-    where = f"lines {chain.lines[0]}–{chain.lines[-1]}" if chain.lines else "the netlist"
-    note = (
-        f"rebalanced the {len(chain.leaves)}-input {chain.kind} chain into {chain.output} ({where}, "
-        f"{chain.depth} compare-selects in series) into a {levels}-level tree"
-    )
-    return Rewrite(
-        rule=rule,
-        module=module,
-        path=path,
-        note=note,
-        touched=(chain.output,),
-        transform=functools.partial(_transform, chain=chain),
-    )
+def _level_sensitive(design: Design, block: Node) -> bool:
+    if block.kind == "AlwaysCombBlock":
+        return True
+    text = design.syntax.source(block) or ""
+    head = text.split(")", 1)[0]
+    return "posedge" not in head and "negedge" not in head
+
+
+def _patch(design: Design, module: Node, chain: Chain) -> list[Edit] | str:
+    drivers = _drivers(design, module, chain.output)
+    if len(drivers) != 1:
+        return f"{chain.output} is written in {len(drivers)} places"
+    kind, node = drivers[0]
+    syntax = design.syntax
+    base = fresh_name(design, f"{chain.output}_tree")
+    nodes, root = _tree(chain, base)
+    width = f"[{chain.width - 1}:0] " if chain.width > 1 else ""
+    if kind in ("assign", "decl"):
+        if node.start is None or node.end is None or not syntax.clean(node):
+            return f"the driver of {chain.output} comes from a macro"
+        statement = next(
+            a for a in syntax.ancestors(node) if a.kind in ("ContinuousAssign", "NetDeclaration")
+        )
+        assert statement.start is not None
+        indent = design.indent_of(statement)
+        lines = "".join(f"wire {width}{n} = {e};\n{indent}" for n, e in nodes)
+        return [Edit(statement.start, statement.start, lines), Edit(node.start, node.end, root)]
+    if kind != "block":
+        return f"{chain.output} is driven by something other than an assign or a combinational block"
+    if not _level_sensitive(design, node):
+        return f"{chain.output} is written in a clocked block"
+    body = [c for c in syntax.walk(node) if c.kind == "SequentialBlockStatement"]
+    indent = design.indent_of(node)
+    decls = "".join(f"reg {width}{n};\n{indent}" for n, _ in nodes)
+    assert node.start is not None
+    edits = [Edit(node.start, node.start, decls)]
+    steps = [f"{n} = {e};" for n, e in nodes] + [f"{chain.output} = {root};"]
+    outer = body[0] if body and _direct_body(design, node, body[0]) else None
+    if outer is not None:
+        end = [c for c in syntax.children(outer) if c.kind == "Token:EndKeyword"][-1]
+        assert end.start is not None
+        inner = design.indent_of(end) + "  "
+        line_start = design.line_start(end.start)
+        if design.text[line_start : end.start].strip():
+            edits.append(Edit(end.start, end.start, " ".join(steps) + " "))
+        else:
+            edits.append(Edit(line_start, line_start, "".join(f"{inner}{s}\n" for s in steps)))
+        return edits
+    statement = _statement_of(design, node)
+    if statement is None or statement.start is None or statement.end is None:
+        return f"the block driving {chain.output} has no statement the rule can extend"
+    edits.append(Edit(statement.start, statement.start, "begin "))
+    edits.append(Edit(statement.end, statement.end, " " + " ".join(steps) + " end"))
+    return edits
+
+
+def _statement_of(design: Design, block: Node) -> Node | None:
+    """The statement an always block runs (after its event control, if any)."""
+    syntax = design.syntax
+    inner = [c for c in syntax.children(block) if not c.is_token]
+    if not inner:
+        return None
+    statement = inner[-1]
+    if statement.kind == "TimingControlStatement":
+        parts = [c for c in syntax.children(statement) if not c.is_token]
+        return parts[-1] if len(parts) > 1 else None
+    return statement
+
+
+def _direct_body(design: Design, block: Node, seq: Node) -> bool:
+    return _statement_of(design, block) is seq
+
+
+def text_sites(design: Design, rule: str) -> list[TextSite]:
+    """Netlist chain sites of every module, as text patches."""
+    views = design.views()
+    if isinstance(views, str):
+        decline(f"no netlist or syntax tree: {views}")
+        return []
+    out: list[TextSite] = []
+    for module_name, module, node in module_pairs(design):
+        for chain in chains(module):
+            edits = _patch(design, node, chain)
+            if isinstance(edits, str):
+                decline(f"a {chain.kind} chain into {chain.output}: {edits}")
+                continue
+            levels = (len(chain.leaves) - 1).bit_length()
+            where = f"lines {chain.lines[0]}–{chain.lines[-1]}" if chain.lines else "the netlist"
+            note = (
+                f"rebalanced the {len(chain.leaves)}-input {chain.kind} chain into {chain.output} ({where}, "
+                f"{chain.depth} compare-selects in series) into a {levels}-level tree"
+            )
+            out.append(
+                TextSite(rule, module_name, note, (chain.output,), tuple(edits), key=f"{module_name}.{chain.output}")
+            )
+    return out
