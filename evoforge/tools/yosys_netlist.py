@@ -114,6 +114,34 @@ class ModuleNetlist:
         return f"{name}[{lo}]" if hi == lo else f"{name}[{hi}:{lo}]"
 
 
+    def expr_of(self, bits: Iterable[Bit]) -> str | None:
+        """Like :meth:`text_of`, also for a concatenation of named slices and 0/1 constants."""
+        bits = tuple(bits)
+        whole = self.text_of(bits)
+        if whole is not None or not bits:
+            return whole
+        pieces: list[str] = []
+        i = 0
+        while i < len(bits):
+            j = i + 1
+            if isinstance(bits[i], str):
+                while j < len(bits) and isinstance(bits[j], str):
+                    j += 1
+            else:
+                first = self._named.get(bits[i])  # type: ignore[arg-type]
+                if first is None:
+                    return None
+                net, start = first
+                while j < len(bits) and start + j - i < len(net.bits) and net.bits[start + j - i] == bits[j]:
+                    j += 1
+            text = self.text_of(bits[i:j])
+            if text is None:
+                return None
+            pieces.append(text)
+            i = j
+        return "{" + ", ".join(reversed(pieces)) + "}"
+
+
 @dataclass(frozen=True)
 class Netlist:
     modules: dict[str, ModuleNetlist]

@@ -12,6 +12,7 @@ from evoforge.agents.rtl_rules import (
     fsm_encoding,
     fsm_rules,
     mask_select,
+    mux_tree,
     prefix_adder,
     rebalance,
     resource_sharing,
@@ -24,6 +25,7 @@ from evoforge.agents.rtl_rules.text_sites import TextRule
 RULES: dict[str, Rule | TextRule] = {
     fsm_encoding.NAME: fsm_encoding.RULE,
     prefix_adder.NAME: prefix_adder.RULE,
+    mux_tree.NAME: mux_tree.RULE,
     resource_sharing.NAME: resource_sharing.RULE,
     fsm_rules.MINIMISE: fsm_rules.MINIMISE_RULE,
     fsm_rules.REENCODE: fsm_rules.REENCODE_RULE,

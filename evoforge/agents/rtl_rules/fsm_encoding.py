@@ -191,16 +191,16 @@ class FsmEncoding:
             keep = "synthesis would re-encode it one-hot" if detected else "synthesis keeps it"
             if detected:
                 site(
-                    f"{states}: keep the design's own codes (fsm_encoding = \"none\"; {keep})",
+                    f'{states}: keep the design\'s own codes (fsm_encoding = "none"; {keep})',
                     [_attribute_edit(design, decl, "none")],
                 )
             else:
                 site(
-                    f"{states}: have synthesis re-encode it one-hot (fsm_encoding = \"one-hot\")",
+                    f'{states}: have synthesis re-encode it one-hot (fsm_encoding = "one-hot")',
                     [_attribute_edit(design, decl, "one-hot")],
                 )
             site(
-                f"{states}: have synthesis re-encode it in binary (fsm_encoding = \"binary\")",
+                f'{states}: have synthesis re-encode it in binary (fsm_encoding = "binary")',
                 [_attribute_edit(design, decl, "binary")],
             )
         names = _names(design, node, reg.codes)

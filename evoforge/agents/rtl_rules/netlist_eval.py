@@ -268,9 +268,7 @@ def _compare(op: str) -> Op:
         x, y = _extend(a, aw, signed, width), _extend(b, bw, signed, width)
         if signed:
             x, y = _signed(x, width), _signed(y, width)
-        return int(
-            {"lt": x < y, "le": x <= y, "gt": x > y, "ge": x >= y, "eq": x == y, "ne": x != y}[op]
-        )
+        return int({"lt": x < y, "le": x <= y, "gt": x > y, "ge": x >= y, "eq": x == y, "ne": x != y}[op])
 
     return run
 

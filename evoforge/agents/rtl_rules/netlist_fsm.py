@@ -282,7 +282,12 @@ def renamed_equal(
                 olds, news = _split(cell, port, bits), _split(cell, port, other)
                 if len(olds) == len(news) and all(renamed(o, n) for o, n in zip(olds, news, strict=True)):
                     continue
-            elif cell.name in compares and cell.type in _COMPARES and port in ("A", "B") and renamed(bits, other):
+            elif (
+                cell.name in compares
+                and cell.type in _COMPARES
+                and port in ("A", "B")
+                and renamed(bits, other)
+            ):
                 continue
             return f"{port} of {cell.name} ({cell.type}, line {cell.line}) changed beyond the renaming"
     return None

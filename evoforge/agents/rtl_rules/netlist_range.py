@@ -94,8 +94,10 @@ class _Ranges:
         signed = bool(cell.param("A_SIGNED")) and bool(cell.param("B_SIGNED"))
         if kind == "$mux":
             out: Interval | None = None
-            for side, branch_env in ((cell.port("A"), self.refine(cell.port("S"), env, False, depth)),
-                                     (cell.port("B"), self.refine(cell.port("S"), env, True, depth))):
+            for side, branch_env in (
+                (cell.port("A"), self.refine(cell.port("S"), env, False, depth)),
+                (cell.port("B"), self.refine(cell.port("S"), env, True, depth)),
+            ):
                 if branch_env is None:
                     continue
                 got = self.word(side, branch_env, depth + 1)
@@ -141,9 +143,23 @@ class _Ranges:
                 r = Interval(a.lo << b.lo, a.hi << b.lo)
             else:  # $shr
                 r = Interval(a.lo >> b.hi, a.hi >> b.lo)
-            return r if 0 <= r.lo and r.hi <= full.hi else full
-        if kind in ("$eq", "$ne", "$lt", "$le", "$gt", "$ge", "$logic_not", "$logic_and", "$logic_or",
-                    "$reduce_or", "$reduce_and", "$reduce_bool", "$reduce_xor", "$reduce_xnor"):
+            return r if r.lo >= 0 and r.hi <= full.hi else full
+        if kind in (
+            "$eq",
+            "$ne",
+            "$lt",
+            "$le",
+            "$gt",
+            "$ge",
+            "$logic_not",
+            "$logic_and",
+            "$logic_or",
+            "$reduce_or",
+            "$reduce_and",
+            "$reduce_bool",
+            "$reduce_xor",
+            "$reduce_xnor",
+        ):
             return Interval(0, 1)
         return full
 

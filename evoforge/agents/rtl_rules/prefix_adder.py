@@ -268,9 +268,7 @@ class PrefixAdder:
         if any(c.type != cell.type or c.params != cell.params for c in cells):
             return None
         compare = cell.type not in ("$add", "$sub")
-        width = (
-            max(cell.param("A_WIDTH"), cell.param("B_WIDTH")) if compare else cell.param("Y_WIDTH")
-        )
+        width = max(cell.param("A_WIDTH"), cell.param("B_WIDTH")) if compare else cell.param("Y_WIDTH")
         if width < MIN_WIDTH:
             return None
         node = design.node_of(cell, _EXPRESSIONS[cell.type])
@@ -334,7 +332,10 @@ class PrefixAdder:
         copies = f" ({len(cells)} copies, a loop)" if len(cells) > 1 else ""
         touched = tuple(
             dict.fromkeys(
-                n.value for arg in (left, right) for n in design.syntax.walk(arg) if n.kind == "Token:Identifier"
+                n.value
+                for arg in (left, right)
+                for n in design.syntax.walk(arg)
+                if n.kind == "Token:Identifier"
             )
         )
         net = module.net_with_bits(cell.port("Y"))

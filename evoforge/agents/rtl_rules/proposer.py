@@ -275,13 +275,14 @@ def _fits(site: Site, group: list[Site]) -> bool:
         return False
     if isinstance(site, TextSite):
         return all(
-            isinstance(o, TextSite)
-            and _site_key(o) != _site_key(site)
-            and compatible(o.edits, site.edits)
+            isinstance(o, TextSite) and _site_key(o) != _site_key(site) and compatible(o.edits, site.edits)
             for o in group
         )
     return not any(
-        isinstance(o, Rewrite) and o.rule != site.rule and o.module == site.module and _overlaps(o.path, site.path)
+        isinstance(o, Rewrite)
+        and o.rule != site.rule
+        and o.module == site.module
+        and _overlaps(o.path, site.path)
         for o in group
     )
 

@@ -30,6 +30,7 @@ import logging
 from dataclasses import dataclass
 
 from evoforge.agents.rtl_rules.ast_utils import decline
+from evoforge.agents.rtl_rules.redrive import redrive
 from evoforge.agents.rtl_rules.text_sites import Design, Edit, TextSite, fresh_name, module_pairs
 from evoforge.tools.sv_syntax import Node
 from evoforge.tools.yosys_netlist import Bit, Cell, ModuleNetlist
@@ -158,114 +159,10 @@ def _tree(chain: Chain, base: str) -> tuple[list[tuple[str, str]], str]:
     return nodes, level[0]
 
 
-_BLOCKS = ("AlwaysBlock", "AlwaysCombBlock")
-_ASSIGN = ("AssignmentExpression", "NonblockingAssignmentExpression")
-
-
-def _drivers(design: Design, module: Node, name: str) -> list[tuple[str, Node]]:
-    """Every construct that writes ``name``: ("assign", the right-hand side), ("decl", the
-    initializer), ("block", the always block) — one entry per construct."""
-    syntax = design.syntax
-    out: list[tuple[str, Node]] = []
-    blocks: set[int] = set()
-    for node in syntax.of_kind(*_ASSIGN, within=module):
-        left = next((c for c in syntax.children(node) if not c.is_token), None)
-        if left is None or not any(
-            n.kind == "Token:Identifier" and n.value == name for n in syntax.walk(left)
-        ):
-            continue
-        block = next((a for a in syntax.ancestors(node) if a.kind in (*_BLOCKS, "AlwaysFFBlock",
-                                                                      "InitialBlock", "ContinuousAssign")), None)
-        if block is None:
-            out.append(("other", node))
-        elif block.kind == "ContinuousAssign":
-            right = [c for c in syntax.children(node) if not c.is_token][-1]
-            simple = left.kind == "IdentifierName"
-            out.append(("assign" if simple else "other", right))
-        elif block.index not in blocks:
-            blocks.add(block.index)
-            out.append(("block" if block.kind in _BLOCKS else "other", block))
-    for declarator in syntax.of_kind("Declarator", within=module):
-        if syntax.name(declarator) != name:
-            continue
-        clause = next((c for c in syntax.children(declarator) if c.kind == "EqualsValueClause"), None)
-        parent = syntax.parent(declarator)
-        if clause is not None and parent is not None and parent.kind == "NetDeclaration":
-            out.append(("decl", [c for c in syntax.children(clause) if not c.is_token][-1]))
-    return out
-
-
-def _level_sensitive(design: Design, block: Node) -> bool:
-    if block.kind == "AlwaysCombBlock":
-        return True
-    text = design.syntax.source(block) or ""
-    head = text.split(")", 1)[0]
-    return "posedge" not in head and "negedge" not in head
-
-
 def _patch(design: Design, module: Node, chain: Chain) -> list[Edit] | str:
-    drivers = _drivers(design, module, chain.output)
-    if len(drivers) != 1:
-        return f"{chain.output} is written in {len(drivers)} places"
-    kind, node = drivers[0]
-    syntax = design.syntax
     base = fresh_name(design, f"{chain.output}_tree")
     nodes, root = _tree(chain, base)
-    width = f"[{chain.width - 1}:0] " if chain.width > 1 else ""
-    if kind in ("assign", "decl"):
-        if node.start is None or node.end is None or not syntax.clean(node):
-            return f"the driver of {chain.output} comes from a macro"
-        statement = next(
-            a for a in syntax.ancestors(node) if a.kind in ("ContinuousAssign", "NetDeclaration")
-        )
-        assert statement.start is not None
-        indent = design.indent_of(statement)
-        lines = "".join(f"wire {width}{n} = {e};\n{indent}" for n, e in nodes)
-        return [Edit(statement.start, statement.start, lines), Edit(node.start, node.end, root)]
-    if kind != "block":
-        return f"{chain.output} is driven by something other than an assign or a combinational block"
-    if not _level_sensitive(design, node):
-        return f"{chain.output} is written in a clocked block"
-    body = [c for c in syntax.walk(node) if c.kind == "SequentialBlockStatement"]
-    indent = design.indent_of(node)
-    decls = "".join(f"reg {width}{n};\n{indent}" for n, _ in nodes)
-    assert node.start is not None
-    edits = [Edit(node.start, node.start, decls)]
-    steps = [f"{n} = {e};" for n, e in nodes] + [f"{chain.output} = {root};"]
-    outer = body[0] if body and _direct_body(design, node, body[0]) else None
-    if outer is not None:
-        end = [c for c in syntax.children(outer) if c.kind == "Token:EndKeyword"][-1]
-        assert end.start is not None
-        inner = design.indent_of(end) + "  "
-        line_start = design.line_start(end.start)
-        if design.text[line_start : end.start].strip():
-            edits.append(Edit(end.start, end.start, " ".join(steps) + " "))
-        else:
-            edits.append(Edit(line_start, line_start, "".join(f"{inner}{s}\n" for s in steps)))
-        return edits
-    statement = _statement_of(design, node)
-    if statement is None or statement.start is None or statement.end is None:
-        return f"the block driving {chain.output} has no statement the rule can extend"
-    edits.append(Edit(statement.start, statement.start, "begin "))
-    edits.append(Edit(statement.end, statement.end, " " + " ".join(steps) + " end"))
-    return edits
-
-
-def _statement_of(design: Design, block: Node) -> Node | None:
-    """The statement an always block runs (after its event control, if any)."""
-    syntax = design.syntax
-    inner = [c for c in syntax.children(block) if not c.is_token]
-    if not inner:
-        return None
-    statement = inner[-1]
-    if statement.kind == "TimingControlStatement":
-        parts = [c for c in syntax.children(statement) if not c.is_token]
-        return parts[-1] if len(parts) > 1 else None
-    return statement
-
-
-def _direct_body(design: Design, block: Node, seq: Node) -> bool:
-    return _statement_of(design, block) is seq
+    return redrive(design, module, chain.output, chain.width, nodes, root)
 
 
 def text_sites(design: Design, rule: str) -> list[TextSite]:
@@ -288,6 +185,13 @@ def text_sites(design: Design, rule: str) -> list[TextSite]:
                 f"{chain.depth} compare-selects in series) into a {levels}-level tree"
             )
             out.append(
-                TextSite(rule, module_name, note, (chain.output,), tuple(edits), key=f"{module_name}.{chain.output}")
+                TextSite(
+                    rule,
+                    module_name,
+                    note,
+                    (chain.output,),
+                    tuple(edits),
+                    key=f"{module_name}.{chain.output}",
+                )
             )
     return out

@@ -200,7 +200,9 @@ def _declaration(design: Design, module: Node, name: str) -> _Declaration | str:
         elif parent.kind in ("PortDeclaration", "ImplicitAnsiPort"):
             header = next((c for c in syntax.children(parent) if c.kind == "VariablePortHeader"), None)
             type_node = (
-                next((c for c in syntax.children(header) if c.kind.endswith("Type")), None) if header else None
+                next((c for c in syntax.children(header) if c.kind.endswith("Type")), None)
+                if header
+                else None
             )
             if type_node is not None and type_node.kind == "ImplicitType":
                 continue  # `output [3:0] q;` with the variable declared elsewhere
