@@ -246,3 +246,42 @@ def fsm_registers(text: str, timeout_s: float = NETLIST_TIMEOUT_S) -> dict[tuple
         for module, wire, reason in _NOT.findall(run.log):
             out[(module.lstrip("\\"), wire.lstrip("\\"))] = reason.strip()
         return out
+
+
+@functools.lru_cache(maxsize=32)
+def flat_netlist(text: str, top: str, timeout_s: float = NETLIST_TIMEOUT_S) -> ModuleNetlist:
+    """The word-level netlist of ``top`` with its submodules flattened into it."""
+    with tempfile.TemporaryDirectory(prefix="evoforge-flat-") as tmp:
+        cwd = Path(tmp)
+        (cwd / "design.sv").write_text(text)
+        script = (
+            f"read_verilog -sv design.sv\nhierarchy -top {top}\nproc\nflatten\nopt_merge\nopt_clean\n"
+            "write_json netlist.json\n"
+        )
+        run = Yosys(timeout=timeout_s).run_script(script, cwd=cwd, name="flat")
+        out = cwd / "netlist.json"
+        if not run.ok or not out.exists():
+            raise ToolError(f"yosys could not flatten {top}: {run.error}")
+        modules = parse_json(out.read_text()).modules
+        if top not in modules:
+            raise ToolError(f"yosys did not keep module {top}")
+        return modules[top]
+
+
+def prove(text: str, check: str, top: str, timeout_s: float = 60.0) -> bool | None:
+    """Whether output ``ok`` of module ``top`` (in ``check``, which may instantiate modules of
+    ``text``) is 1 for every input: True (proven), False (a counterexample), None (no answer in time)."""
+    with tempfile.TemporaryDirectory(prefix="evoforge-prove-") as tmp:
+        cwd = Path(tmp)
+        (cwd / "design.sv").write_text(text)
+        (cwd / "check.sv").write_text(check)
+        script = (
+            f"read_verilog -sv design.sv\nread_verilog -sv check.sv\nhierarchy -top {top}\nproc\nflatten\n"
+            "opt_clean\nsat -prove ok 1 -verify\n"
+        )
+        run = Yosys(timeout=timeout_s).run_script(script, cwd=cwd, name="prove")
+        if run.ok:
+            return True
+        if "SAT proof finished - model found: FAIL!" in run.log or "Proof failed" in run.log:
+            return False
+        return None

@@ -18,6 +18,7 @@ from evoforge.agents.rtl_rules import (
     resource_sharing,
     strength_reduction,
     width_reduction,
+    word_operator,
 )
 from evoforge.agents.rtl_rules.ast_utils import Rewrite, Rule
 from evoforge.agents.rtl_rules.text_sites import TextRule
@@ -26,6 +27,7 @@ RULES: dict[str, Rule | TextRule] = {
     fsm_encoding.NAME: fsm_encoding.RULE,
     prefix_adder.NAME: prefix_adder.RULE,
     mux_tree.NAME: mux_tree.RULE,
+    word_operator.NAME: word_operator.RULE,
     resource_sharing.NAME: resource_sharing.RULE,
     fsm_rules.MINIMISE: fsm_rules.MINIMISE_RULE,
     fsm_rules.REENCODE: fsm_rules.REENCODE_RULE,
