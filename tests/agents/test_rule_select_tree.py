@@ -83,7 +83,11 @@ def test_every_spelling_gets_a_proven_shallower_tree(
     spelling: str, rule_proposals, yosys_equivalent, yosys_metrics, tmp_path
 ) -> None:
     text = SPELLINGS[spelling]
-    proposals = [p for p in rule_proposals(text, "mx", "rebalance") if "-input max chain" in p.note or "-input min chain" in p.note]
+    proposals = [
+        p
+        for p in rule_proposals(text, "mx", "rebalance")
+        if "-input max chain" in p.note or "-input min chain" in p.note
+    ]
     assert proposals, f"no netlist rebalance proposal for the {spelling} spelling"
     ok, log = yosys_equivalent(text, proposals[0].source, "mx", tmp_path / "eq")
     assert ok, log[-2000:]

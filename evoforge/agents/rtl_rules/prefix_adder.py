@@ -212,6 +212,25 @@ class PrefixAdder:
                     sites.append(site)
         return sites
 
+    @staticmethod
+    def _summed(module: ModuleNetlist, cells: list[Cell]) -> bool:
+        """An operand is another wide sum, or the result feeds one: a multi-operand addition."""
+        mine = {c.name for c in cells}
+        for cell in cells:
+            for port in ("A", "B"):
+                bits = cell.port(port)
+                found = module.driver(bits[0]) if bits and len(bits) > 1 else None
+                if found is not None and found[0].type in ("$add", "$sub") and found[0].name not in mine:
+                    return True
+                if found is not None and found[0].name in mine:
+                    return True
+        outputs = {b for c in cells for b in c.port("Y") if isinstance(b, int)}
+        for other in module.cells:
+            if other.type in ("$add", "$sub") and other.name not in mine:
+                if any(b in outputs for p in ("A", "B") for b in other.port(p)) and len(other.port("B")) > 1:
+                    return True
+        return False
+
     def _inner_adds(
         self, design: Design, module: ModuleNetlist, groups: dict[tuple[int, int], list[Cell]]
     ) -> set[tuple[int, int]]:
@@ -273,14 +292,17 @@ class PrefixAdder:
             return None
         node = design.node_of(cell, _EXPRESSIONS[cell.type])
         line = design.line_of(span[0])
+        inner = self._carry_chain(design, module, span, cells, groups)
         if node is None:
             decline(f"the {cell.type} at line {line} is not one written expression (a macro?)")
+            return None
+        if not compare and inner is None and self._summed(module, cells):
+            decline(f"line {line}: a sum of several words (synthesis builds one carry-save tree for it)")
             return None
         signed = _signed(cell)
         left, right = _operands(design, node)
         carry_node: Node | None = None
         a_width, b_width = cell.param("A_WIDTH"), cell.param("B_WIDTH")
-        inner = self._carry_chain(design, module, span, cells, groups)
         if inner is not None:
             carry_node = right
             sum_node = left
