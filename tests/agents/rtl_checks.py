@@ -39,11 +39,13 @@ def reset_equivalent(
 read_verilog -sv gold.sv
 hierarchy -top {top}
 proc
+flatten
 rename {top} gold
 design -stash gold
 read_verilog -sv gate.sv
 hierarchy -top {top}
-{prepare}rename {top} gate
+{prepare}flatten
+rename {top} gate
 design -stash gate
 design -copy-from gold -as gold gold
 design -copy-from gate -as gate gate
