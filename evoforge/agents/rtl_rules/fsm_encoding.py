@@ -26,6 +26,7 @@ The patch touches only the attribute's place and the names' values: nothing else
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 
@@ -149,6 +150,34 @@ def _renaming(order: list[int], named: set[int], fixed: set[int], width: int, gr
     return dict(zip(movable, targets, strict=False))
 
 
+def _swap_bits(value: int) -> int:
+    return ((value & 1) << 1) | ((value >> 1) & 1)
+
+
+def _small_renamings(
+    order: list[int], named: set[int], fixed: set[int], width: int
+) -> list[tuple[str, dict[int, int]]]:
+    """Every assignment of a 2-bit machine's codes that keeps the reset state's code, up to swapping
+    the two bits (which only renames flip-flops)."""
+    if width != 2 or not order:
+        return []
+    reset = order[0]
+    pinned = set(fixed) | {reset}
+    movable = [c for c in order if c in named and c not in pinned]
+    free = [t for t in range(4) if t not in pinned]
+    out: list[tuple[str, dict[int, int]]] = []
+    seen: set[tuple[int, ...]] = set()
+    for perm in itertools.permutations(free, len(movable)):
+        mapping = dict(zip(movable, perm, strict=True))
+        key = tuple(mapping.get(c, c) for c in sorted(named | pinned))
+        mirror = tuple(_swap_bits(v) for v in key)
+        if key in seen or (reset == 0 and 0 in pinned and mirror in seen):
+            continue
+        seen.add(key)
+        out.append(("the codes", mapping))
+    return out
+
+
 class FsmEncoding:
     name = NAME
     looks_for = "a state register that only holds codes (compared with constants, loaded with constants)"
@@ -212,10 +241,18 @@ class FsmEncoding:
             decline(f"the codes of {reg.name} are not written as parameter, localparam or enum names")
             return sites
         order = _orders(design, module, reg)
-        for gray in (False, True):
-            mapping = _renaming(order, named, fixed, reg.width, gray)
-            if all(k == v for k, v in mapping.items()):
+        candidates = [
+            ("binary codes", _renaming(order, named, fixed, reg.width, False)),
+            ("Gray codes", _renaming(order, named, fixed, reg.width, True)),
+            *_small_renamings(order, named, fixed, reg.width),
+        ]
+        tried: set[tuple[tuple[int, int], ...]] = set()
+        for kind, mapping in candidates:
+            identity = {k: v for k, v in mapping.items() if k != v}
+            signature = tuple(sorted(identity.items()))
+            if not identity or signature in tried:
                 continue
+            tried.add(signature)
             edits = []
             for n in names:
                 new = mapping.get(n.value, n.value)
@@ -236,11 +273,11 @@ class FsmEncoding:
             if problem is not None:
                 decline(f"new codes for {reg.name}: {problem}")
                 continue
-            kind = "Gray codes" if gray else "binary codes"
             listing = ", ".join(
                 f"{n.name}={mapping.get(n.value, n.value)}" for n in sorted(names, key=lambda n: n.value)
             )
-            site(f"{states}: {kind} in breadth-first order from reset ({listing})", edits)
+            how = "in breadth-first order from reset" if kind != "the codes" else "(another assignment)"
+            site(f"{states}: {kind} {how} ({listing})", edits)
         return sites
 
     def _check(
