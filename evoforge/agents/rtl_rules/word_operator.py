@@ -34,7 +34,7 @@ from evoforge.tools.yosys_netlist import ModuleNetlist, flat_netlist, prove
 NAME = "word_operator"
 TRIALS = 48
 MAX_PRODUCT_BITS = 16  # a multiplier proof beyond 8×8 takes the SAT solver too long
-PROOF_TIMEOUT_S = 90.0
+PROOF_TIMEOUT_S = 300.0
 _ITEMS = ("ContinuousAssign", "HierarchyInstantiation", "AlwaysBlock", "AlwaysCombBlock")
 
 
