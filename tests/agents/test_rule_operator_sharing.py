@@ -4,7 +4,6 @@ equal by SAT and keeps fewer arithmetic cells; operators a select does not separ
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
@@ -84,7 +83,9 @@ def _sites(text: str, mixed: bool):
     return sites, declines
 
 
-@pytest.mark.parametrize(("spelling", "mixed"), [*((s, True) for s in ADDSUB), *((s, False) for s in SAME_OP)])
+@pytest.mark.parametrize(
+    ("spelling", "mixed"), [*((s, True) for s in ADDSUB), *((s, False) for s in SAME_OP)]
+)
 def test_every_spelling_shares_one_operator(spelling: str, mixed: bool, tmp_path: Path) -> None:
     text = {**ADDSUB, **SAME_OP}[spelling]
     sites, declines = _sites(text, mixed)
@@ -108,7 +109,9 @@ def test_the_shared_design_has_one_adder(tmp_path: Path) -> None:
     for name, design in (("before", text), ("after", patched)):
         (tmp_path / f"{name}.v").write_text(design)
         run = Yosys(timeout=120).run_script(
-            f"read_verilog -sv {name}.v\nsynth -top alu -run :fine\ntee -o {name}.txt stat\n", cwd=tmp_path, name=name
+            f"read_verilog -sv {name}.v\nsynth -top alu -run :fine\ntee -o {name}.txt stat\n",
+            cwd=tmp_path,
+            name=name,
         )
         assert run.ok, run.error
         stat = (tmp_path / f"{name}.txt").read_text()
