@@ -197,7 +197,8 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
     for r in rows:
         if "refused" in r:
             lines.append(
-                f"| {r['design']} | refused: {r['refused'].replace('|', '/')} | | | | | | {r['seconds']:.0f} |"
+                f"| {r['design']} | refused: {r['refused'].replace('|', '/')} "
+                f"| | | | | | {r['seconds']:.0f} |"
             )
             continue
         gains = r.get("gains") or {}

@@ -90,9 +90,13 @@ class SyntaxTree:
         """The innermost node of one of ``kinds`` whose span contains ``offset``."""
         best: Node | None = None
         for n in self.nodes:
-            if n.kind in kinds and n.start is not None and n.end is not None and n.start <= offset < n.end:
-                if best is None or (n.end - n.start) <= (best.end or 0) - (best.start or 0):
-                    best = n
+            inside = (
+                n.kind in kinds and n.start is not None and n.end is not None and n.start <= offset < n.end
+            )
+            if inside and (
+                best is None or (n.end or 0) - (n.start or 0) <= (best.end or 0) - (best.start or 0)
+            ):
+                best = n
         return best
 
     def tokens(self, node: Node) -> list[Node]:

@@ -113,7 +113,6 @@ class ModuleNetlist:
         name = _escape(net.name)
         return f"{name}[{lo}]" if hi == lo else f"{name}[{hi}:{lo}]"
 
-
     def expr_of(self, bits: Iterable[Bit]) -> str | None:
         """Like :meth:`text_of`, also for a concatenation of named slices and 0/1 constants."""
         bits = tuple(bits)

@@ -34,7 +34,10 @@ def reset_equivalent(
     else:
         level = int(not active_low)
         when = f"-set-at 1 in_{reset} {level} " if reset else ""
-        check = f"sat -verify -prove trigger 0 -seq {steps} -prove-skip 1 {when}-set-init-undef -set-def-inputs miter"
+        check = (
+            f"sat -verify -prove trigger 0 -seq {steps} -prove-skip 1 {when}-set-init-undef "
+            "-set-def-inputs miter"
+        )
     script = f"""
 read_verilog -sv gold.sv
 hierarchy -top {top}

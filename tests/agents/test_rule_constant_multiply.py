@@ -3,7 +3,6 @@ shift-add functions, proven equal by SAT; signed products and loop bodies are le
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest

@@ -131,8 +131,9 @@ def test_loop_copies_are_left_alone() -> None:
     text = """\
 module alu (input [31:0] a, b, input [1:0] sub, output reg [31:0] y);
   integer i;
-  always @* for (i = 0; i < 2; i = i + 1) y[i*16 +: 16] = sub[i] ? a[i*16 +: 16] - b[i*16 +: 16] : a[i*16 +: 16] + b[i*16 +: 16];
+  always @* for (i = 0; i < 2; i = i + 1)
+    y[i*16 +: 16] = sub[i] ? a[i*16 +: 16] - b[i*16 +: 16] : a[i*16 +: 16] + b[i*16 +: 16];
 endmodule
 """
-    sites, declines = _sites(text, True)
+    sites, _ = _sites(text, True)
     assert sites == []

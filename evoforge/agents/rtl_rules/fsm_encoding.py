@@ -128,8 +128,9 @@ def _orders(design: Design, module: ModuleNetlist, reg: CodeRegister) -> list[in
     graph = transitions(module, reg, start) if start is not None else None
     if graph is None:
         return sorted(reg.codes)
+    assert start is not None
     order: list[int] = []
-    frontier = [start]
+    frontier: list[int] = [start]
     seen: set[int] = set()
     while frontier:
         nxt: list[int] = []

@@ -185,41 +185,43 @@ def _evaluate(cell: Cell, fetch: Fetch) -> list[Value]:
     kind = cell.type
     y_width = len(cell.port("Y"))
     if kind == "$mux":
-        s = fetch(cell.port("S"))[0]
-        if s is None:
-            a, b = fetch(cell.port("A")), fetch(cell.port("B"))
-            return [x if x == y else None for x, y in zip(a, b, strict=True)]
-        return list(fetch(cell.port("B") if s else cell.port("A")))
+        select = fetch(cell.port("S"))[0]
+        if select is None:
+            left, right = fetch(cell.port("A")), fetch(cell.port("B"))
+            return [x if x == y else None for x, y in zip(left, right, strict=True)]
+        return list(fetch(cell.port("B") if select else cell.port("A")))
     if kind == "$pmux":
         width = cell.param("WIDTH")
-        s = fetch(cell.port("S"))
-        if any(x is None for x in s):
+        selects = fetch(cell.port("S"))
+        if any(x is None for x in selects):
             return [None] * width
-        chosen = [i for i, x in enumerate(s) if x]
+        chosen = [i for i, x in enumerate(selects) if x]
         if not chosen:
             return list(fetch(cell.port("A")))
         if len(chosen) > 1:
             return [None] * width
-        b = cell.port("B")
-        return list(fetch(b[chosen[0] * width : (chosen[0] + 1) * width]))
+        words = cell.port("B")
+        return list(fetch(words[chosen[0] * width : (chosen[0] + 1) * width]))
     if kind == "$bmux":
         width = cell.param("WIDTH")
-        s = _int(fetch(cell.port("S")))
-        if s is None:
+        index = _int(fetch(cell.port("S")))
+        if index is None:
             return [None] * width
-        return list(fetch(cell.port("A")[s * width : (s + 1) * width]))
+        return list(fetch(cell.port("A")[index * width : (index + 1) * width]))
     if kind == "$bwmux":
-        a, b, s = (fetch(cell.port(p)) for p in ("A", "B", "S"))
-        return [None if si is None else (bi if si else ai) for ai, bi, si in zip(a, b, s, strict=True)]
+        left, right, mask = (fetch(cell.port(p)) for p in ("A", "B", "S"))
+        return [
+            None if si is None else (bi if si else ai) for ai, bi, si in zip(left, right, mask, strict=True)
+        ]
     if kind == "$shiftx":
-        a = fetch(cell.port("A"))
-        b_bits = fetch(cell.port("B"))
-        shift = _int(b_bits)
+        data = fetch(cell.port("A"))
+        amount_bits = fetch(cell.port("B"))
+        shift = _int(amount_bits)
         if shift is None:
             return [None] * y_width
         if cell.param("B_SIGNED"):
-            shift = _signed(shift, len(b_bits))
-        return [a[i + shift] if 0 <= i + shift < len(a) else None for i in range(y_width)]
+            shift = _signed(shift, len(amount_bits))
+        return [data[i + shift] if 0 <= i + shift < len(data) else None for i in range(y_width)]
     a_bits = fetch(cell.port("A")) if cell.port("A") else []
     b_bits = fetch(cell.port("B")) if cell.port("B") else []
     a, b = _int(a_bits), _int(b_bits)

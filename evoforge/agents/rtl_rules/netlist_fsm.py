@@ -206,7 +206,7 @@ def transitions(module: ModuleNetlist, reg: CodeRegister, start: int) -> dict[in
         graph[code] = set()
         for valuation in range(1 << len(support)):
             given: dict[int, Value] = {b: (valuation >> i) & 1 for i, b in enumerate(support)}
-            assign(given, reg.register.q, code)  # type: ignore[arg-type]
+            assign(given, reg.register.q, code)
             nxt = evaluator.word(evaluator.run(given), reg.register.d)
             if nxt is None:
                 return None

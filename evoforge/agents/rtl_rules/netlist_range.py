@@ -106,13 +106,13 @@ class _Ranges:
         if kind == "$pmux":
             width = cell.param("WIDTH")
             selects = cell.port("S")
-            b = cell.port("B")
+            words = cell.port("B")
             result: Interval | None = None
             default_env: Env | None = env
             for i, s in enumerate(selects):
                 branch = self.refine((s,), env, True, depth)
                 if branch is not None:
-                    got = self.word(b[i * width : (i + 1) * width], branch, depth + 1)
+                    got = self.word(words[i * width : (i + 1) * width], branch, depth + 1)
                     result = got if result is None else result.union(got)
                 if default_env is not None:
                     default_env = self.refine((s,), default_env, False, depth)

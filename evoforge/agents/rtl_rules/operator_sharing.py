@@ -141,11 +141,11 @@ def _site(
         types = {c.type for c, _ in members}
         if len(members) < 2 or (mixed and types != {"$add", "$sub"}) or (not mixed and len(types) != 1):
             continue
-        found = _patch(design, module, module_node, select, members, width, readers, spans, taken)
-        if isinstance(found, str):
-            decline(f"{len(members)} exclusive {klass} operators (line {members[0][0].line}): {found}")
+        patched = _patch(design, module, module_node, select, members, width, readers, spans, taken)
+        if isinstance(patched, str):
+            decline(f"{len(members)} exclusive {klass} operators (line {members[0][0].line}): {patched}")
             continue
-        edits, touched, shared = found
+        edits, touched, shared = patched
         lines = sorted({c.line for c, _ in members if c.line})
         what = "adder/subtractor" if mixed else f"{klass} operator"
         note = (
@@ -177,7 +177,7 @@ def _patch(
             return "an operation is not one written expression"
         nodes.append(node)
     conditions: list[str | None] = []
-    for cell, how in members:
+    for _cell, how in members:
         if how is None:
             conditions.append(None)
             continue

@@ -226,9 +226,13 @@ class PrefixAdder:
                     return True
         outputs = {b for c in cells for b in c.port("Y") if isinstance(b, int)}
         for other in module.cells:
-            if other.type in ("$add", "$sub") and other.name not in mine:
-                if any(b in outputs for p in ("A", "B") for b in other.port(p)) and len(other.port("B")) > 1:
-                    return True
+            if (
+                other.type in ("$add", "$sub")
+                and other.name not in mine
+                and any(b in outputs for p in ("A", "B") for b in other.port(p))
+                and len(other.port("B")) > 1
+            ):
+                return True
         return False
 
     def _inner_adds(

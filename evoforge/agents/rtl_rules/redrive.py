@@ -113,16 +113,16 @@ def redrive(
     assert node.start is not None
     edits = [Edit(node.start, node.start, decls)]
     steps = [f"{n} = {e};" for n, e in nodes] + [f"{output} = {root};"]
-    statement = _statement_of(design, node)
+    whole = _statement_of(design, node)
     if (
-        statement is not None
-        and statement.start is not None
-        and statement.end is not None
+        whole is not None
+        and whole.start is not None
+        and whole.end is not None
         and _written_names(design, node) == {output}
-        and syntax.clean(statement)
+        and syntax.clean(whole)
     ):  # the block computes only this signal: its new body replaces the old one
         new = steps[0] if len(steps) == 1 else "begin " + " ".join(steps) + " end"
-        edits.append(Edit(statement.start, statement.end, new))
+        edits.append(Edit(whole.start, whole.end, new))
         return edits
     outer = body[0] if body and _direct_body(design, node, body[0]) else None
     if outer is not None:
@@ -135,11 +135,11 @@ def redrive(
         else:
             edits.append(Edit(line_start, line_start, "".join(f"{inner}{s}\n" for s in steps)))
         return edits
-    statement = _statement_of(design, node)
-    if statement is None or statement.start is None or statement.end is None:
+    tail = _statement_of(design, node)
+    if tail is None or tail.start is None or tail.end is None:
         return f"the block driving {output} has no statement the rule can extend"
-    edits.append(Edit(statement.start, statement.start, "begin "))
-    edits.append(Edit(statement.end, statement.end, " " + " ".join(steps) + " end"))
+    edits.append(Edit(tail.start, tail.start, "begin "))
+    edits.append(Edit(tail.end, tail.end, " " + " ".join(steps) + " end"))
     return edits
 
 

@@ -21,7 +21,6 @@ fixpoint), so every other signal keeps its driver and value.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from evoforge.agents.rtl_rules.ast_utils import decline
@@ -36,6 +35,12 @@ TRIALS = 48
 MAX_PRODUCT_BITS = 16  # a multiplier proof beyond 8×8 takes the SAT solver too long
 PROOF_TIMEOUT_S = 300.0
 _ITEMS = ("ContinuousAssign", "HierarchyInstantiation", "AlwaysBlock", "AlwaysCombBlock")
+_KIND_NAMES = {
+    "ContinuousAssign": "assign",
+    "HierarchyInstantiation": "instance",
+    "AlwaysBlock": "always",
+    "AlwaysCombBlock": "always_comb",
+}
 
 
 @dataclass(frozen=True)
@@ -47,12 +52,29 @@ class _Word:
 @dataclass(frozen=True)
 class Hypothesis:
     outputs: tuple[_Word, ...]  # most significant first (the carry above the sum)
-    text: str  # the operator expression, e.g. "a + b + cin"
-    function: Callable[[dict[str, int]], int]
+    op: str  # "+", "-", "*", "<<", ">>"
+    operands: tuple[str, ...]  # input names; a third one for + is a carry in
 
     @property
     def width(self) -> int:
         return sum(o.width for o in self.outputs)
+
+    @property
+    def text(self) -> str:
+        """The operator expression, e.g. ``a + b + cin``."""
+        return f" {self.op} ".join(self.operands)
+
+    def function(self, values: dict[str, int]) -> int:
+        x = [values[n] for n in self.operands]
+        if self.op == "+":
+            return sum(x)
+        if self.op == "-":
+            return x[0] - x[1]
+        if self.op == "*":
+            return x[0] * x[1]
+        if self.op == "<<":
+            return x[0] << x[1]
+        return x[0] >> x[1]
 
 
 def _hypotheses(inputs: list[_Word], outputs: list[_Word]) -> list[Hypothesis]:
@@ -68,30 +90,18 @@ def _hypotheses(inputs: list[_Word], outputs: list[_Word]) -> list[Hypothesis]:
     for target in targets:
         for i, a in enumerate(words):
             for b in words[i:]:
-                pairs = [(a, b)] if a == b else [(a, b), (b, a)]
-                out.append(_h(target, f"{a.name} + {b.name}", lambda v, a=a, b=b: v[a.name] + v[b.name]))
-                for c in bits:
-                    out.append(
-                        _h(
-                            target,
-                            f"{a.name} + {b.name} + {c.name}",
-                            lambda v, a=a, b=b, c=c: v[a.name] + v[b.name] + v[c.name],
-                        )
-                    )
+                out.append(Hypothesis(target, "+", (a.name, b.name)))
+                out.extend(Hypothesis(target, "+", (a.name, b.name, c.name)) for c in bits)
                 if a.width + b.width <= MAX_PRODUCT_BITS:
-                    out.append(_h(target, f"{a.name} * {b.name}", lambda v, a=a, b=b: v[a.name] * v[b.name]))
-                for x, y in pairs:
-                    out.append(_h(target, f"{x.name} - {y.name}", lambda v, x=x, y=y: v[x.name] - v[y.name]))
+                    out.append(Hypothesis(target, "*", (a.name, b.name)))
+                pairs = [(a, b)] if a == b else [(a, b), (b, a)]
+                out.extend(Hypothesis(target, "-", (x.name, y.name)) for x, y in pairs)
             for s in words + bits:
                 if s is a or s.width > 7:
                     continue
-                out.append(_h(target, f"{a.name} << {s.name}", lambda v, a=a, s=s: v[a.name] << v[s.name]))
-                out.append(_h(target, f"{a.name} >> {s.name}", lambda v, a=a, s=s: v[a.name] >> v[s.name]))
+                out.append(Hypothesis(target, "<<", (a.name, s.name)))
+                out.append(Hypothesis(target, ">>", (a.name, s.name)))
     return out
-
-
-def _h(target: tuple[_Word, ...], text: str, fn: Callable[[dict[str, int]], int]) -> Hypothesis:
-    return Hypothesis(target, text, fn)
 
 
 def _ports(module: ModuleNetlist, direction: str) -> list[_Word]:
@@ -114,10 +124,10 @@ def _survives(
         got = 0
         shift = 0
         for word in reversed(hyp.outputs):
-            value = evaluator.word(result, module.nets[word.name].bits)
-            if value is None:
+            found = evaluator.word(result, module.nets[word.name].bits)
+            if found is None:
                 return False
-            got |= value << shift
+            got |= found << shift
             shift += word.width
         if got != hyp.function(values) & mask:
             return False
@@ -237,7 +247,8 @@ def _removal(
             others = set().union(*(facts[j][1] for j in facts if j not in removed))
             clash = facts[i][0] & ((others | ports) - replaced)
             if clash:
-                return f"the logic that computes them also computes {', '.join(sorted(clash))}, which is used elsewhere"
+                listed = ", ".join(sorted(clash))
+                return f"the logic that computes them also computes {listed}, which is used elsewhere"
         more = set()
         for i, (writes, _) in facts.items():
             if i in removed or not writes or index_of[i].kind not in _ITEMS:
@@ -352,11 +363,10 @@ class WordOperator:
             statement = f"always @* {target} = {hyp.text};" if variable else f"assign {target} = {hyp.text};"
             edits = [_delete(design, item) for item in removal]
             edits.append(design.before_endmodule(node, [statement]))
-            kinds = sorted({i.kind for i in removal})
+            kinds = sorted({_KIND_NAMES.get(i.kind, i.kind) for i in removal})
             note = (
                 f"{target} = {hyp.text} (proven by SAT): replaces the {len(removal)} "
-                f"{'/'.join(k.replace('HierarchyInstantiation', 'instance').replace('ContinuousAssign', 'assign').replace('AlwaysCombBlock', 'always_comb').replace('AlwaysBlock', 'always') for k in kinds)} "
-                "item(s) that built it bit by bit"
+                f"{'/'.join(kinds)} item(s) that built it bit by bit"
             )
             return TextSite(NAME, name, note, tuple(sorted(replaced)), tuple(edits), key=f"{name}:{target}")
         return None
@@ -365,7 +375,7 @@ class WordOperator:
     def _already(module: ModuleNetlist, hyp: Hypothesis) -> bool:
         """The module already computes these outputs with one word-level operator cell."""
         ops = {"+": "$add", "-": "$sub", "*": "$mul", "<<": "$shl", ">>": "$shr"}
-        return any(c.type == ops[hyp.text.split()[1]] for c in module.cells)
+        return any(c.type == ops[hyp.op] for c in module.cells)
 
 
 RULE = WordOperator()
