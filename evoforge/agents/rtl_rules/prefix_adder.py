@@ -45,7 +45,7 @@ from evoforge.tools.sv_syntax import Node
 from evoforge.tools.yosys_netlist import Cell, ModuleNetlist
 
 NAME = "prefix_adder"
-MIN_WIDTH = 6
+MIN_WIDTH = 4
 _EXPRESSIONS = {
     "$add": "AddExpression",
     "$sub": "SubtractExpression",
