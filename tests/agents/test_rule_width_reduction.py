@@ -208,3 +208,34 @@ def test_more_spellings_are_narrowed_and_equivalent(spelling: str, tmp_path: Pat
     low = reset.endswith("_n")
     ok, log = reset_equivalent(text, patched, "cnt", tmp_path / "eq", reset, low, steps=30)
     assert ok, f"{patched}\n{log[-1500:]}"
+
+
+def test_array_words_whose_high_bits_nothing_reads_are_narrowed(tmp_path: Path) -> None:
+    import random
+
+    from rtl_checks import reset_equivalent
+
+    from evoforge.agents.rtl_rules import width_reduction
+    from evoforge.agents.rtl_rules.text_sites import Design, apply_edits
+
+    text = """\
+module mem (input clk, input rst_n, input we, input [1:0] wa, ra, input [5:0] wd, output reg [5:0] rd);
+  reg [7:0] m [0:3];
+  integer i;
+  always @(posedge clk or negedge rst_n)
+    if (!rst_n) for (i = 0; i < 4; i = i + 1) m[i] <= 8'd0;
+    else if (we) m[wa] <= wd;
+  always @(posedge clk) rd <= m[ra];
+endmodule
+"""
+    sites = width_reduction.RULE.text_sites(Design(text), random.Random(0))
+    (site,) = [s for s in sites if "array m" in s.note]
+    patched = apply_edits(text, site.edits)
+    assert "reg [5:0] m [0:3];" in patched
+    ok, log = reset_equivalent(text, patched, "mem", tmp_path / "eq", "rst_n", True, steps=12)
+    assert ok, log[-1500:]
+    # a read that uses the high bits keeps the words whole
+    wide = text.replace("rd <= m[ra];", "rd <= m[ra][7:2];")
+    assert not [
+        s for s in width_reduction.RULE.text_sites(Design(wide), random.Random(0)) if "array" in s.note
+    ]

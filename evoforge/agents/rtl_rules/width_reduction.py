@@ -31,6 +31,7 @@ bits, which are now 0. Like the cascade, this assumes the reset is applied befor
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from evoforge.agents.rtl_rules.ast_utils import decline
@@ -319,11 +320,55 @@ class WidthReduction:
             return []
         sites: list[TextSite] = []
         for module_name, module, node in module_pairs(design):
+            elements: dict[str, list[Register]] = {}
             for reg in registers(module):
+                net = module.net_with_bits(reg.q)
+                element = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_$]*)\[(\d+)\]", net.name) if net else None
+                if element is not None:
+                    elements.setdefault(element[1], []).append(reg)
+                    continue
                 site = self._site(design, module_name, module, node, reg)
                 if site is not None:
                     sites.append(site)
+            for memory, regs in sorted(elements.items()):
+                site = self._memory(design, module_name, module, node, memory, regs)
+                if site is not None:
+                    sites.append(site)
         return sites
+
+    def _memory(
+        self,
+        design: Design,
+        module_name: str,
+        module: ModuleNetlist,
+        node: Node,
+        memory: str,
+        regs: list[Register],
+    ) -> TextSite | None:
+        """An array (kept as registers, one per word) whose words' high bits nothing reads."""
+        width = len(regs[0].q)
+        if width < 2 or any(len(r.q) != width for r in regs):
+            return None
+        bits = max(live_bits(module, r) for r in regs)
+        if bits >= width:
+            return None
+        syntax = design.syntax
+        found = [d for d in syntax.of_kind("Declarator", within=node) if syntax.name(d) == memory]
+        decl = found[0] if len(found) == 1 else None
+        parent = syntax.parent(decl) if decl is not None else None
+        if decl is None or parent is None or parent.kind != "DataDeclaration":
+            decline(f"the words of {memory} need only {bits} bits but its declaration is not one array")
+            return None
+        type_node = next((c for c in syntax.children(parent) if c.kind in ("RegType", "LogicType")), None)
+        dims = [c for c in syntax.children(type_node) if c.kind == "VariableDimension"] if type_node else []
+        declarators = [c for c in syntax.children(parent) if c.kind == "Declarator"]
+        if len(dims) != 1 or len(declarators) != 1 or not syntax.clean(parent) or dims[0].start is None:
+            decline(f"the words of {memory} need only {bits} bits but its declaration is not one plain array")
+            return None
+        assert dims[0].end is not None
+        edit = Edit(dims[0].start, dims[0].end, f"[{bits - 1}:0]")
+        note = f"array {memory}: only the low {bits} bits of its words reach anything: words narrowed from {width} to {bits} bits"
+        return TextSite(NAME, module_name, note, (memory,), (edit,), key=f"{module_name}.{memory}")
 
     def _site(
         self, design: Design, module_name: str, module: ModuleNetlist, node: Node, reg: Register
