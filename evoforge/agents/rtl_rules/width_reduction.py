@@ -367,7 +367,10 @@ class WidthReduction:
             return None
         assert dims[0].end is not None
         edit = Edit(dims[0].start, dims[0].end, f"[{bits - 1}:0]")
-        note = f"array {memory}: only the low {bits} bits of its words reach anything: words narrowed from {width} to {bits} bits"
+        note = (
+            f"array {memory}: only the low {bits} bits of its words reach anything: "
+            f"words narrowed from {width} to {bits} bits"
+        )
         return TextSite(NAME, module_name, note, (memory,), (edit,), key=f"{module_name}.{memory}")
 
     def _site(
