@@ -106,8 +106,27 @@ module fsm (input clk, input reset, input in, output out);
   assign out = (state == D) || (state == E);
 endmodule
 """,
+    # `define codes, a one-process machine with the output registered from the next state
+    "define_macros": """\
+`define S_A 2'd0
+`define S_B 2'd1
+`define S_C 2'd2
+`define S_D 2'd3
+module fsm (input clk, input reset, input in, output reg out);
+  reg [1:0] state;
+  always @(posedge clk)
+    if (reset) begin state <= `S_A; out <= 1'b0; end
+    else case (state)
+      `S_A: begin state <= in ? `S_B : `S_A; out <= 1'b0; end
+      `S_B: begin state <= in ? `S_B : `S_C; out <= 1'b0; end
+      `S_C: begin state <= in ? `S_D : `S_A; out <= in; end
+      default: begin state <= in ? `S_B : `S_C; out <= 1'b0; end
+    endcase
+endmodule
+""",
 }
 RESET = {
+    "define_macros": ("reset", False),
     "two_process_parameters": ("areset", False),
     "one_process_localparam_if": ("reset", False),
     "systemverilog_enum": ("reset", False),
@@ -147,7 +166,8 @@ def test_every_proposal_is_equivalent_from_reset(spelling: str, tmp_path: Path) 
         assert len(before) == len(after)
         changed = [i for i, (x, y) in enumerate(zip(before, after, strict=True)) if x != y]
         assert all(
-            "fsm_encoding" in after[i] or any(w in before[i] for w in ("parameter", "localparam", "enum"))
+            "fsm_encoding" in after[i]
+            or any(w in before[i] for w in ("parameter", "localparam", "enum", "`define"))
             for i in changed
         ), changed
 

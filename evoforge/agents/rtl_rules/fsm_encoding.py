@@ -13,7 +13,8 @@ shape. Each site gets these alternatives (the search measures them; none is assu
   the design computes (IEEE 1364-2005 §3.8), and Yosys's FSM re-encoding is itself exact.
 * **new codes** — binary codes in breadth-first order from the reset state, or Gray codes along
   that order (neighbouring states differ in one bit), written as new values of the state names
-  (``parameter``/``localparam`` declarators, ``enum`` members), with ``fsm_encoding = "none"`` where
+  (``parameter``/``localparam`` declarators, ``enum`` members, ```define`` literals), with
+  ``fsm_encoding = "none"`` where
   Yosys would otherwise re-encode. Why this is exact: the values form an injective renaming π of the
   codes (codes written as literals stay fixed and are never targets; when the design tests the state
   against 0 with ``!s``, 0 stays fixed), and :func:`~evoforge.agents.rtl_rules.netlist_fsm.renamed_equal`
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from dataclasses import dataclass
 
 from evoforge.agents.rtl_rules.ast_utils import decline
@@ -56,10 +58,26 @@ class _Name:
     at: tuple[int, int]  # the literal's range, or the insertion point after the member's name
 
 
+_DEFINE = re.compile(
+    r"^[ \t]*`define[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]+([0-9][0-9_]*|[0-9]*'[sS]?[bBoOdDhH][0-9a-fA-F_]+)[ \t]*(?://.*)?$",
+    re.M,
+)
+
+
+def _defines(design: Design, codes: frozenset[int]) -> list[_Name]:
+    """```define NAME <literal>`` lines whose value is a code (the macro body is the literal)."""
+    out = []
+    for match in _DEFINE.finditer(design.text):
+        literal = parse_literal(match[2])
+        if literal is not None and literal.value in codes:
+            out.append(_Name(match[1], literal.value, literal, (match.start(2), match.end(2))))
+    return out
+
+
 def _names(design: Design, module: Node, codes: frozenset[int]) -> list[_Name]:
-    """Parameters, localparams and enum members of ``module`` whose value is a code."""
+    """Parameters, localparams, enum members and ```define`` macros whose value is a code."""
     syntax = design.syntax
-    out: list[_Name] = []
+    out: list[_Name] = _defines(design, codes)
     for decl in syntax.of_kind("ParameterDeclaration", within=module):
         if any(a.kind == "ParameterPortList" for a in syntax.ancestors(decl)):
             continue  # a header parameter can be overridden from outside
@@ -239,7 +257,7 @@ class FsmEncoding:
         if reg.zero_tested:
             fixed.add(0)
         if not names:
-            decline(f"the codes of {reg.name} are not written as parameter, localparam or enum names")
+            decline(f"the codes of {reg.name} are not written as parameter, localparam, enum or macro names")
             return sites
         order = _orders(design, module, reg)
         candidates = [
