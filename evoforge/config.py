@@ -205,6 +205,9 @@ class Settings(BaseSettings):
 
     db: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the data directory")
     data_dir: Path = Field(default_factory=default_data_dir)
+    scratch_dir: Path | None = Field(
+        None, description="where runs keep scratch (removed when they end); None = <system temp>/evoforge-<uid>"
+    )
     rtl: RtlSettings = Field(default_factory=lambda: RtlSettings())
     kernel: KernelSettings = Field(default_factory=lambda: KernelSettings())
     search: SearchSettings = Field(default_factory=lambda: SearchSettings())
@@ -250,6 +253,7 @@ class Settings(BaseSettings):
         return self.data_dir / "cache"
 
     def work_dir(self) -> Path:
-        path = self.data_dir / "work"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """This process's scratch directory (removed when the process ends; see ``evoforge.scratch``)."""
+        from evoforge.scratch import run_dir
+
+        return run_dir(self.scratch_dir)

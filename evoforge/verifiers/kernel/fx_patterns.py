@@ -124,32 +124,44 @@ class Analyser:
         self.nodes = nodes
         self.placeholders = [n for n in nodes if n.op == "placeholder"]
         self.memo: dict[fx.Node, _Chain] = {}
+        self.why = ""
 
     def pattern(self) -> dict[str, Any] | None:
+        """The pattern of the graph, or None with the reason in ``self.why``."""
+        self.why = ""
+        try:
+            return self._pattern()
+        except _NoMatch as exc:
+            self.why = str(exc)
+            log.debug("fx summary: no pattern: %s", exc)
+            return None
+
+    def _pattern(self) -> dict[str, Any] | None:
         out = next(n for n in self.nodes if n.op == "output")
         result = out.args[0]
         metas = [meta(p) for p in self.placeholders]
-        if not isinstance(result, fx.Node) or any(m is None or m["dtype"] != "float32" for m in metas):
-            return None
+        if not isinstance(result, fx.Node):
+            raise _NoMatch("the forward returns more than one tensor")
+        if any(m is None or m["dtype"] != "float32" for m in metas):
+            raise _NoMatch("an input is not a float32 tensor (the templates are float32)")
         if (meta(result) or {}).get("dtype") != "float32":
-            return None
-        try:
-            chain = self.chain(result)
-        except _NoMatch as exc:
-            log.debug("fx summary: no pattern: %s", exc)
-            return None
+            raise _NoMatch("the output is not float32")
+        chain = self.chain(result)
         base: dict[str, Any] = {"input": chain.input, "shape": _shape(self.placeholders[chain.input])}
         if chain.head is None:
-            return {"kind": "elementwise", **base, "ops": chain.pre} if chain.pre else None
+            if not chain.pre:
+                raise _NoMatch("the forward returns its input unchanged")
+            return {"kind": "elementwise", **base, "ops": chain.pre}
         head = dict(chain.head)
         if head.pop("kind") == "gemm":
             if chain.pre:
-                return None
+                raise _NoMatch("pointwise ops before a GEMM")
             return {"kind": "gemm_epilogue", **base, **head, "epilogue": chain.post}
         if head["op"] in ("sum", "mean", "max") and any(
             op.get("operand", {"kind": "scalar"})["kind"] != "scalar" for op in chain.post
         ):
-            return None  # the reduced value has another shape: only scalars broadcast onto it
+            # the reduced value has another shape: only scalars broadcast onto it
+            raise _NoMatch("a tensor operand after a sum/mean/max reduction")
         return {"kind": "row_reduction", **base, **head, "prologue": chain.pre, "epilogue": chain.post}
 
     # -- one node ----------------------------------------------------------------------------------

@@ -183,14 +183,38 @@ def check_size(text: str, settings: KernelSettings, workdir: Path, limits: Limit
 
 
 def _run_sizing(request: dict[str, Any], workdir: Path, settings: KernelSettings, limits: Limits) -> Any:
+    answer = run_program(
+        "evoforge.verifiers.kernel.sizing", request, workdir, settings, limits, settings.target_timeout_s
+    )
+    if answer is None:
+        raise TargetError(
+            f"estimating the problem's size did not finish within {settings.target_timeout_s:.0f} s",
+            hint="raise --target-timeout",
+        )
+    return answer
+
+
+def run_program(
+    module: str,
+    request: dict[str, Any],
+    workdir: Path,
+    settings: KernelSettings,
+    limits: Limits,
+    timeout_s: float,
+) -> dict[str, Any] | None:
+    """Run ``python -m module`` sandboxed with ``request`` on stdin; its answer (None: timed out).
+
+    The program answers with one ``EVOFORGE-RESULT <nonce> <json>`` line, as the harness does; a
+    program that dies without one raises :class:`TargetError` with the end of its output.
+    """
     nonce = secrets.token_hex(16)
     env = {"PYTHONDONTWRITEBYTECODE": "1"}
     if settings.cpu_threads:
         env["OMP_NUM_THREADS"] = str(settings.cpu_threads)
     done = run_untrusted(
-        [sys.executable, "-m", "evoforge.verifiers.kernel.sizing"],
+        [sys.executable, "-m", module],
         workdir=workdir,
-        timeout=settings.target_timeout_s,
+        timeout=timeout_s,
         env=env,
         limits=limits,
         stdin_text=json.dumps({**request, "nonce": nonce}),
@@ -198,13 +222,10 @@ def _run_sizing(request: dict[str, Any], workdir: Path, settings: KernelSettings
     prefix = f"{MARKER} {nonce} "
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(prefix):
-            return json.loads(line[len(prefix) :])
+            return dict(json.loads(line[len(prefix) :]))
     if done.timed_out:
-        raise TargetError(
-            f"estimating the problem's size did not finish within {settings.target_timeout_s:.0f} s",
-            hint="raise EVOFORGE_KERNEL__TARGET_TIMEOUT_S",
-        )
-    raise TargetError(f"estimating the problem's size failed (exit {done.returncode}):\n{done.output[-2000:]}")
+        return None
+    raise TargetError(f"{module} died without an answer (exit {done.returncode}):\n{done.output[-2000:]}")
 
 
 # -- words -----------------------------------------------------------------------------------------
