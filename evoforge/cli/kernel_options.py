@@ -16,7 +16,7 @@ from evoforge.errors import ConfigError
 
 
 def _size(text: str) -> tuple[str, int]:
-    name, sep, value = text.partition("=")
+    name, sep, value = text.rpartition("=")
     if not sep or not name.strip() or not value.strip().isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"--size {text!r}: use NAME=VALUE with a positive integer")
     return name.strip(), int(value)

@@ -153,10 +153,17 @@ class Analyser:
                 raise _NoMatch("the forward returns its input unchanged")
             return {"kind": "elementwise", **base, "ops": chain.pre}
         head = dict(chain.head)
-        if head.pop("kind") == "gemm":
+        head_kind = head.pop("kind")
+        if head_kind == "gemm":
             if chain.pre:
                 raise _NoMatch("pointwise ops before a GEMM")
             return {"kind": "gemm_epilogue", **base, **head, "epilogue": chain.post}
+        if head_kind == "conv":
+            return {"kind": "conv2d_epilogue", **base, **head, "epilogue": chain.post}
+        if head_kind == "pool":
+            if any(op.get("operand", {"kind": "scalar"})["kind"] not in ("scalar", "channel") for op in chain.post):
+                raise _NoMatch("a tensor operand after a pooling")
+            return {"kind": "pool2d", **base, **head, "epilogue": chain.post}
         if head["op"] in ("sum", "mean", "max") and any(
             op.get("operand", {"kind": "scalar"})["kind"] != "scalar" for op in chain.post
         ):
@@ -205,6 +212,15 @@ class Analyser:
             return self._norm(node, "layernorm", len(shape), eps, self._source(weight), self._source(bias))
         if key == "linear":
             return self._gemm(node, x, _arg(node, 1, "weight"), _arg(node, 2, "bias"), "nk")
+        if key == "conv2d":
+            weight, bias = self._source(_arg(node, 1, "weight")), _arg(node, 2, "bias")
+            if weight is None or (bias is not None and self._source(bias) is None):
+                raise _NoMatch("conv2d weight or bias is computed")
+            return self._conv(
+                node, x, weight, self._source(bias) if bias is not None else None,
+                _arg(node, 3, "stride", 1), _arg(node, 4, "padding", 0),
+                _arg(node, 5, "dilation", 1), _arg(node, 6, "groups", 1),
+            )
         if key in ("matmul", "mm"):
             w: Any = node.args[1]
             if _is(w, "t") or (_is(w, "getattr") and w.args[1] == "T"):
@@ -258,6 +274,16 @@ class Analyser:
         if kind == "Linear":
             bias = f"{path}.bias" if module.bias is not None else None
             return self._gemm(node, x, {"param": f"{path}.weight"}, {"param": bias} if bias else None, "nk")
+        if kind == "Conv2d":
+            if module.padding_mode != "zeros":
+                raise _NoMatch(f"Conv2d with padding_mode={module.padding_mode!r}")
+            bias = {"param": f"{path}.bias"} if module.bias is not None else None
+            return self._conv(
+                node, x, {"param": f"{path}.weight"}, bias,
+                module.stride, module.padding, module.dilation, module.groups,
+            )
+        if kind in ("MaxPool2d", "AvgPool2d"):
+            return self._pool(node, x, module)
         if kind in ("LayerNorm", "RMSNorm"):
             affine = getattr(module, "weight", None) is not None
             has_bias = getattr(module, "bias", None) is not None
@@ -352,6 +378,8 @@ class Analyser:
             return {"kind": "full", "source": source}
         if shape and trimmed == [shape[-1]]:
             return {"kind": "row", "source": source}
+        if len(shape) >= 3 and trimmed == [shape[1]] + [1] * (len(shape) - 2):
+            return {"kind": "channel", "source": source}  # (C, 1, 1): one value per channel, NCHW
         return None
 
     def _source(self, value: Any) -> dict[str, Any] | None:
@@ -382,6 +410,70 @@ class Analyser:
         head.update(bias=b is not None, weight=w, bias_source=b, layout=layout)
         if chain.head is not None or chain.pre:
             raise _NoMatch("gemm after other ops")
+        return chain.reduce(head)
+
+    def _conv(
+        self,
+        node: fx.Node,
+        x: Any,
+        weight: dict[str, Any],
+        bias: dict[str, Any] | None,
+        stride: Any,
+        padding: Any,
+        dilation: Any,
+        groups: Any,
+    ) -> _Chain:
+        if not isinstance(x, fx.Node):
+            raise _NoMatch("conv of a constant")
+        if groups != 1:
+            raise _NoMatch(f"grouped/depthwise convolution (groups={groups}) has no template")
+        if isinstance(padding, str):
+            if padding != "valid":
+                raise _NoMatch(f"conv2d padding={padding!r}")
+            padding = 0
+        w_shape, x_shape = self._param_shape(weight), _shape(x)
+        if w_shape is None or len(w_shape) != 4 or x_shape is None or len(x_shape) != 4:
+            raise _NoMatch("conv2d of other than a 4-D NCHW input and weight")
+        chain = self.chain(x)
+        if chain.head is not None or chain.pre:
+            raise _NoMatch("ops before a convolution")
+        head = {
+            "kind": "conv",
+            "op": "conv2d",
+            "in_channels": w_shape[1],
+            "out_channels": w_shape[0],
+            "kernel": w_shape[2:],
+            "stride": _pair(stride),
+            "padding": _pair(padding),
+            "dilation": _pair(dilation),
+            "weight": weight,
+            "bias_source": bias,
+            "bias": bias is not None,
+        }
+        return chain.reduce(head)
+
+    def _pool(self, node: fx.Node, x: fx.Node, module: Any) -> _Chain:
+        kind = type(module).__name__
+        x_shape = _shape(x)
+        if x_shape is None or len(x_shape) != 4:
+            raise _NoMatch(f"{kind} of other than a 4-D NCHW input")
+        if getattr(module, "ceil_mode", False) or getattr(module, "return_indices", False):
+            raise _NoMatch(f"{kind} with ceil_mode or return_indices")
+        head: dict[str, Any] = {
+            "kind": "pool",
+            "op": "max" if kind == "MaxPool2d" else "avg",
+            "kernel": _pair(module.kernel_size),
+            "stride": _pair(module.stride if module.stride is not None else module.kernel_size),
+            "padding": _pair(module.padding),
+            "dilation": _pair(getattr(module, "dilation", 1)),
+        }
+        if kind == "AvgPool2d":
+            if module.divisor_override is not None:
+                raise _NoMatch("AvgPool2d with divisor_override")
+            head["count_include_pad"] = bool(module.count_include_pad)
+        chain = self.chain(x)
+        if chain.head is not None or chain.pre:
+            raise _NoMatch("ops before a pooling")
         return chain.reduce(head)
 
     def _param_shape(self, source: dict[str, Any]) -> list[int] | None:
@@ -478,6 +570,14 @@ class Analyser:
 
 def _norm_head(op: str, eps: float) -> dict[str, Any]:
     return {"kind": "reduction", "op": op, "row_dims": 1, "eps": eps, "weight": None, "bias": None}
+
+
+def _pair(value: Any) -> list[int]:
+    if isinstance(value, int):
+        return [value, value]
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return [int(value[0]), int(value[1])]
+    raise _NoMatch(f"a 2-D window parameter {value!r}")
 
 
 def _num(value: Any) -> float | None:
