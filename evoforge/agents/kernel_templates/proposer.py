@@ -306,7 +306,7 @@ def instantiate(
             keepdim=bool(pattern.get("keepdim", False)),
             eps=repr(float(pattern.get("eps", 0.0))),
         )
-        context["prologue"] = op_lines(pattern.get("prologue", []), backend, {}, tensors)
+        context["prologue"] = op_lines(pattern.get("prologue", []), backend, index, tensors)
         context["epilogue"] = op_lines(pattern.get("epilogue", []), backend, index, tensors)
     else:
         raise Unsupported(f"pattern {kind}")

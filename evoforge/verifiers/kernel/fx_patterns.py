@@ -132,9 +132,83 @@ class Analyser:
         try:
             return self._pattern()
         except _NoMatch as exc:
+            try:  # a pointwise graph that is not one chain: x * (1 + tanh(x + x³)) and friends
+                return self._expression()
+            except _NoMatch:
+                pass
             self.why = str(exc)
             log.debug("fx summary: no pattern: %s", exc)
             return None
+
+    def _expression(self) -> dict[str, Any]:
+        """The whole graph as pointwise steps on one input: ``{"op": "expr", "steps": [...]}``."""
+        out = next(n for n in self.nodes if n.op == "output")
+        result = out.args[0]
+        if not isinstance(result, fx.Node) or (meta(result) or {}).get("dtype") != "float32":
+            raise _NoMatch("not one float32 output")
+        shape = _shape(result)
+        primary = [i for i, p in enumerate(self.placeholders) if _shape(p) == shape and meta(p)]
+        if not primary:
+            raise _NoMatch("no input of the output's shape")
+        steps: list[dict[str, Any]] = []
+        ids: dict[fx.Node, int] = {}
+        first = self.placeholders[primary[0]]
+
+        def ref(value: Any) -> dict[str, Any]:
+            if isinstance(value, bool):
+                raise _NoMatch("a boolean operand")
+            if isinstance(value, int | float):
+                return {"scalar": float(value)}
+            if value is first:
+                return {"x": True}
+            if isinstance(value, fx.Node) and value in ids:
+                return {"step": ids[value]}
+            operand = self._operand(value, shape)
+            if operand is None or operand["kind"] == "scalar":
+                raise _NoMatch(f"operand {value!r}")
+            return {"operand": operand}
+
+        for node in self.nodes:
+            if node.op in ("placeholder", "output", "get_attr"):
+                continue
+            if node.op == "call_module":
+                module: Any = self.root.get_submodule(str(node.target))
+                name = MODULE_UNARY.get(type(module).__name__)
+                if name is None or _shape(node) != shape:
+                    raise _NoMatch(f"module {type(module).__name__} in a pointwise expression")
+                step: dict[str, Any] = {"op": name, "args": [ref(node.args[0])]}
+                if name == "gelu":
+                    step["approximate"] = module.approximate
+            elif node.op in ("call_function", "call_method"):
+                key = _key(node)
+                if _shape(node) != shape:
+                    raise _NoMatch(f"{node.name} changes the shape")
+                if key in BINARY:
+                    if "alpha" in node.kwargs:
+                        raise _NoMatch("add/sub with alpha")
+                    step = {"op": BINARY[key], "args": [ref(node.args[0]), ref(_arg(node, 1, "other"))]}
+                elif key == "pow":
+                    exponent = _arg(node, 1, "exponent")
+                    if not isinstance(exponent, int | float) or float(exponent) not in (0.5, 1.0, 2.0, 3.0, 4.0):
+                        raise _NoMatch(f"pow with exponent {exponent!r}")
+                    step = {"op": "pow", "exponent": float(exponent), "args": [ref(node.args[0])]}
+                elif key in UNARY and isinstance(node.args[0], fx.Node):
+                    step = {**self._unary(node, UNARY[key]), "args": [ref(node.args[0])]}
+                else:
+                    raise _NoMatch(f"{key} in a pointwise expression")
+            else:
+                raise _NoMatch(f"{node.op} in a pointwise expression")
+            ids[node] = len(steps)
+            steps.append(step)
+        if result not in ids:
+            raise _NoMatch("the output is not computed pointwise")
+        steps = steps[: ids[result] + 1]
+        return {
+            "kind": "elementwise",
+            "input": primary[0],
+            "shape": shape,
+            "ops": [{"op": "expr", "steps": steps}],
+        }
 
     def _pattern(self) -> dict[str, Any] | None:
         out = next(n for n in self.nodes if n.op == "output")
@@ -158,6 +232,24 @@ class Analyser:
             if chain.pre:
                 raise _NoMatch("pointwise ops before a GEMM")
             return {"kind": "gemm_epilogue", **base, **head, "epilogue": chain.post}
+        if "dim" in head:
+            if head["op"] not in ("sum", "mean", "max", "softmax", "rmsnorm"):
+                raise _NoMatch(f"{head['op']} over a dimension other than the last")
+            for op in [*chain.pre, *chain.post]:
+                if op.get("operand", {"kind": "scalar"})["kind"] not in ("scalar", "tensor_scalar"):
+                    raise _NoMatch("a tensor operand around a reduction over an inner dimension")
+            if head["op"] == "rmsnorm" and (head.get("weight") or head.get("bias")):
+                raise _NoMatch("an affine RMSNorm over an inner dimension")
+            return {
+                "kind": "strided_reduction",
+                **base,
+                "op": head["op"],
+                "dim": head["dim"],
+                "keepdim": bool(head.get("keepdim", False)),
+                "eps": float(head.get("eps", 0.0)),
+                "prologue": chain.pre,
+                "epilogue": chain.post,
+            }
         if head_kind == "conv":
             return {"kind": "conv2d_epilogue", **base, **head, "epilogue": chain.post}
         if head_kind == "pool":
@@ -301,18 +393,27 @@ class Analyser:
     # -- reductions --------------------------------------------------------------------------------
 
     def _last_dim(self, node: fx.Node, dim: Any) -> None:
-        shape = _shape(node.args[0])
-        if shape is None or not isinstance(dim, int) or dim % len(shape) != len(shape) - 1:
+        if self._reduced_dim(node, dim) is not None:
             raise _NoMatch("reduction not over the last dimension")
+
+    def _reduced_dim(self, node: fx.Node, dim: Any) -> int | None:
+        """None for the last dimension, else the (non-negative) dimension reduced over."""
+        shape = _shape(node.args[0])
+        if isinstance(dim, list | tuple) and len(dim) == 1:
+            dim = dim[0]
+        if shape is None or not isinstance(dim, int) or not -len(shape) <= dim < len(shape):
+            raise _NoMatch(f"reduction over {dim!r} (one dimension, given as an int, is supported)")
+        dim %= len(shape)
+        return None if dim == len(shape) - 1 else dim
 
     def _reduce(self, node: fx.Node, op: str, *, dim: Any) -> _Chain:
         x = node.args[0]
         if not isinstance(x, fx.Node):
             raise _NoMatch("reduction of a constant")
-        if isinstance(dim, list | tuple) and len(dim) == 1:
-            dim = dim[0]
-        self._last_dim(node, dim)
+        strided = self._reduced_dim(node, dim)
         head: dict[str, Any] = {"kind": "reduction", "op": op, "row_dims": 1}
+        if strided is not None:
+            head["dim"] = strided
         if op in ("sum", "mean", "max"):
             head["keepdim"] = bool(_arg(node, 2, "keepdim", False))
             if _arg(node, 3 if op != "max" else 99, "dtype") is not None:
@@ -530,8 +631,10 @@ class Analyser:
         is_var = _key(stat) == "var"
         if not _arg(stat, 3 if is_var else 2, "keepdim", False):
             return None
-        self._last_dim(stat, _arg(stat, 1, "dim"))
+        strided = self._reduced_dim(stat, _arg(stat, 1, "dim"))
         if is_var:
+            if strided is not None:
+                return None
             unbiased = bool(_arg(stat, 2, "unbiased", True)) and stat.kwargs.get("correction", 1) != 0
             centred = self._centred(x)
             if unbiased or centred is None or stat.args[0] is not centred.args[0]:
@@ -548,10 +651,15 @@ class Analyser:
         if base is None:
             return None
         if base is x:
-            centred = self._centred(x)
+            centred = self._centred(x) if strided is None else None
             if centred is not None:
                 return self.chain(centred.args[0]).reduce(_norm_head("layernorm", eps))
-            return self.chain(x).reduce(_norm_head("rmsnorm", eps))
+            head = _norm_head("rmsnorm", eps)
+            if strided is not None:
+                head["dim"] = strided
+            return self.chain(x).reduce(head)
+        if strided is not None:
+            return None
         centred_x, centred_b = self._centred(x), self._centred(base)
         if centred_x is not None and centred_b is not None and centred_x.args[0] is centred_b.args[0]:
             return self.chain(centred_x.args[0]).reduce(_norm_head("layernorm", eps))
