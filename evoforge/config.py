@@ -17,7 +17,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from evoforge.domain import Assurance
 
-
 #: kernel backends a candidate can be written for
 KERNEL_BACKENDS = ("c", "triton", "cuda")
 
@@ -128,7 +127,9 @@ class KernelSettings(BaseModel):
     def _valid_backends(cls, value: list[str]) -> list[str]:
         bad = [b for b in value if b not in KERNEL_BACKENDS]
         if bad:
-            raise ValueError(f"unknown kernel backend(s) {', '.join(bad)}; valid: {', '.join(KERNEL_BACKENDS)}")
+            raise ValueError(
+                f"unknown kernel backend(s) {', '.join(bad)}; valid: {', '.join(KERNEL_BACKENDS)}"
+            )
         return list(dict.fromkeys(value))
 
     @property
@@ -206,7 +207,8 @@ class Settings(BaseSettings):
     db: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the data directory")
     data_dir: Path = Field(default_factory=default_data_dir)
     scratch_dir: Path | None = Field(
-        None, description="where runs keep scratch (removed when they end); None = <system temp>/evoforge-<uid>"
+        None,
+        description="where runs keep scratch (removed when they end); None = <system temp>/evoforge-<uid>",
     )
     rtl: RtlSettings = Field(default_factory=lambda: RtlSettings())
     kernel: KernelSettings = Field(default_factory=lambda: KernelSettings())

@@ -13,6 +13,7 @@ evoforge.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import logging
 import os
@@ -104,10 +105,8 @@ def cleanup() -> None:
 def _remove(path: Path, fd: int | None) -> None:
     shutil.rmtree(path, ignore_errors=True)
     if fd is not None:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 def _install_signal_handlers() -> None:

@@ -26,9 +26,7 @@ if sys.argv[2] == "wait":
 
 
 def _start(root: Path, mode: str) -> tuple[subprocess.Popen[str], Path]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), mode], stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(root), mode], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     work = Path(proc.stdout.readline().strip())
     assert (work / "trial0.pt").exists()

@@ -23,7 +23,6 @@ from typing import Any, NoReturn
 from evoforge import __version__
 from evoforge.cli.bench import add_bench_parser, cmd_bench
 from evoforge.cli.browse import cmd_export, cmd_jobs, cmd_kb, cmd_show, print_job
-from evoforge.cli.kernel_options import add_kernel_options
 from evoforge.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
@@ -33,6 +32,7 @@ from evoforge.cli.common import (
     StderrProgress,
     settings_from_args,
 )
+from evoforge.cli.kernel_options import add_kernel_options
 from evoforge.config import Settings
 from evoforge.domain import (
     DEFAULT_KERNEL_OBJECTIVES,

@@ -94,8 +94,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             no_template=summary.get("no_pattern"),
         )
         if not args.no_compile:
-            _say(f"  torch.compile baseline")
-            row["compile"] = compile_baseline(target, settings.kernel, settings.work_dir() / f"compile-{index}")
+            _say("  torch.compile baseline")
+            row["compile"] = compile_baseline(
+                target, settings.kernel, settings.work_dir() / f"compile-{index}"
+            )
         job_id = jobs.create_job(store, target, settings, DEFAULT_KERNEL_OBJECTIVES, status=JobStatus.RUNNING)
         try:
             jobs.run_job(store, job_id, settings, progress)
@@ -138,7 +140,9 @@ def _outcome(report: dict[str, Any]) -> dict[str, Any]:
         out["reason"] = "nothing was proposed"
     elif not accepted:
         first = report["candidates"][0]
-        out["reason"] = f"every candidate rejected; e.g. at {first.get('rejected_stage')}: {first.get('reason')}"
+        out["reason"] = (
+            f"every candidate rejected; e.g. at {first.get('rejected_stage')}: {first.get('reason')}"
+        )
     return out
 
 
@@ -181,7 +185,9 @@ def _num(value: Any, fmt: str = ".3g", unit: str = "") -> str:
 def _row_text(row: dict[str, Any]) -> str:
     compiled = row.get("compile") or {}
     compile_text = (
-        f"torch.compile {_num(compiled.get('speedup'))}x eager" if compiled.get("works") else "torch.compile -"
+        f"torch.compile {_num(compiled.get('speedup'))}x eager"
+        if compiled.get("works")
+        else "torch.compile -"
     )
     text = (
         f"{row.get('status')}: best {_num(row.get('speedup'))}x eager ({row.get('accepted', 0)}/"
@@ -208,7 +214,8 @@ def print_bench(payload: dict[str, Any]) -> None:
         + ", ".join(f"fast_{p:g} {_num(s[f'fast_{p:g}'], '.0%')}" for p in FAST_P)
     )
     print(
-        f"geometric-mean speed-up over the {s['geomean_over']} correct: {_num(s['geomean_speedup_vs_eager'])}x "
+        f"geometric-mean speed-up over the {s['geomean_over']} correct: "
+        f"{_num(s['geomean_speedup_vs_eager'])}x "
         f"vs torch eager; {_num(s['geomean_speedup_vs_compile'])}x vs torch.compile "
         f"(over {s['geomean_vs_compile_over']} where it works)"
     )

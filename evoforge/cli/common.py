@@ -7,9 +7,9 @@ import logging
 import sys
 from typing import Any
 
+from evoforge.cli.kernel_options import apply_kernel_options
 from evoforge.config import LlmSettings, Settings
 from evoforge.errors import ConfigError
-from evoforge.cli.kernel_options import apply_kernel_options
 
 log = logging.getLogger("evoforge")
 

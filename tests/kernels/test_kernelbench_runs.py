@@ -60,7 +60,11 @@ def test_conv_bias_relu_as_written_is_a_clear_refusal_not_a_crash(tmp_path: Path
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "problem",
-    ["level2_12_Gemm_Multiply_LeakyReLU.py", "level1_1_Square_matrix_multiplication_.py", "level2_1_Conv2D_ReLU_BiasAdd.py"],
+    [
+        "level2_12_Gemm_Multiply_LeakyReLU.py",
+        "level1_1_Square_matrix_multiplication_.py",
+        "level2_1_Conv2D_ReLU_BiasAdd.py",
+    ],
 )
 def test_gemm_matmul_conv_runs_finish_scaled_within_budget(problem: str, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'e.db'}"
@@ -93,11 +97,14 @@ def test_bench_over_a_folder(tmp_path: Path) -> None:
     (folder / "cumsum.py").write_text(
         "import torch\nimport torch.nn as nn\n\nclass Model(nn.Module):\n    def forward(self, x):\n"
         "        return torch.cumsum(x, dim=1)\n\nbatch_size = 64\ndim = 256\n\n"
-        "def get_inputs():\n    return [torch.rand(batch_size, dim)]\n\ndef get_init_inputs():\n    return []\n"
+        "def get_inputs():\n    return [torch.rand(batch_size, dim)]\n\n"
+        "def get_init_inputs():\n    return []\n"
     )
     (folder / "broken.py").write_text("import torch\n")
     db = f"sqlite:///{tmp_path / 'b.db'}"
-    done = evoforge("bench", folder, "--budget", "1", "--call-budget", "20", "--no-compile", "--db", db, "--json")
+    done = evoforge(
+        "bench", folder, "--budget", "1", "--call-budget", "20", "--no-compile", "--db", db, "--json"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     payload = json.loads(done.stdout)
     rows = {r["problem"]: r for r in payload["problems"]}

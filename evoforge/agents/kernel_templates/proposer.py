@@ -211,7 +211,8 @@ def describe(pattern: dict[str, Any]) -> str:
     if kind == "pool2d":
         return f"Wrote the {pattern.get('op')}-pooling in one pass{tail}"
     if kind == "strided_reduction":
-        return f"Computed the {pattern.get('op')} over dim {pattern.get('dim')} with the inner dimension vectorised"
+        op, dim = pattern.get("op"), pattern.get("dim")
+        return f"Computed the {op} over dim {dim} with the inner dimension vectorised"
     return f"Wrote the {pattern.get('in_features')}→{pattern.get('out_features')} GEMM{tail}"
 
 

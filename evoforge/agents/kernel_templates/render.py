@@ -111,7 +111,9 @@ def op_lines(
     return lines
 
 
-def _steps(steps: list[dict[str, Any]], backend: str, index: dict[str, str], tensors: TensorArgs) -> list[str]:
+def _steps(
+    steps: list[dict[str, Any]], backend: str, index: dict[str, str], tensors: TensorArgs
+) -> list[str]:
     """A pointwise expression graph as single assignments ``e0 = …; e1 = …;`` then ``v = eN``."""
     c = backend == "c"
     num = c_float if c else py_float

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from evoforge.config import KernelSettings
-from evoforge.tools.process import Limits
 from evoforge.verifiers.kernel.scaling import child_limits
 
 __all__ = ["Budget", "child_limits", "stage_budget"]
@@ -33,7 +32,11 @@ class Budget:
     reason: str  # what to say when a child is stopped by it
 
     def failure(self, seconds: float) -> str:
-        return self.reason if self.limited else f"did not finish within {seconds:.0f} s (killed; a hang or far too slow)"
+        return (
+            self.reason
+            if self.limited
+            else f"did not finish within {seconds:.0f} s (killed; a hang or far too slow)"
+        )
 
 
 def stage_budget(mode: str, settings: KernelSettings, probe: dict[str, Any], extra_s: float = 0.0) -> Budget:
@@ -61,4 +64,3 @@ def stage_budget(mode: str, settings: KernelSettings, probe: dict[str, Any], ext
         + "): far slower than torch eager, or hung"
     )
     return Budget(seconds, True, reason)
-

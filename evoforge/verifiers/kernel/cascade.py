@@ -22,8 +22,8 @@ from typing import Any
 from evoforge.config import KernelSettings
 from evoforge.domain import Metrics, StageResult, Target, Verdict
 from evoforge.verifiers.kernel import stages
-from evoforge.verifiers.kernel.stages import KernelContext
 from evoforge.verifiers.kernel.scaling import scale_note
+from evoforge.verifiers.kernel.stages import KernelContext
 from evoforge.verifiers.kernel.target import PROBLEM_FILE, runnable_source
 from evoforge.verifiers.runner import merged_metrics, remember_stages, reused_stage, run_stage
 

@@ -41,13 +41,21 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             got = problem.flatten_outputs(compiled(*problem.clone_inputs(make(1))))
         compile_s = time.perf_counter() - begin
     except Exception as exc:  # Inductor missing a compiler, an op it cannot lower, …
-        return {"ok": True, "works": False, "reason": f"torch.compile failed: {type(exc).__name__}: {str(exc)[:500]}"}
+        return {
+            "ok": True,
+            "works": False,
+            "reason": f"torch.compile failed: {type(exc).__name__}: {str(exc)[:500]}",
+        }
     with torch.no_grad():
         expected = problem.flatten_outputs(model(*make(1)))
     for k, (exp, out) in enumerate(zip(expected, got, strict=False)):
         verdict = compare.compare_tensor(exp, out, **request.get("tolerance", {}))
         if not verdict.ok:
-            return {"ok": True, "works": False, "reason": f"torch.compile output {k} differs from eager: {verdict.reason}"}
+            return {
+                "ok": True,
+                "works": False,
+                "reason": f"torch.compile output {k} differs from eager: {verdict.reason}",
+            }
     with torch.no_grad():
         result = timing.time_cpu(
             lambda xs: model(*xs),
@@ -76,7 +84,11 @@ def main() -> None:
     try:
         result = run(request)
     except BaseException as exc:
-        result = {"ok": False, "detail": f"{type(exc).__name__}: {str(exc)[:1500]}", "log": traceback.format_exc()[-3000:]}
+        result = {
+            "ok": False,
+            "detail": f"{type(exc).__name__}: {str(exc)[:1500]}",
+            "log": traceback.format_exc()[-3000:],
+        }
     sys.stdout.write(f"\n{MARKER} {nonce} {json.dumps(result, default=str)}\n")
     sys.stdout.flush()
     os._exit(0)
@@ -110,7 +122,12 @@ def compile_baseline(target: Any, settings: Any, workdir: Path) -> dict[str, Any
     timeout = settings.compile_timeout_s + settings.stage_timeout_s
     try:
         answer = run_program(
-            "evoforge.verifiers.kernel.compiled", request, workdir, settings, child_limits(settings, KERNEL_LIMITS), timeout
+            "evoforge.verifiers.kernel.compiled",
+            request,
+            workdir,
+            settings,
+            child_limits(settings, KERNEL_LIMITS),
+            timeout,
         )
     except TargetError as exc:
         return {"works": False, "reason": f"the torch.compile child died: {exc.message[-300:]}"}

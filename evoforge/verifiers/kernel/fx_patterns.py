@@ -189,7 +189,13 @@ class Analyser:
                     step = {"op": BINARY[key], "args": [ref(node.args[0]), ref(_arg(node, 1, "other"))]}
                 elif key == "pow":
                     exponent = _arg(node, 1, "exponent")
-                    if not isinstance(exponent, int | float) or float(exponent) not in (0.5, 1.0, 2.0, 3.0, 4.0):
+                    if not isinstance(exponent, int | float) or float(exponent) not in (
+                        0.5,
+                        1.0,
+                        2.0,
+                        3.0,
+                        4.0,
+                    ):
                         raise _NoMatch(f"pow with exponent {exponent!r}")
                     step = {"op": "pow", "exponent": float(exponent), "args": [ref(node.args[0])]}
                 elif key in UNARY and isinstance(node.args[0], fx.Node):
@@ -253,7 +259,10 @@ class Analyser:
         if head_kind == "conv":
             return {"kind": "conv2d_epilogue", **base, **head, "epilogue": chain.post}
         if head_kind == "pool":
-            if any(op.get("operand", {"kind": "scalar"})["kind"] not in ("scalar", "channel") for op in chain.post):
+            if any(
+                op.get("operand", {"kind": "scalar"})["kind"] not in ("scalar", "channel")
+                for op in chain.post
+            ):
                 raise _NoMatch("a tensor operand after a pooling")
             return {"kind": "pool2d", **base, **head, "epilogue": chain.post}
         if head["op"] in ("sum", "mean", "max") and any(
@@ -309,9 +318,14 @@ class Analyser:
             if weight is None or (bias is not None and self._source(bias) is None):
                 raise _NoMatch("conv2d weight or bias is computed")
             return self._conv(
-                node, x, weight, self._source(bias) if bias is not None else None,
-                _arg(node, 3, "stride", 1), _arg(node, 4, "padding", 0),
-                _arg(node, 5, "dilation", 1), _arg(node, 6, "groups", 1),
+                node,
+                x,
+                weight,
+                self._source(bias) if bias is not None else None,
+                _arg(node, 3, "stride", 1),
+                _arg(node, 4, "padding", 0),
+                _arg(node, 5, "dilation", 1),
+                _arg(node, 6, "groups", 1),
             )
         if key in ("matmul", "mm"):
             w: Any = node.args[1]
@@ -369,10 +383,16 @@ class Analyser:
         if kind == "Conv2d":
             if module.padding_mode != "zeros":
                 raise _NoMatch(f"Conv2d with padding_mode={module.padding_mode!r}")
-            bias = {"param": f"{path}.bias"} if module.bias is not None else None
+            conv_bias = {"param": f"{path}.bias"} if module.bias is not None else None
             return self._conv(
-                node, x, {"param": f"{path}.weight"}, bias,
-                module.stride, module.padding, module.dilation, module.groups,
+                node,
+                x,
+                {"param": f"{path}.weight"},
+                conv_bias,
+                module.stride,
+                module.padding,
+                module.dilation,
+                module.groups,
             )
         if kind in ("MaxPool2d", "AvgPool2d"):
             return self._pool(node, x, module)

@@ -246,7 +246,8 @@ def shapes_text(shapes: list[list[int]] | None) -> str:
 def describe_estimate(row: dict[str, Any]) -> str:
     words = (
         f"inputs {shapes_text(row.get('input_shapes'))} ({_bytes(row.get('input_bytes', 0))}), "
-        f"~{_bytes(row.get('footprint_bytes', 0))} per check, ~{row.get('call_ms', 0):.4g} ms per reference call"
+        f"~{_bytes(row.get('footprint_bytes', 0))} per check, "
+        f"~{row.get('call_ms', 0):.4g} ms per reference call"
     )
     if row.get("forward_error"):
         words += " (from inputs and parameters only: the forward did not run on the meta device)"
@@ -257,19 +258,22 @@ def machine_words(record: dict[str, Any]) -> str:
     machine = record.get("machine") or {}
     gpu = "a CUDA GPU" if machine.get("cuda") else "no GPU"
     return (
-        f"this machine: {gpu}, {machine.get('threads')} threads, memory cap {_bytes(record['memory_limit_bytes'])} "
+        f"this machine: {gpu}, {machine.get('threads')} threads, "
+        f"memory cap {_bytes(record['memory_limit_bytes'])} "
         f"per child ({_bytes(record['memory_budget_bytes'])} for the problem's tensors), "
         f"call budget {record['call_budget_ms']:g} ms"
     )
 
 
 def scale_note(record: dict[str, Any] | None) -> str:
-    """"timed at 4096×1024, the problem says 4096×393216" — or "" when the problem runs as written."""
+    """ "timed at 4096×1024, the problem says 4096×393216" — or "" when the problem runs as written."""
     if not record or not record.get("values"):
         return ""
     timed = (record.get("chosen") or {}).get("input_shapes")
     said = (record.get("problem") or {}).get("input_shapes")
-    changed = ", ".join(f"{n} {c['problem']}→{c['timed']}" for n, c in (record.get("constants") or {}).items())
+    changed = ", ".join(
+        f"{n} {c['problem']}→{c['timed']}" for n, c in (record.get("constants") or {}).items()
+    )
     return f"timed at {shapes_text(timed)}, the problem says {shapes_text(said)} (scaled: {changed})"
 
 

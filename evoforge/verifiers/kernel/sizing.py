@@ -1,4 +1,4 @@
-"""How big a problem is, worked out without running it at its size: ``python -m evoforge.verifiers.kernel.sizing``.
+"""How big a problem is, without running it at its size: ``python -m evoforge.verifiers.kernel.sizing``.
 
 Runs in a sandboxed child (it executes the problem's code). The request on stdin names the problem
 file and its integer size constants (found by :mod:`evoforge.verifiers.kernel.scaling` in the
@@ -28,6 +28,7 @@ import time
 import traceback
 import types
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 MARKER = "EVOFORGE-RESULT"
@@ -63,9 +64,7 @@ class Estimate:
     def footprint_bytes(self) -> int:
         """What a stage child holds at once (copies of inputs and outputs, parameters, temporaries)."""
         return (
-            self.param_bytes
-            + COPIES * (self.input_bytes + self.output_bytes)
-            + 2 * self.intermediate_bytes
+            self.param_bytes + COPIES * (self.input_bytes + self.output_bytes) + 2 * self.intermediate_bytes
         )
 
     @property
@@ -118,7 +117,7 @@ def load_at(text: str, spans: dict[str, list[int]], values: dict[str, int]) -> t
     module = types.ModuleType("problem")
     module.__file__ = "problem.py"
     sys.modules["problem"] = module
-    exec(compile(scaled_text(text, spans, values), "problem.py", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(scaled_text(text, spans, values), "problem.py", "exec"), module.__dict__)
     for name in ("Model", "get_inputs", "get_init_inputs"):
         if not hasattr(module, name):
             raise SizingError(f"the problem defines no {name}")
@@ -155,14 +154,13 @@ def estimate(module: types.ModuleType) -> Estimate:
             inputs = list(maker())
             model = module.Model(*init)
         except Exception as exc:
-            raise SizingError(f"building the problem on the meta device: {type(exc).__name__}: {exc}") from exc
+            raise SizingError(
+                f"building the problem on the meta device: {type(exc).__name__}: {exc}"
+            ) from exc
     inputs_t = _tensors(inputs)
     params = [*model.parameters(), *model.buffers()] if isinstance(model, torch.nn.Module) else []
-    base = {
-        "input_shapes": [list(t.shape) for t in inputs_t],
-        "input_bytes": _nbytes(inputs_t),
-        "param_bytes": _nbytes(params),
-    }
+    input_shapes = [list(t.shape) for t in inputs_t]
+    input_bytes, param_bytes = _nbytes(inputs_t), _nbytes(params)
 
     class Counter(TorchDispatchMode):
         def __init__(self) -> None:
@@ -174,9 +172,22 @@ def estimate(module: types.ModuleType) -> Estimate:
 
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             out = func(*args, **(kwargs or {}))
-            if func.__name__.split(".")[0] in ("detach", "view", "_unsafe_view", "t", "transpose",
-                                               "permute", "expand", "alias", "unsqueeze", "squeeze",
-                                               "reshape", "as_strided", "slice", "select"):
+            if func.__name__.split(".")[0] in (
+                "detach",
+                "view",
+                "_unsafe_view",
+                "t",
+                "transpose",
+                "permute",
+                "expand",
+                "alias",
+                "unsqueeze",
+                "squeeze",
+                "reshape",
+                "as_strided",
+                "slice",
+                "select",
+            ):
                 return out
             written = _nbytes(_tensors(out))
             self.read += _nbytes(_tensors(list(args)))
@@ -191,17 +202,19 @@ def estimate(module: types.ModuleType) -> Estimate:
         with torch.no_grad(), flops, counter:
             output = model(*inputs)
     except Exception as exc:  # data-dependent ops, a CPU tensor made inside forward, …
-        io = base["input_bytes"]
+        io = input_bytes
         return Estimate(
             output_shapes=[],
             output_bytes=io,
             intermediate_bytes=io,
-            read_bytes=io + base["param_bytes"],
+            read_bytes=io + param_bytes,
             written_bytes=io,
             flops=0,
             ops=1,
             forward_error=f"{type(exc).__name__}: {str(exc)[:300]}",
-            **base,
+            input_shapes=input_shapes,
+            input_bytes=input_bytes,
+            param_bytes=param_bytes,
         )
     outs = _tensors(output)
     return Estimate(
@@ -213,7 +226,9 @@ def estimate(module: types.ModuleType) -> Estimate:
         flops=int(flops.get_total_flops()),
         ops=counter.ops,
         forward_error=None,
-        **base,
+        input_shapes=input_shapes,
+        input_bytes=input_bytes,
+        param_bytes=param_bytes,
     )
 
 
@@ -280,12 +295,18 @@ class Search:
         """Why ``est`` does not fit (empty: it fits)."""
         why = []
         if est.footprint_bytes > self.memory_budget_bytes:
-            why.append(f"needs ~{_gib(est.footprint_bytes)} per check, more than {_gib(self.memory_budget_bytes)}")
+            why.append(
+                f"needs ~{_gib(est.footprint_bytes)} per check, more than {_gib(self.memory_budget_bytes)}"
+            )
         if est.io_bytes > self.io_budget_bytes:
-            why.append(f"one trial's tensors take {_gib(est.io_bytes)}, more than {_gib(self.io_budget_bytes)}")
+            why.append(
+                f"one trial's tensors take {_gib(est.io_bytes)}, more than {_gib(self.io_budget_bytes)}"
+            )
         seconds = self.machine.seconds(est)
         if seconds > self.call_budget_s:
-            why.append(f"a reference call takes ~{seconds * 1e3:.4g} ms, more than {self.call_budget_s * 1e3:.4g} ms")
+            why.append(
+                f"a reference call takes ~{seconds * 1e3:.4g} ms, more than {self.call_budget_s * 1e3:.4g} ms"
+            )
         return why
 
     def scalable(self, base: Estimate) -> list[str]:
@@ -296,7 +317,7 @@ class Search:
                 continue
             try:
                 other = self.at({**self.problem, name: shrink(value, value / 2)})
-            except Exception:  # noqa: BLE001 - the problem breaks when it changes: not ours to shrink
+            except Exception:
                 continue
             if (other.input_shapes, other.output_shapes, other.param_bytes, other.flops) != (
                 base.input_shapes,
@@ -325,7 +346,7 @@ class Search:
                 continue
             try:
                 est = self.at(trial)
-            except Exception:  # noqa: BLE001 - e.g. a channel count no longer divisible by its groups
+            except Exception:
                 frozen.add(name)
                 continue
             values = trial
@@ -345,7 +366,7 @@ def _gib(n: float) -> str:
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
-    text = open(request["problem"], encoding="utf-8").read()  # noqa: PTH123
+    text = Path(request["problem"]).read_text(encoding="utf-8")
     spans = {k: list(v) for k, v in request["spans"].items()}
     problem = {k: int(v) for k, v in request["constants"].items()}
     machine = measure_machine(request.get("threads"))

@@ -3,14 +3,14 @@
 First the size check (:mod:`evoforge.verifiers.kernel.scaling`): the memory and time the problem
 needs, worked out on the meta device and compared with this machine; where it does not fit and
 ``scale`` allows, smaller values for its size constants (the file is not edited: the verifier runs
-:func:`runnable_source`). The problem must import, define ``Model``, ``get_inputs`` and ``get_init_inputs``, run on its own
-inputs, and give the same outputs twice. The target lint then refuses a problem whose tolerance an
-all-zeros or a constant output would pass (too loose to optimise against: any candidate could win).
-What the children learn — the size record (``summary["scaling"]``), input and output shapes, the
-reference's CPU time, whether a GPU is here, and the traced graph summary the offline proposers
-read — goes into ``Target.kernel_summary``, with the backends to propose (``summary["backends"]``:
-the configured ones, or those this machine can time).
-Every failure is a :class:`TargetError` that says what to do.
+:func:`runnable_source`). The problem must import, define ``Model``, ``get_inputs`` and
+``get_init_inputs``, run on its own inputs, and give the same outputs twice. The target lint then
+refuses a problem whose tolerance an all-zeros or a constant output would pass (too loose to
+optimise against: any candidate could win). What the children learn — the size record
+(``summary["scaling"]``), input and output shapes, the reference's CPU time, whether a GPU is here,
+and the traced graph summary the offline proposers read — goes into ``Target.kernel_summary``, with
+the backends to propose (``summary["backends"]``: the configured ones, or those this machine can
+time). Every failure is a :class:`TargetError` that says what to do.
 """
 
 from __future__ import annotations

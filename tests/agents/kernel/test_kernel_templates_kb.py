@@ -149,7 +149,9 @@ def _load(source: str, tmp_path: Path, name: str) -> Any:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_pattern_and_c_template_match_torch(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pattern_and_c_template_match_torch(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from evoforge import runtime
 
     runtime.configure(build_dir=tmp_path / "build")
@@ -180,7 +182,9 @@ def test_backends_follow_the_machine_and_the_request(caplog: pytest.LogCaptureFi
     assert {p.origin for p in both} == {"offline:gemm_epilogue.c", "offline:gemm_epilogue.triton"}
     conv_cls, conv_init, conv_inputs, _ = CASES["conv_relu_bias"]
     with caplog.at_level(logging.WARNING):
-        none = OfflineKernelProposer().propose(_request(_target(conv_cls, conv_init, conv_inputs, ["triton"])))
+        none = OfflineKernelProposer().propose(
+            _request(_target(conv_cls, conv_init, conv_inputs, ["triton"]))
+        )
     assert none == []
     assert "no template for the conv2d_epilogue pattern in backend(s) triton" in caplog.text
     assert "templates exist for c" in caplog.text
