@@ -29,7 +29,8 @@ def _start(root: Path, mode: str) -> tuple[subprocess.Popen[str], Path]:
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(root), mode], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     work = Path(proc.stdout.readline().strip())
-    assert (work / "trial0.pt").exists()
+    if mode == "wait":  # an exiting child may already have cleaned up
+        assert (work / "trial0.pt").exists()
     return proc, work
 
 

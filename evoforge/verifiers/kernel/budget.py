@@ -19,7 +19,10 @@ from evoforge.verifiers.kernel.scaling import child_limits
 __all__ = ["Budget", "child_limits", "stage_budget"]
 
 #: importing torch (and Triton), loading the problem and the candidate on a busy machine
-STARTUP_S = 30.0
+STARTUP_S = 60.0
+#: the harness's own work per call (making inputs, digests, saving the trial's tensors), in reference
+#: calls: what a call costs besides the candidate's compute
+HARNESS_CALLS = 10
 #: calls of (candidate, reference) a mode makes, besides the benchmark's own time budget (the
 #: reference side of correctness runs no candidate code: it keeps the stage limit)
 _CALLS: dict[str, tuple[int | None, int]] = {"compile": (1, 0), "candidate": (None, 0), "benchmark": (8, 9)}
@@ -48,7 +51,7 @@ def stage_budget(mode: str, settings: KernelSettings, probe: dict[str, Any], ext
     cand_calls, ref_calls = _CALLS[mode]
     if cand_calls is None:
         cand_calls = settings.trials + 1
-    per_call_s = settings.slow_factor * ref_ms / 1e3
+    per_call_s = (settings.slow_factor + HARNESS_CALLS) * ref_ms / 1e3
     work_s = cand_calls * per_call_s + ref_calls * ref_ms / 1e3
     if mode == "benchmark":
         work_s += settings.benchmark_budget_s
@@ -59,7 +62,8 @@ def stage_budget(mode: str, settings: KernelSettings, probe: dict[str, Any], ext
         return Budget(cap, False, "")
     reason = (
         f"was too slow: stopped after {seconds:.0f} s, the budget of this stage ({cand_calls} call(s) at "
-        f"{settings.slow_factor:g}× the reference's {ref_ms:.4g} ms each, {STARTUP_S:.0f} s to start"
+        f"{settings.slow_factor:g}× the reference's {ref_ms:.4g} ms each, plus the checks' own work and "
+        f"{STARTUP_S:.0f} s to start"
         + (f", the {settings.benchmark_budget_s:g} s timing budget" if mode == "benchmark" else "")
         + "): far slower than torch eager, or hung"
     )
