@@ -109,3 +109,23 @@ def test_scale_setting_is_validated() -> None:
         KernelSettings(backends=["opencl"])
     assert KernelSettings(memory_limit_gib=2).memory_limit_bytes == 2 << 30
     assert child_limits(KernelSettings(memory_limit_gib=3), KERNEL_LIMITS).memory_bytes == 3 << 30
+
+
+@pytest.mark.slow
+def test_triton_interpreter_checks_run_at_smaller_sizes(tmp_path: Path) -> None:
+    from evoforge.verifiers.kernel.cascade import KernelVerifier
+    from evoforge.verifiers.kernel.target import load_kernel_target
+
+    settings = KernelSettings(backends=["c", "triton"])
+    target = load_kernel_target(RELU, settings, work_dir=tmp_path / "t")
+    summary = target.kernel_summary or {}
+    timed = summary["scaling"]["chosen"]["input_bytes"]
+    interpreted = summary["interpret_scaling"]["chosen"]["input_bytes"]
+    assert interpreted < timed and interpreted <= 2 << 20
+    verifier = KernelVerifier(target=target, settings=settings, work_root=tmp_path / "v")
+    assert verifier.interpret_problem_path is not None
+    assert "dim = (" in verifier.interpret_problem_path.read_text()
+    only_c = load_kernel_target(RELU, KernelSettings(), work_dir=tmp_path / "c")
+    assert (only_c.kernel_summary or {})["backends"] == [
+        "c"
+    ] and "interpret_scaling" not in only_c.kernel_summary

@@ -24,7 +24,7 @@ from evoforge.domain import Metrics, StageResult, Target, Verdict
 from evoforge.verifiers.kernel import stages
 from evoforge.verifiers.kernel.scaling import scale_note
 from evoforge.verifiers.kernel.stages import KernelContext
-from evoforge.verifiers.kernel.target import PROBLEM_FILE, runnable_source
+from evoforge.verifiers.kernel.target import PROBLEM_FILE, interpreter_source, runnable_source
 from evoforge.verifiers.runner import merged_metrics, remember_stages, reused_stage, run_stage
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,11 @@ class KernelVerifier:
         self.work_root.mkdir(parents=True, exist_ok=True)
         self.problem_path = self.work_root / PROBLEM_FILE
         self.problem_path.write_text(runnable_source(self.target))  # at the sizes the size check chose
+        interpret = interpreter_source(self.target)
+        self.interpret_problem_path: Path | None = None
+        if interpret is not None:  # Triton's interpreter checks at smaller sizes still
+            self.interpret_problem_path = self.work_root / "problem_interpret.py"
+            self.interpret_problem_path.write_text(interpret)
 
     @property
     def probe(self) -> dict[str, Any]:
@@ -118,6 +123,7 @@ class KernelVerifier:
             settings=self.settings,
             problem_path=self.problem_path,
             probe=self.probe,
+            interpret_problem_path=self.interpret_problem_path,
         )
 
     def _workdir(self, label: str) -> Path:

@@ -35,6 +35,9 @@ MARKER = "EVOFORGE-RESULT"
 RUNTIME_ADDRESS_SPACE = 4 << 30
 #: the largest trial file a stage child may write (its file-size limit is 1 GiB)
 IO_BUDGET_BYTES = 128 << 20
+#: what Triton's interpreter (numpy, one program at a time) checks at: tensors of a trial, a call
+INTERPRET_IO_BYTES = 2 << 20
+INTERPRET_CALL_MS = 5.0
 #: reference calls the target check makes (two runs, a warm-up and ten timed)
 PROBE_CALLS = 13
 
@@ -118,7 +121,14 @@ def memory_budget(settings: KernelSettings) -> int:
     return max(cap - RUNTIME_ADDRESS_SPACE, cap // 4) // 2
 
 
-def check_size(text: str, settings: KernelSettings, workdir: Path, limits: Limits) -> dict[str, Any]:
+def check_size(
+    text: str,
+    settings: KernelSettings,
+    workdir: Path,
+    limits: Limits,
+    *,
+    io_budget_bytes: int = IO_BUDGET_BYTES,
+) -> dict[str, Any]:
     """Estimate the problem's memory and time, choose its sizes; the record kept with the target.
 
     Raises :class:`TargetError` when the problem does not fit and may not be scaled, or cannot be
@@ -133,7 +143,7 @@ def check_size(text: str, settings: KernelSettings, workdir: Path, limits: Limit
         "scale": settings.scale,
         "sizes": settings.sizes,
         "memory_budget_bytes": memory_budget(settings),
-        "io_budget_bytes": IO_BUDGET_BYTES,
+        "io_budget_bytes": io_budget_bytes,
         "call_budget_ms": settings.call_budget_ms,
         "threads": settings.cpu_threads,
     }

@@ -36,6 +36,7 @@ class KernelContext:
     problem_path: Path
     probe: dict[str, Any]
     artifacts: dict[str, Any] = field(default_factory=dict)
+    interpret_problem_path: Path | None = None  # the problem at the Triton interpreter's sizes
 
     @property
     def backend(self) -> str:
@@ -79,6 +80,9 @@ class KernelContext:
     def harness(self, mode: str, *, interpret: bool | None = None, **extra: Any) -> ChildResult:
         if interpret is None:
             interpret = self.backend == "triton" and self.device == "cpu"
+        if self.backend == "triton" and self.device == "cpu" and self.interpret_problem_path is not None:
+            # both sides of every check at the interpreter's sizes (the reference side too)
+            extra = {"problem": str(self.interpret_problem_path), **extra}
         budget = stage_budget(mode, self.settings, self.probe)  # a far-too-slow candidate is stopped
         child = run_harness(
             mode,

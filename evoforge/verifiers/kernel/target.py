@@ -15,6 +15,7 @@ time). Every failure is a :class:`TargetError` that says what to do.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,7 +25,16 @@ from evoforge.config import KernelSettings
 from evoforge.domain import SourceFile, Target, TargetKind
 from evoforge.errors import TargetError, VerifierError
 from evoforge.verifiers.kernel.child import KERNEL_LIMITS, run_harness
-from evoforge.verifiers.kernel.scaling import check_size, child_limits, scaled_source, size_report
+from evoforge.verifiers.kernel.scaling import (
+    INTERPRET_CALL_MS,
+    INTERPRET_IO_BYTES,
+    check_size,
+    child_limits,
+    scaled_source,
+    size_report,
+)
+
+log = logging.getLogger(__name__)
 
 KERNEL_SUFFIXES = (".py",)
 PROBLEM_FILE = "problem.py"
@@ -76,12 +86,38 @@ def kernel_target_from_source(text: str, name: str, settings: KernelSettings, *,
     }
     summary["scaling"] = scaling
     summary["backends"] = list(settings.backends) or default_backends(bool(answer.get("cuda")))
+    if "triton" in summary["backends"] and not answer.get("cuda"):
+        summary["interpret_scaling"] = interpreter_sizes(text, settings, work_dir)
     return Target(
         kind=TargetKind.KERNEL,
         name=name,
         sources=(SourceFile(f"{name}.py", text),),
         kernel_summary=summary,
     )
+
+
+def interpreter_sizes(text: str, settings: KernelSettings, work_dir: Path) -> dict[str, Any]:
+    """Smaller sizes for Triton's interpreter (no GPU): it runs one program at a time in numpy, so
+    checking a candidate at the timing sizes would spend the stage limit; its checks run at these."""
+    tiny = settings.model_copy(update={"scale": "auto", "sizes": None, "call_budget_ms": INTERPRET_CALL_MS})
+    scratch = Path(tempfile.mkdtemp(prefix="interpret-", dir=work_dir))
+    try:
+        return check_size(
+            text, tiny, scratch, child_limits(settings, KERNEL_LIMITS), io_budget_bytes=INTERPRET_IO_BYTES
+        )
+    except TargetError as exc:  # Triton candidates are then checked at the timing sizes
+        log.info("no smaller sizes for the Triton interpreter: %s", exc.message)
+        return {}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def interpreter_source(target: Target) -> str | None:
+    """The problem at the Triton interpreter's sizes, or None when they are the timing sizes."""
+    record = (target.kernel_summary or {}).get("interpret_scaling") or {}
+    if not record.get("values"):
+        return None
+    return scaled_source(target.source, record)
 
 
 def default_backends(cuda: bool) -> list[str]:
