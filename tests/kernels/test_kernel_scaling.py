@@ -100,6 +100,9 @@ def test_scale_factor_and_pinned_sizes(tmp_path: Path) -> None:
     pinned = KernelSettings(sizes={"batch_size": 2, "height=width": 16})
     again = check_size(text, pinned, tmp_path, child_limits(pinned, KERNEL_LIMITS))
     assert again["mode"] == "pinned" and again["chosen"]["input_shapes"] == [[2, 64, 16, 16]]
+    wrong = KernelSettings(sizes={"nope": 3})
+    with pytest.raises(TargetError, match="no size constant nope .the problem's: batch_size"):
+        check_size(text, wrong, tmp_path, child_limits(wrong, KERNEL_LIMITS))
 
 
 def test_scale_setting_is_validated() -> None:

@@ -165,9 +165,13 @@ def check_size(
     }
     record["note"] = scale_note(record)
     if not answer.get("ok"):
+        if settings.sizes:
+            raise TargetError(
+                f"--size: {answer.get('detail')}", hint="--size NAME=VALUE, NAME a size constant"
+            )
         raise TargetError(
             f"the problem does not fit this machine and cannot be scaled to fit: {answer.get('detail')}",
-            hint="raise --memory-limit, or give explicit sizes with EVOFORGE_KERNEL__SIZES",
+            hint="raise --memory-limit, or give explicit sizes with --size NAME=VALUE",
         )
     if not answer.get("estimated"):
         log.info("size check skipped: %s", answer.get("reason"))

@@ -350,6 +350,11 @@ class Search:
                 frozen.add(name)
                 continue
             values = trial
+        if not names:
+            raise SizingError(
+                "it has no size constants to shrink (module-level integers of at least "
+                f"{MIN_SCALABLE} that set tensor shapes); it " + "; ".join(self.fits(est))
+            )
         raise SizingError(
             "cannot shrink the problem enough: at "
             + ", ".join(f"{n}={values[n]}" for n in names)
@@ -395,7 +400,12 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     answer["scalable"] = names
     chosen, est = problem, base
     if request.get("sizes"):
-        chosen = {**problem, **{k: int(v) for k, v in request["sizes"].items() if k in problem}}
+        unknown = sorted(set(request["sizes"]) - set(problem))
+        if unknown:
+            listed = ", ".join(sorted(problem)) or "none"
+            answer.update(ok=False, detail=f"no size constant {', '.join(unknown)} (the problem's: {listed})")
+            return answer
+        chosen = {**problem, **{k: int(v) for k, v in request["sizes"].items()}}
         est = search.at(chosen)
         answer["mode"] = "pinned"
     elif scale == "auto" and not machine.cuda:
