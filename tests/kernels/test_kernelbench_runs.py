@@ -117,3 +117,20 @@ def test_bench_over_a_folder(tmp_path: Path) -> None:
     assert summary["problems"] == 3 and summary["correct"] == 1
     assert summary["correctness_rate"] == pytest.approx(1 / 3)
     assert "[1/3]" in done.stderr  # progress on stderr with --json
+
+
+@pytest.mark.slow
+def test_torch_compile_baseline_beside_eager(relu_problem: Path, tmp_path: Path) -> None:
+    from evoforge.config import KernelSettings
+    from evoforge.verifiers.kernel.compiled import compile_baseline
+    from evoforge.verifiers.kernel.target import load_kernel_target
+
+    settings = KernelSettings(benchmark_repeats=6, benchmark_budget_s=4)
+    target = load_kernel_target(relu_problem, settings, work_dir=tmp_path / "t")
+    result = compile_baseline(target, settings, tmp_path / "c")
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        assert result["works"] is False and "torch.compile" in result["reason"]
+        return
+    assert result["works"] is True, result
+    assert result["eager_ms"] > 0 and result["compiled_ms"] > 0 and result["compile_s"] > 0
+    assert result["speedup"] == pytest.approx(result["eager_ms"] / result["compiled_ms"])
