@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -231,6 +232,9 @@ def run_job(
         loop.run(job_id)
     finally:
         beat.stop()
+        work_root = getattr(verifier, "work_root", None)
+        if work_root is not None:  # a long-lived worker keeps no job's scratch (trial tensors, builds)
+            shutil.rmtree(work_root, ignore_errors=True)
 
 
 class _Heartbeat(threading.Thread):
