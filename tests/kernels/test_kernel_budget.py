@@ -43,6 +43,11 @@ def test_budget_follows_the_reference_time() -> None:
     assert not slow.limited and slow.seconds == 600  # the stage limit is the smaller one
     assert not stage_budget("reference", settings, {"runtime_ms": 10.0}).limited  # no candidate code
     assert not stage_budget("candidate", settings, {}).limited  # no reference time: the stage limit
+    compile_c = stage_budget("compile", settings, {"runtime_ms": 10.0})
+    assert compile_c.limited and "for the C compiler" in compile_c.reason
+    assert not stage_budget(
+        "compile", settings, {"runtime_ms": 10.0}, backend="cuda"
+    ).limited  # nvcc: its limit
     bench = stage_budget("benchmark", settings, {"runtime_ms": 10.0})
     assert bench.seconds > settings.benchmark_budget_s and "timing budget" in bench.reason
 
@@ -57,4 +62,4 @@ def test_far_too_slow_candidate_is_stopped_with_the_reason(relu_problem: Path, t
     stopped = verdict.stages[-1]
     assert stopped.name in ("compile", "correctness"), verdict.reason
     assert "too slow" in stopped.detail and "× the reference's" in stopped.detail
-    assert stopped.seconds < 250  # the budget (start-up + 30 × the reference per call), not 400 s
+    assert stopped.seconds < 250  # the budget (start-up, the C compile, 30 × the reference), not 400 s

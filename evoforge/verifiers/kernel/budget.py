@@ -20,6 +20,8 @@ __all__ = ["Budget", "child_limits", "stage_budget"]
 
 #: importing torch (and Triton), loading the problem and the candidate on a busy machine
 STARTUP_S = 60.0
+#: what the compile stage allows the C compiler (a template compiles in seconds)
+C_COMPILE_S = 60.0
 #: the harness's own work per call (making inputs, digests, saving the trial's tensors), in reference
 #: calls: what a call costs besides the candidate's compute
 HARNESS_CALLS = 10
@@ -42,8 +44,12 @@ class Budget:
         )
 
 
-def stage_budget(mode: str, settings: KernelSettings, probe: dict[str, Any], extra_s: float = 0.0) -> Budget:
-    """The wall-clock limit of one ``mode`` child (``compile``, ``candidate``, ``reference``, …)."""
+def stage_budget(mode: str, settings: KernelSettings, probe: dict[str, Any], *, backend: str = "c") -> Budget:
+    """The wall-clock limit of one ``mode`` child (``compile``, ``candidate``, ``reference``, …).
+
+    ``compile`` also makes one probe call, so a far-too-slow C kernel is stopped there: it gets
+    ``C_COMPILE_S`` for the C compiler; other backends (nvcc, Triton) keep the compile limit.
+    """
     cap = settings.stage_timeout_s
     ref_ms = probe.get("runtime_ms")
     if mode not in _CALLS or not isinstance(ref_ms, int | float) or ref_ms <= 0:
@@ -56,8 +62,10 @@ def stage_budget(mode: str, settings: KernelSettings, probe: dict[str, Any], ext
     if mode == "benchmark":
         work_s += settings.benchmark_budget_s
     if mode == "compile":
-        work_s += settings.compile_timeout_s
-    seconds = STARTUP_S + extra_s + work_s
+        work_s += (
+            min(C_COMPILE_S, settings.compile_timeout_s) if backend == "c" else settings.compile_timeout_s
+        )
+    seconds = STARTUP_S + work_s
     if seconds >= cap:
         return Budget(cap, False, "")
     reason = (
@@ -65,6 +73,11 @@ def stage_budget(mode: str, settings: KernelSettings, probe: dict[str, Any], ext
         f"{settings.slow_factor:g}× the reference's {ref_ms:.4g} ms each, plus the checks' own work and "
         f"{STARTUP_S:.0f} s to start"
         + (f", the {settings.benchmark_budget_s:g} s timing budget" if mode == "benchmark" else "")
+        + (
+            (f", {C_COMPILE_S:.0f} s for the C compiler" if backend == "c" else ", the compile limit")
+            if mode == "compile"
+            else ""
+        )
         + "): far slower than torch eager, or hung"
     )
     return Budget(seconds, True, reason)

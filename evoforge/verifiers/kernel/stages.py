@@ -83,7 +83,7 @@ class KernelContext:
         if self.backend == "triton" and self.device == "cpu" and self.interpret_problem_path is not None:
             # both sides of every check at the interpreter's sizes (the reference side too)
             extra = {"problem": str(self.interpret_problem_path), **extra}
-        budget = stage_budget(mode, self.settings, self.probe)  # a far-too-slow candidate is stopped
+        budget = stage_budget(mode, self.settings, self.probe, backend=self.backend)  # too slow: stopped
         child = run_harness(
             mode,
             self.request(**extra),
