@@ -185,8 +185,22 @@ def check_size(
             f"{settings.target_timeout_s:g} s limit"
         )
     if too_big:
-        said = settings.scale
-        what = "as written" if said in ("none", "auto") else f"at --scale {said}"
+        said, mode = settings.scale, str(answer.get("mode") or "")
+        if mode == "auto" and record["values"]:
+            what = (
+                "shrunk as far as it goes ("
+                + ", ".join(f"{n}={v}" for n, v in record["values"].items())
+                + ")"
+            )
+        elif mode == "auto":
+            what = (
+                "has no size constants to shrink (module-level integers of at least 32 that set tensor "
+                "shapes); as written it"
+            )
+        elif mode == "pinned":
+            what = "at the given --size values"
+        else:
+            what = "as written" if said in ("none", "auto") else f"at --scale {said}"
         raise TargetError(
             f"the problem {what} {'; '.join(too_big)} ({machine_words(record)}): "
             f"{describe_estimate(answer['chosen'])}",

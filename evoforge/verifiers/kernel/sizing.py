@@ -329,7 +329,7 @@ class Search:
         return names
 
     def auto(self, base: Estimate, names: list[str]) -> tuple[dict[str, int], Estimate]:
-        """Halve the largest shrinkable constant until the estimate fits."""
+        """Halve the largest shrinkable constant until the estimate fits (or nothing shrinks more)."""
         values = dict(self.problem)
         est = base
         frozen: set[str] = set()
@@ -350,17 +350,7 @@ class Search:
                 frozen.add(name)
                 continue
             values = trial
-        if not names:
-            raise SizingError(
-                "it has no size constants to shrink (module-level integers of at least "
-                f"{MIN_SCALABLE} that set tensor shapes); it " + "; ".join(self.fits(est))
-            )
-        raise SizingError(
-            "cannot shrink the problem enough: at "
-            + ", ".join(f"{n}={values[n]}" for n in names)
-            + " it still "
-            + "; ".join(self.fits(est))
-        )
+        return values, est  # as small as it goes: the caller refuses it if memory still does not fit
 
     def factor(self, names: list[str], factor: float) -> dict[str, int]:
         return {**self.problem, **{n: shrink(self.problem[n], self.problem[n] * factor) for n in names}}
@@ -386,8 +376,9 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     )
     try:
         base = search.at(problem)
-    except SizingError as exc:
-        return {"ok": True, "estimated": False, "reason": str(exc), "machine": asdict(machine)}
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, SizingError) else f"{type(exc).__name__}: {str(exc)[:300]}"
+        return {"ok": True, "estimated": False, "reason": reason, "machine": asdict(machine)}
     answer: dict[str, Any] = {
         "ok": True,
         "estimated": True,
@@ -410,11 +401,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         answer["mode"] = "pinned"
     elif scale == "auto" and not machine.cuda:
         answer["mode"] = "auto"
-        try:
-            chosen, est = search.auto(base, names)
-        except SizingError as exc:
-            answer.update(ok=False, detail=str(exc))
-            return answer
+        chosen, est = search.auto(base, names)
     elif scale not in ("auto", "none"):
         answer["mode"] = f"factor {scale}"
         chosen = search.factor(names, float(scale))
