@@ -135,6 +135,8 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         SECTION,
         "",
         f"`.venv/bin/python bench/kernelbench.py --budget {args.budget} --call-budget {args.call_budget:g}"
+        + (f" --repeats {args.repeats}" if args.repeats != 30 else "")
+        + (f" --threads {args.threads}" if args.threads else "")
         + (" --only " + " ".join(args.only) if args.only else "")
         + "`",
         "",
