@@ -53,8 +53,9 @@ def test_conv_bias_relu_as_written_is_a_clear_refusal_not_a_crash(tmp_path: Path
     candidate.write_text("raise SystemExit('never imported')\n")
     done = evoforge("verify", problem, candidate, "--scale", "none", "--memory-limit", "4", "--json")
     assert done.returncode == 2, done.stderr  # bad input, not 1 (rejected) or a crash
-    assert "128×64×128×128" in done.stderr and "--scale" in done.stderr
-    assert done.stdout == ""
+    error = json.loads(done.stdout)  # --json: the error as the one JSON object
+    assert error["kind"] == "TargetError" and error["exit_code"] == 2
+    assert "128×64×128×128" in error["error"] and "GiB" in error["error"] and "--scale" in error["hint"]
 
 
 @pytest.mark.slow
