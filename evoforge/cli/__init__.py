@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from evoforge import __version__
+from evoforge.cli.bench import add_bench_parser, cmd_bench
 from evoforge.cli.browse import cmd_export, cmd_jobs, cmd_kb, cmd_show, print_job
 from evoforge.cli.common import (
     EXIT_BAD_INPUT,
@@ -31,6 +32,7 @@ from evoforge.cli.common import (
     StderrProgress,
     settings_from_args,
 )
+from evoforge.cli.kernel_options import add_kernel_options
 from evoforge.config import Settings
 from evoforge.domain import (
     DEFAULT_KERNEL_OBJECTIVES,
@@ -133,6 +135,7 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow torch compute outside the custom kernels (turns off the must-use-a-kernel policy)",
     )
+    add_kernel_options(kernel)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
@@ -218,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--max-jobs", type=int, help="exit after this many jobs (default: run forever)")
     worker.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
+    add_bench_parser(sub)
     kb = sub.add_parser("kb", help="the knowledge base: optimisation rules and learned rewrites")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True, parser_class=_Parser)
     kb_list = kb_sub.add_parser("list", help="list entries (built-in and learned, kept apart)")
@@ -426,6 +430,7 @@ COMMANDS = {
     "kb": cmd_kb,
     "serve": cmd_serve,
     "worker": cmd_worker,
+    "bench": cmd_bench,
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -63,7 +64,20 @@ def job_options(settings: Settings, objectives: Sequence[Objective], target: Tar
         "liberty": str(settings.rtl.liberty.resolve()) if settings.rtl.liberty else None,
         "clock_period_ns": settings.rtl.clock_period_ns,
         "user_test": target.user_test if target is not None else None,
-        "kernel": settings.kernel.model_dump(),
+        **kernel_job_options(settings, target),
+    }
+
+
+def kernel_job_options(settings: Settings, target: Target | None) -> dict[str, Any]:
+    """The kernel settings (sizes pinned to what the size check chose) and the size check's record."""
+    from evoforge.verifiers.kernel.target import pinned_kernel_options, scaling_of
+
+    if target is None:
+        return {"kernel": settings.kernel.model_dump(), "scaling": None}
+    scaling = scaling_of(target)
+    return {
+        "kernel": pinned_kernel_options(settings.kernel, target),
+        "scaling": {k: scaling.get(k) for k in ("note", "constants", "mode")} if scaling else None,
     }
 
 
@@ -218,6 +232,9 @@ def run_job(
         loop.run(job_id)
     finally:
         beat.stop()
+        work_root = getattr(verifier, "work_root", None)
+        if work_root is not None:  # a long-lived worker keeps no job's scratch (trial tensors, builds)
+            shutil.rmtree(work_root, ignore_errors=True)
 
 
 class _Heartbeat(threading.Thread):

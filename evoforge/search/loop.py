@@ -30,7 +30,7 @@ import queue
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -51,6 +51,7 @@ from evoforge.domain import (
     Objective,
     StageResult,
     Target,
+    TargetKind,
     Verdict,
     VerdictContext,
     improvement,
@@ -143,6 +144,7 @@ class SearchLoop:
         self.proposer = proposer
         self.options = options
         self.progress = progress
+        self._made = 0
         self.learn = learn
         self._unlinked_calls: list[LlmCallRecord] = []
         self._drafts: dict[int, tuple[Member, Proposal]] = {}
@@ -413,6 +415,9 @@ class SearchLoop:
             with self.store.transaction() as session:
                 for cid, result in batch:
                     records.record_stage(session, cid, result)
+            for cid, result in batch:  # a slow stage says what it was doing when it ends
+                state = "ok" if result.ok else ("error" if result.error else "failed")
+                self._report(self._made, f"#{cid} {result.name}: {state} in {result.seconds:.1f} s")
 
     def _finish(self, job_id: int, target_fp: str, cid: int, future: Future[Verdict]) -> None:
         try:
@@ -442,6 +447,17 @@ class SearchLoop:
         link_duplicate(session, job_id, cid, verdict)
         return True
 
+    def _learnable(self, win: Improvement) -> Improvement | None:
+        """A kernel win is learned only by its same-run speed-up over torch eager (the benchmark
+        stage's, which the verifier re-checks), never by runtimes measured in different runs."""
+        if self.target.kind is not TargetKind.KERNEL:
+            return win
+        speedup = win.metrics.speedup
+        if speedup is None or speedup <= 1.0:
+            log.info("not learned: %s has no verified same-run speed-up over torch eager", win.origin)
+            return None
+        return replace(win, gain={"speedup": float(speedup)})
+
     def _maybe_learn(self, cid: int, verdict: Verdict) -> None:
         """Hand an accepted LLM draft that beats its parent on the first objective to ``learn``."""
         parent, proposal = self._drafts.pop(cid, (None, None))
@@ -451,21 +467,24 @@ class SearchLoop:
         before, after = primary.value_of(parent.metrics), primary.value_of(verdict.metrics)
         if before is None or after is None or after >= before:
             return
-        try:
-            self.learn(
-                Improvement(
-                    target_name=self.target.name,
-                    origin=proposal.origin,
-                    note=proposal.note,
-                    parent_source=parent.source,
-                    source=proposal.source,
-                    parent_metrics=parent.metrics,
-                    metrics=verdict.metrics,
-                    gain=improvement(parent.metrics, verdict.metrics),
-                    candidate_id=cid,
-                    assurance=str(verdict.assurance) if verdict.assurance else None,
-                )
+        win = self._learnable(
+            Improvement(
+                target_name=self.target.name,
+                origin=proposal.origin,
+                note=proposal.note,
+                parent_source=parent.source,
+                source=proposal.source,
+                parent_metrics=parent.metrics,
+                metrics=verdict.metrics,
+                gain=improvement(parent.metrics, verdict.metrics),
+                candidate_id=cid,
+                assurance=str(verdict.assurance) if verdict.assurance else None,
             )
+        )
+        if win is None:
+            return
+        try:
+            self.learn(win)
         except Exception:  # learning is a bonus; it must not fail the job
             log.exception("could not record what candidate %s taught", cid)
 
@@ -490,11 +509,15 @@ class SearchLoop:
                 candidate_id=best.id,
                 assurance=best.assurance,
             )
+        learnable = self._learnable(win)
+        if learnable is None:
+            return
         try:
-            self.learn(win)
+            self.learn(learnable)
         except Exception:  # learning is a bonus; it must not fail the job
             log.exception("could not record what job %s taught", job_id)
 
     def _report(self, done: int, message: str) -> None:
+        self._made = done
         if self.progress is not None:
             self.progress.update(min(done, self.options.budget), self.options.budget, message)

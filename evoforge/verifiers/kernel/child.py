@@ -36,10 +36,13 @@ class ChildResult:
     timed_out: bool = False
     seconds: float = 0.0
     log: str = ""
+    stopped_because: str = ""  # set when a time budget (not a hang) stopped it: what to say
 
     @property
     def failure(self) -> str:
         """Why there is no answer, in words."""
+        if self.timed_out and self.stopped_because:
+            return self.stopped_because
         if self.timed_out:
             return f"did not finish within {self.seconds:.0f} s (killed; a hang or far too slow)"
         return f"the process died without an answer:\n{self.log[-2000:]}"
@@ -52,6 +55,7 @@ def run_harness(
     workdir: Path,
     timeout_s: float,
     env: dict[str, str] | None = None,
+    limits: Limits | None = None,
 ) -> ChildResult:
     nonce = secrets.token_hex(16)
     payload = json.dumps({**request, "mode": mode, "nonce": nonce})
@@ -60,7 +64,7 @@ def run_harness(
         workdir=workdir,
         timeout=timeout_s,
         env={"PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
-        limits=KERNEL_LIMITS,
+        limits=limits or KERNEL_LIMITS,
         stdin_text=payload,
     )
     log = done.output
