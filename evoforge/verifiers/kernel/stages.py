@@ -83,6 +83,7 @@ class KernelContext:
             workdir=self.workdir,
             timeout_s=self.settings.stage_timeout_s,
             env=self.env(interpret=interpret),
+            reads=(self.problem_path,),
         )
 
 
