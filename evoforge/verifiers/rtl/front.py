@@ -5,10 +5,10 @@ no ``include``, no file or OS access from system tasks, no translate pragmas, ch
 after one preprocessing in the sandbox), puts the one elaborated text every later tool reads in place
 of the candidate's text, and elaborates it with slang (:mod:`evoforge.tools.slang`: SystemVerilog,
 parameters evaluated) with the original's top; ``lint`` runs every tool in its SystemVerilog mode —
-compiles with Icarus (``-g2012``), lints with Verilator (``-sv``) and checks with Yosys (``read_verilog -sv``) that every
-instantiated module is defined (an unresolved module would otherwise be a black box that formal tools
-"prove" equal); ``interface`` requires the original's top with the same ports, widths, directions and
-signedness.
+compiles with Icarus (``-g2012``), lints with Verilator (``-sv``) and checks with Yosys
+(``read_verilog -sv``) that every instantiated module is defined (an unresolved module would
+otherwise be a black box that formal tools "prove" equal); ``interface`` requires the original's top
+with the same ports, widths, directions and signedness.
 """
 
 from __future__ import annotations
