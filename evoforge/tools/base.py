@@ -86,6 +86,8 @@ class ExternalTool:
         A missing executable raises ``ToolNotFoundError``.
         """
         argv = [self.path(), *map(str, args)]
+        # an existing file named by absolute path on the command line is an input: the box shows it
+        reads = (*reads, *(Path(a) for a in argv[1:] if os.path.isabs(a) and os.path.isfile(a)))
         seconds = timeout if timeout is not None else self.timeout
         if limits is None:
             cpu = min(box.TOOL_LIMITS.cpu_seconds or math.inf, math.ceil(seconds))
@@ -108,9 +110,13 @@ class ExternalTool:
             raise ToolError(f"{self.name} could not be started: {exc}") from exc
         return self._checked(result)
 
+    def blames_input(self, result: ProcessResult) -> bool:
+        """Whether a crash followed a diagnosis of the input (then it is the input's failure)."""
+        return False
+
     def _checked(self, result: ProcessResult) -> ProcessResult:
         crash = crash_signal(result)
-        if crash is not None and result.limit_exceeded is None:
+        if crash is not None and result.limit_exceeded is None and not self.blames_input(result):
             # a crash of the tool is the verifier's failure, not a verdict on its input (a resource
             # limit of the box, which may also end in SIGABRT, is the input's: the wrappers say so)
             raise ToolError(

@@ -121,18 +121,23 @@ def _under(path: Path, roots: Iterable[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
-def _executable_root(argv0: str) -> Path | None:
-    """The install prefix of a program outside the usual roots (``/opt/x/bin/yosys`` → ``/opt/x``)."""
+def _executable_roots(argv0: str) -> list[Path]:
+    """What a program outside the usual roots needs: its install prefix (``/opt/x/bin/yosys`` →
+    ``/opt/x``), and the directory of the name it is started by (a link on a PATH of links).
+    Never ``/``, a home directory or a system directory such as ``/etc``: a program that lives
+    directly in one of those is not shown (it fails to start, loudly)."""
     exe = Path(argv0)
     if not exe.is_absolute():
-        return None
+        return []
     real = exe.resolve()
-    if _under(real, [Path(d) for d in _SYSTEM_DIRS]):
-        return None
+    system = [Path(d) for d in _SYSTEM_DIRS]
     prefix = real.parent.parent if real.parent.name == "bin" else real.parent
-    if str(prefix) in ("/", *_SECRET_DIRS) or prefix in (Path.home(), Path.home().parent):
-        return real.parent  # never a whole home or /etc: only the program's own directory
-    return prefix
+    too_wide = {Path("/"), *map(Path, _SECRET_DIRS), Path.home(), Path.home().parent}
+    roots = []
+    for root in (exe.parent, prefix if prefix not in too_wide else real.parent):
+        if root not in too_wide and not _under(root.resolve(), system) and root not in roots:
+            roots.append(root)
+    return roots
 
 
 @functools.cache
@@ -198,9 +203,10 @@ def bwrap_args(workdir: Path, reads: Sequence[Path], argv0: str | None = None) -
         if not _under(root, shown):
             bind("--ro-bind", root, root)
             shown.append(root)
-    extra = _executable_root(argv0) if argv0 else None
-    if extra is not None and not _under(extra, shown):
-        bind("--ro-bind", extra, extra)
+    for extra in _executable_roots(argv0) if argv0 else []:
+        if not _under(extra, shown):
+            bind("--ro-bind", extra.resolve(), extra)
+            shown.append(extra)
     # a read above the scratch directory is bound first (it must not cover the scratch directory);
     # the others after it, so inputs inside the scratch directory are read-only too
     above = [r for r in reads if _under(workdir, [Path(r).absolute(), Path(r).resolve()])]
@@ -217,7 +223,8 @@ def bwrap_args(workdir: Path, reads: Sequence[Path], argv0: str | None = None) -
 
 
 def _setpriv(uid: int) -> list[str]:
-    setpriv = shutil.which("setpriv") or "setpriv"
+    found = shutil.which("setpriv")  # the real file: a PATH of links is not in the box
+    setpriv = os.path.realpath(found) if found else "setpriv"
     return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
             "--bounding-set=-all", "--"]  # fmt: skip
 
@@ -240,8 +247,14 @@ def _works(build: Callable[[Path], list[str]], *, run_as: tuple[int, int] | None
         return result.ok, (result.stderr.strip() or result.stdout.strip())[-300:]
 
 
+def _true() -> str:
+    found = shutil.which("true")
+    return os.path.realpath(found) if found else "/bin/true"
+
+
 def _bwrap() -> str | None:
-    return shutil.which("bwrap")
+    found = shutil.which("bwrap")
+    return os.path.realpath(found) if found else None
 
 
 @functools.cache
@@ -254,13 +267,13 @@ def _mode() -> str:
         reasons.append("bubblewrap (bwrap) is not installed")
     else:
         if _is_root() and shutil.which("setpriv"):
-            ok, why = _works(lambda w: [bwrap, *bwrap_args(w, ()), "--", *_setpriv(probe_uid), "true"])
+            ok, why = _works(lambda w: [bwrap, *bwrap_args(w, ()), "--", *_setpriv(probe_uid), _true()])
             if ok:
                 return "bwrap-root"
             reasons.append(f"bwrap as root failed: {why}")
         user = ["--unshare-user", "--uid", str(probe_uid), "--gid", str(probe_uid)]
         ok, why = _works(
-            lambda w: [bwrap, *user, *bwrap_args(w, ()), "--", "true"],
+            lambda w: [bwrap, *user, *bwrap_args(w, ()), "--", _true()],
             run_as=(probe_uid, probe_uid) if _is_root() else None,
         )
         if ok:
@@ -269,7 +282,7 @@ def _mode() -> str:
     unshare = shutil.which("unshare")
     if unshare is not None:
         prefix = [unshare, "-n", "--", *_setpriv(probe_uid)] if _is_root() else [unshare, "-r", "-n", "--"]
-        ok, why = _works(lambda _: [*prefix, "true"])
+        ok, why = _works(lambda _: [*prefix, _true()])
         if ok:
             _warn("network", reasons)
             return "unshare"
@@ -384,8 +397,11 @@ def _let_read(reads: Sequence[Path]) -> None:
 
 def child_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The scrubbed environment of a boxed child (no secrets; home and temp in its directory)."""
+    path = os.environ.get("PATH", "")
     return process.scrubbed_env(
         {
+            # the service's PATH may name directories the box does not show: the system's come last
+            "PATH": os.pathsep.join(p for p in (path, "/usr/local/bin:/usr/bin:/bin") if p),
             "HOME": str(workdir),
             "TMPDIR": str(workdir),
             "USER": "sandbox",

@@ -21,7 +21,7 @@ from pathlib import Path
 from evoforge.errors import ToolError, ToolNotFoundError, ToolTimeoutError
 from evoforge.tools.base import ExternalTool, read_capped, stopped_by_limit, write_text
 from evoforge.tools.diagnostics import Diagnostic, parse_icarus
-from evoforge.tools.process import Limits
+from evoforge.tools.process import Limits, ProcessResult
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,11 @@ class Iverilog(ExternalTool):
     executable = "iverilog"
     package = "iverilog"
     version_argv = ("-V",)
+
+    def blames_input(self, result: ProcessResult) -> bool:
+        # Icarus reports some input errors, then trips an assertion (a 2^30-entry memory: "pin count
+        # exceeds …", then abort): a rejection of the design, not a broken installation
+        return any(d.severity == "error" and d.line is not None for d in parse_icarus(result.stderr))
 
     def compile(
         self,

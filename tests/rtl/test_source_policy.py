@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from evoforge.config import RtlSettings
-from evoforge.errors import TargetError
+from evoforge.errors import TargetError, ToolError
 from evoforge.tools.liberty import prepare_liberty
 from evoforge.tools.yosys import Yosys
 from evoforge.verifiers.rtl.cascade import RtlVerifier
@@ -116,10 +116,12 @@ def test_candidate_hiding_an_include_of_environ_leaks_nothing(
 )
 def test_every_spelling_of_a_candidate_include_is_refused(directive: str, tmp_path: Path) -> None:
     text = f"{directive}\n{SMALL}"
-    result = elaborate(text, role="candidate", workdir=tmp_path)
+    try:
+        result = elaborate(text, role="candidate", workdir=tmp_path)
+    except ToolError as exc:  # ivlpp crashes on a macro that names the directive: a verifier error,
+        assert "crashed" in exc.message  # never an accepted candidate, and nothing was included
+        return
     assert not result.ok
-    # refused by the policy, or by the preprocessor itself (ivlpp crashes on a macro that names
-    # the directive): either way before any tool reads a file
     assert any("include" in r.lower() or "preprocessor" in r for r in result.refusals), result.refusals
     assert "root:" not in " ".join(result.refusals) and SECRET not in " ".join(result.refusals)
 
