@@ -91,6 +91,7 @@ class KernelContext:
             timeout_s=budget.seconds,
             env=self.env(interpret=interpret),
             limits=child_limits(self.settings, KERNEL_LIMITS),
+            reads=(self.problem_path,),
         )
         if child.timed_out and budget.limited:
             child = replace(child, stopped_because=budget.reason)

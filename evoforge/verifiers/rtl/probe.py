@@ -429,7 +429,9 @@ def probe_trace(
     )
     done = f"{token}done {cycles}" in result.stdout
     error = None
-    if not done:
+    if result.limit_exceeded is not None:  # an output flood, or the CPU/memory limit of the box
+        error = f"the simulation was stopped at {result.limit_exceeded} of its sandbox"
+    elif not done:
         tail = "\n".join(result.output.strip().splitlines()[-3:])
         error = (
             f"simulation ended after {len(trace)} of {cycles} cycles ($finish/$stop in the design?): {tail}"
