@@ -43,7 +43,8 @@ def test_a_wrong_reset_polarity_guess_is_refused_not_matched(tmp_path: Path) -> 
     # so every candidate whatsoever "matches" the original
     target = _tick_timer(tmp_path)
     assert target.rtl is not None and target.rtl.reset == "rst"
-    wrong = replace(target, rtl=replace(target.rtl, reset_active_low=True))
+    flipped = tuple(replace(r, active_low=not r.active_low) for r in target.rtl.resets)
+    wrong = replace(target, rtl=replace(target.rtl, reset_active_low=True, resets=flipped))
     always_zero = (
         (EXAMPLES / "tick_timer.v").read_text().replace("assign phase = count[6:0];", "assign phase = 7'd0;")
     )
@@ -91,7 +92,9 @@ def test_outputs_that_change_only_in_reset_pulses_are_refused(tmp_path: Path) ->
     )
     path = tmp_path / "p.v"
     path.write_text(source)
-    target = load_rtl_target([path], RtlTargetOptions(clock="clk", reset="rst"), workdir=tmp_path / "t")
+    # the logic shows rst active low (rst=0 forces y to 0); a user who says "active high" is wrong
+    options = RtlTargetOptions(clock="clk", reset="rst", reset_active_low=False)
+    target = load_rtl_target([path], options, workdir=tmp_path / "t")
     with pytest.raises(VerifierError, match="held in reset"):
         run_simulate(_ctx(tmp_path, target))
 

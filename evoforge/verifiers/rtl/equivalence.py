@@ -31,6 +31,12 @@ Attempts, stopping at the first decisive one:
    as disproofs (two-valued). ABC's ``dsec``/``dprove`` are not used: they assume an all-zero initial
    state, which is not the reset semantics of the design.
 
+Clocks: Yosys's formal model updates every flop once per step and ignores what clocks it. That is
+the designs only when one edge of one input clocks every flop of both; otherwise (several clock
+domains, both edges, a clock from logic, latches: :func:`lockstep_gap`) a proof or a bound is of
+another circuit, so the label comes from the simulation alone (``simulated``/``sampled``), while a
+difference found in that model is still reported.
+
 X handling: inputs are defined; initial state is undefined (``-set-init-undef``) and the first
 (reset) cycle's outputs are not compared. The miter is built with ``-ignore_gold_x``: an undefined
 bit of the original is a don't-care, an undefined bit of the candidate where the original is defined
@@ -52,7 +58,7 @@ from evoforge.tools.yosys import Yosys, YosysAbc, YosysRun
 from evoforge.verifiers.rtl import equivalence_scripts as scripts
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.counterexample import Counterexample, from_model, parse_sat_model
-from evoforge.verifiers.rtl.horizon import horizon_for
+from evoforge.verifiers.rtl.horizon import horizon_for, single_clock
 
 log = logging.getLogger(__name__)
 
@@ -350,6 +356,15 @@ def _result(ctx: RtlContext, attempts: list[Attempt], seconds: float, checker: _
         text = cex.describe() if cex else "(no counterexample could be read from the log)"
         detail = f"disproven by {LABELS[last.method]} ({last.seconds:.1f} s): {text}"
         return StageResult(name=STAGE, ok=False, seconds=seconds, detail=detail, log=log_text, data=data)
+    unmodelled = lockstep_gap(ctx) if last.outcome == "proven" else None
+    if unmodelled is not None:  # a proof of a model that is not the designs: evidence as without one
+        assurance, why = label_without_proof(ctx, 0)
+        data.update(assurance=str(assurance), assurance_why=why, method=None, unmodelled=unmodelled)
+        detail = (
+            f"{LABELS[last.method]} proved it stepping every flop together, which models neither design "
+            f"({unmodelled}); not a proof → {assurance} ({why})"
+        )
+        return StageResult(name=STAGE, ok=True, seconds=seconds, detail=detail, log=log_text, data=data)
     if last.outcome == "proven":
         data.update(assurance="proven", method=last.method)
         detail = f"proven by {LABELS[last.method]} ({last.seconds:.1f} s)"
@@ -357,7 +372,9 @@ def _result(ctx: RtlContext, attempts: list[Attempt], seconds: float, checker: _
     notes = "; ".join(
         f"{a.method}: {a.outcome} ({a.note})" if a.note else f"{a.method}: {a.outcome}" for a in attempts
     )
-    assurance, why = label_without_proof(ctx, max(a.bounded_cycles for a in attempts))
+    # a bounded check shares the formal model: it says nothing when that model is not the designs'
+    bounded = max(a.bounded_cycles for a in attempts) if lockstep_gap(ctx) is None else 0
+    assurance, why = label_without_proof(ctx, bounded)
     best = max(attempts, key=lambda a: a.bounded_cycles)
     data.update(
         assurance=str(assurance), assurance_why=why, method=best.method if best.bounded_cycles else None
@@ -365,6 +382,16 @@ def _result(ctx: RtlContext, attempts: list[Attempt], seconds: float, checker: _
     detail = f"inconclusive: {notes} → {assurance} ({why})"
     log.info("equivalence of %s: %s", ctx.top, data["assurance"])
     return StageResult(name=STAGE, ok=True, seconds=seconds, detail=detail, log=log_text, data=data)
+
+
+def lockstep_gap(ctx: RtlContext) -> str | None:
+    """Why Yosys's formal model (each flop updates once per step, clocks ignored) is not the designs':
+    several clocks, both edges of one, a clock from logic, latches — or None when one edge of one
+    input clocks every flop of both (or there is no state)."""
+    if not ctx.interface.sequential:
+        return None
+    horizon = horizon_for(ctx)
+    return single_clock(horizon.original, horizon.candidate)
 
 
 def label_without_proof(ctx: RtlContext, bounded_cycles: int) -> tuple[Assurance, str]:

@@ -54,6 +54,8 @@ class StateShape:
     loop_bits: int
     chain_bits: int
     loop_gates: int = 0  # gates on a combinational loop (latches built from gates): state we cannot size
+    # what times the state: "posedge clk", "negedge clk", "posedge logic net 17", "level-sensitive …"
+    timing: tuple[str, ...] = ()
 
     def describe(self) -> str:
         gates = f", {self.loop_gates} gates on combinational loops" if self.loop_gates else ""
@@ -88,10 +90,14 @@ class Horizon:
     def to_dict(self) -> dict[str, Any]:
         return {
             "cycles": self.cycles,
-            "original": None if self.original is None else vars(self.original).copy(),
-            "candidate": None if self.candidate is None else vars(self.candidate).copy(),
+            "original": None if self.original is None else _shape_dict(self.original),
+            "candidate": None if self.candidate is None else _shape_dict(self.candidate),
             "error": self.error,
         }
+
+
+def _shape_dict(shape: StateShape) -> dict[str, Any]:
+    return {**vars(shape), "timing": list(shape.timing)}
 
 
 def horizon_cycles(loop_bits: int, chain_bits: int) -> int | None:
@@ -182,7 +188,49 @@ def shape_of_module(module: dict[str, Any]) -> StateShape:
     with_state = {component[i] for i in range(len(cells)) if is_state[i] and component[i] >= 0}
     loop = sum(1 for i in range(len(cells)) if is_state[i] and component[i] >= 0)
     gates = sum(1 for i in range(len(cells)) if component[i] >= 0 and component[i] not in with_state)
-    return StateShape(loop_bits=loop, chain_bits=sum(is_state) - loop, loop_gates=gates)
+    return StateShape(
+        loop_bits=loop, chain_bits=sum(is_state) - loop, loop_gates=gates, timing=state_timing(module, cells)
+    )
+
+
+def state_timing(module: dict[str, Any], cells: list[dict[str, Any]]) -> tuple[str, ...]:
+    """What updates the state of a bit-level module: each clock source with its edge (a top-level
+    input by name, else the logic net), and level-sensitive cells (latches, set/reset cells)."""
+    names: dict[int, str] = {}
+    for name, port in module.get("ports", {}).items():
+        bits = [b for b in port.get("bits", []) if isinstance(b, int)]
+        for index, bit in enumerate(bits):
+            names[bit] = name if len(bits) == 1 else f"{name}[{index}]"
+    timing: set[str] = set()
+    for cell in cells:
+        kind = str(cell.get("type", ""))
+        if not is_state_cell(kind):
+            continue
+        clock = cell.get("connections", {}).get("C")
+        if kind.startswith("$_FF_"):
+            timing.add("the global clock")
+        elif not clock:
+            timing.add(f"level-sensitive {kind}")
+        else:
+            flags = kind.split("_")[2] if kind.count("_") >= 3 else "P"
+            edge = "negedge" if flags.startswith("N") else "posedge"
+            bit = clock[0]
+            source = names.get(bit, f"logic net {bit}") if isinstance(bit, int) else f"constant {bit}"
+            timing.add(f"{edge} {source}")
+    return tuple(sorted(timing))
+
+
+def single_clock(original: StateShape | None, candidate: StateShape | None) -> str | None:
+    """None when every flop of both designs is timed by one edge of one top-level clock input — the
+    only case in which Yosys's formal checks (every flop steps once per step) model the designs —
+    else what breaks it, in words."""
+    if original is None or candidate is None:
+        return "the clocking of a design could not be read"
+    timing = set(original.timing) | set(candidate.timing)
+    unmodelled = ("level", "posedge logic", "negedge logic", "posedge constant", "negedge constant")
+    if len(timing) <= 1 and not any(t.startswith(unmodelled) for t in timing):
+        return None
+    return "state timed by " + ", ".join(sorted(timing))
 
 
 def _cyclic_components(successors: list[set[int]]) -> list[int]:
