@@ -100,7 +100,8 @@ def test_every_setting_that_can_change_a_verdict_changes_the_key(change: dict[st
 
 def test_the_liberty_and_the_interface_are_in_the_key() -> None:
     assert _context(liberty="L2").digest() != _context().digest()
-    flipped = replace(_target(), rtl=replace(INTERFACE, reset_active_low=True))
+    resets = tuple(replace(r, active_low=not r.active_low) for r in INTERFACE.resets)
+    flipped = replace(_target(), rtl=replace(INTERFACE, reset_active_low=True, resets=resets))
     low = verdict_context.rtl_verdict_context(flipped, RtlSettings(), "L1")
     assert low.digest() != _context().digest()
     tools = dict(_context().tools)
