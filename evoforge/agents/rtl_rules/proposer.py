@@ -10,8 +10,10 @@ Every rule is applied to the parent; each site is scored from
   they remove that class of cell (arithmetic, registers, …) gain in proportion to its share of area;
 * the knowledge base's text retrieval for a query built from the design and its critical path.
 
-Proposals, in order: all compatible sites together, then each rule's sites together, then single
-sites, all by score (ties broken by the request's seed). Each proposal is generated from the
+Proposals, in order of their best site's score (ties broken by the request's seed); among groups
+with the same best site: all compatible sites together, then each rule's sites together, then the
+single site. Each rule's (or set of rules') best group comes before any rule's second, so a small
+budget tries every rule that applies. Each proposal is generated from the
 rewritten AST and checked before it is returned: it must differ from the parent, re-parse, and keep
 every module's ports. A proposer instance remembers what it has offered and does not offer it again,
 so that later rounds on the same parent reach the lower-ranked sites.
@@ -266,7 +268,16 @@ def _groups(scored: list[_Scored]) -> list[list[Site]]:
             if len(mine_rule) > 1 and mine_rule not in groups:
                 groups.append(mine_rule)
     groups.extend([s.site] for s in scored)
-    return groups
+    # a group ranks with its best site (combined groups first among equals); the best group of each
+    # rule (or set of rules) comes before any second offer, so a small budget tries every rule that
+    # applies instead of spending itself on variants of the top-scored one
+    rank = {id(item.site): index for index, item in enumerate(scored)}
+    ranked = sorted(groups, key=lambda group: min(rank[id(site)] for site in group))
+    firsts: dict[frozenset[str], list[Site]] = {}
+    for group in ranked:
+        firsts.setdefault(frozenset(site.rule for site in group), group)
+    first_ids = {id(group) for group in firsts.values()}
+    return [*firsts.values(), *(group for group in ranked if id(group) not in first_ids)]
 
 
 def _fits(site: Site, group: list[Site]) -> bool:
