@@ -213,16 +213,15 @@ def run_job(
             with fenced.transaction() as session:
                 repository.get_job(session, job_id).cancel_requested = False
         try:
+            if executor is None:
+                executor = make_executor(settings.executor, ray_address=settings.ray_address)
+            gpu = _check_gpu(store, job_id, executor)
             stored = load_stored_job(fenced, job_id, settings, budget=budget)
             job_settings = choose_proposer(stored.settings)
             verifier = make_verifier(stored.target, job_settings)
             drafts = DraftRegistry(fenced, stored.target, job_id=job_id, context=verifier.tool_versions())
             proposer, learn = make_proposer(job_settings, fenced, job_id, stored.target, verifier, drafts)
-            if executor is None:
-                executor = make_executor(settings.executor, ray_address=settings.ray_address)
-            target_ref, context = _prepare_tasks(
-                store, job_id, stored.target, job_settings, verifier, executor
-            )
+            target_ref, context = _prepare_tasks(store, stored.target, job_settings, verifier, gpu)
         except LeaseLostError:
             raise
         except EvoforgeError as exc:
@@ -263,8 +262,22 @@ def run_job(
             executor.close()
 
 
+def _check_gpu(store: Store, job_id: int, executor: Executor) -> bool:
+    """Whether the job needs a GPU; ``ConfigError`` when it does and ``executor`` offers none."""
+    with store.transaction() as session:
+        gpu = bool(repository.get_job(session, job_id).needs_gpu)
+    offered = executor.capabilities()
+    if gpu and offered.gpus < 1:
+        raise ConfigError(
+            f"job {job_id} must be timed on a GPU and {offered.where} has none",
+            hint="run it with --executor ray on a cluster with a GPU node, or leave it queued for "
+            "`evoforge worker` on a GPU machine (docs/deploy.md)",
+        )
+    return gpu
+
+
 def _prepare_tasks(
-    store: Store, job_id: int, target: Target, settings: Settings, verifier: Any, executor: Executor
+    store: Store, target: Target, settings: Settings, verifier: Any, gpu: bool
 ) -> tuple[evaluate.TargetRef, str]:
     """The job's target as tasks name it (its spec stored as a blob) and its verdict context.
 
@@ -273,14 +286,6 @@ def _prepare_tasks(
     """
     from evoforge.search.impl_cache import StoredImplementationCache
 
-    with store.transaction() as session:
-        gpu = bool(repository.get_job(session, job_id).needs_gpu)
-    if gpu and executor.capabilities().gpus < 1:
-        raise ConfigError(
-            f"job {job_id} must be timed on a GPU and {executor.capabilities().where} has none",
-            hint="run it with --executor ray on a cluster with a GPU node, or leave it queued for "
-            "`evoforge worker` on a GPU machine (docs/deploy.md)",
-        )
     context = verifier.tool_versions()
     verifier.implementation_cache = StoredImplementationCache(
         store, target_fingerprint=target.fingerprint, context_digest=evaluate.context_digest(context)
