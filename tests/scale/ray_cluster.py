@@ -8,6 +8,7 @@ cluster's temporary directory). Workers inherit ``env`` (``EVOFORGE_DATA_DIR`` a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -97,9 +98,9 @@ class LocalRayCluster:
     def alive_nodes(self) -> list[dict[str, object]]:
         """The cluster's live nodes, read from its GCS by a short-lived driver."""
         script = (
-            "import json, ray; ray.init(address=%r, log_to_driver=False, configure_logging=False);"
+            f"import json, ray; ray.init(address={self.address!r}, log_to_driver=False, configure_logging=False);"
             "print(json.dumps([{'id': n['NodeID'], 'resources': n['Resources']} for n in ray.nodes() "
-            "if n['Alive']]))" % self.address
+            "if n['Alive']]))"
         )
         done = subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True, env=self.env, timeout=180
@@ -137,7 +138,9 @@ class LocalRayCluster:
         return found
 
     def tail(self) -> str:
-        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in self.logs if log.exists())
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for log in self.logs if log.exists()
+        )
 
     def stop(self) -> None:
         for process in reversed(self.processes):  # workers first, then the head
@@ -153,8 +156,6 @@ class LocalRayCluster:
         while time.monotonic() < deadline and self._our_processes():
             time.sleep(0.5)
         for pid, _ in self._our_processes():  # what ray start left behind, started by this cluster
-            try:
+            with contextlib.suppress(OSError):  # gone meanwhile
                 os.kill(pid, signal.SIGKILL)
-            except OSError:  # gone meanwhile
-                pass
         shutil.rmtree(self.temp, ignore_errors=True)
