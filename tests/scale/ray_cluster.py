@@ -98,7 +98,8 @@ class LocalRayCluster:
     def alive_nodes(self) -> list[dict[str, object]]:
         """The cluster's live nodes, read from its GCS by a short-lived driver."""
         script = (
-            f"import json, ray; ray.init(address={self.address!r}, log_to_driver=False, configure_logging=False);"
+            f"import json, ray; ray.init(address={self.address!r}, log_to_driver=False, "
+            "configure_logging=False);"
             "print(json.dumps([{'id': n['NodeID'], 'resources': n['Resources']} for n in ray.nodes() "
             "if n['Alive']]))"
         )
