@@ -362,14 +362,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         job_id = jobs.create_job(store, target, settings, objectives, status=JobStatus.RUNNING)
         budget = None
     log.info("job %s (%s)", job_id, settings.database_url)
-    jobs.run_job(
-        store,
-        job_id,
-        settings,
-        StderrProgress(),
-        budget=budget,
-        clear_cancel=args.resume is not None,
-    )
+    # stdout carries only the result: what libraries print meanwhile (Ray's worker-death notices) goes
+    # to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        jobs.run_job(
+            store,
+            job_id,
+            settings,
+            StderrProgress(),
+            budget=budget,
+            clear_cancel=args.resume is not None,
+        )
     with store.transaction() as session:
         report = job_report(session, job_id)
     if args.json:

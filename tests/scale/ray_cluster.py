@@ -34,7 +34,10 @@ class LocalRayCluster:
         self.temp = Path(tempfile.mkdtemp(prefix="efray-", dir="/tmp"))  # short: socket paths
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        # every process of the cluster inherits this marker: how stop() finds what it started
+        self.marker = f"EVOFORGE_TEST_RAY_CLUSTER={self.temp}"
         self.env = {**os.environ, **(env or {}), "RAY_USAGE_STATS_ENABLED": "0"}
+        self.env["EVOFORGE_TEST_RAY_CLUSTER"] = str(self.temp)
         self.env.pop("RAY_ADDRESS", None)
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
@@ -122,20 +125,23 @@ class LocalRayCluster:
         raise RuntimeError(f"ray start did not finish in {timeout_s:.0f} s:\n{self.tail()}")
 
     def worker_pids(self) -> list[int]:
-        """Ray worker processes of this cluster (their command line names our temporary directory)."""
-        return [pid for pid, cmd in self._our_processes() if "default_worker.py" in cmd]
+        """Ray worker processes of this cluster (Ray renames them ``ray::IDLE``, ``ray::run_task``)."""
+        return [pid for pid, cmd in self._our_processes() if cmd.startswith("ray::") and "Agent" not in cmd]
 
     def _our_processes(self) -> list[tuple[int, str]]:
+        """(pid, command line) of every process that carries this cluster's marker."""
         found = []
+        marker = self.marker.encode()
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
                 continue
             try:
+                if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                    continue
                 cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if str(self.temp) in cmd:
-                found.append((int(entry.name), cmd))
+            found.append((int(entry.name), cmd.strip()))
         return found
 
     def tail(self) -> str:
