@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'evoforge[ray]')")
 
@@ -87,7 +89,33 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _run_args(cluster: LocalRayCluster, db: Path, tmp_path: Path) -> list[str]:
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    """The real set-up's PostgreSQL when EVOFORGE_TEST_POSTGRES_URL is set (a fresh schema), else SQLite."""
+    base = os.environ.get("EVOFORGE_TEST_POSTGRES_URL")
+    if not base:
+        yield f"sqlite:///{tmp_path / 'jobs.db'}"
+        return
+    from sqlalchemy import make_url
+
+    schema = f"evoforge_ray_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (
+            make_url(base)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        _ENGINES.pop(schema, None)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def _run_args(cluster: LocalRayCluster, db: str, tmp_path: Path) -> list[str]:
     test = tmp_path / "test_slow.py"
     test.write_text(SLOW_USER_TEST)
     return [
@@ -103,7 +131,7 @@ def _run_args(cluster: LocalRayCluster, db: Path, tmp_path: Path) -> list[str]:
         "--test",
         str(test),
         "--db",
-        f"sqlite:///{db}",
+        db,
         "--executor",
         "ray",
         "--ray-address",
@@ -111,9 +139,16 @@ def _run_args(cluster: LocalRayCluster, db: Path, tmp_path: Path) -> list[str]:
     ]
 
 
-def _query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db, timeout=30) as conn:
-        return conn.execute(sql, args).fetchall()
+_ENGINES: dict[str, Engine] = {}
+
+
+def _query(db: str, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """Rows of ``sql`` (``?`` placeholders) on the database at URL ``db``, SQLite or PostgreSQL."""
+    engine = _ENGINES.get(db) or _ENGINES.setdefault(db, create_engine(db))
+    names = iter(range(len(args)))
+    bound = re.sub(r"\?", lambda _: f":p{next(names)}", sql)
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(bound), {f"p{i}": a for i, a in enumerate(args)})]
 
 
 def _wait_for(predicate: object, what: str, process: subprocess.Popen[str], timeout_s: float = 300) -> object:
@@ -121,7 +156,7 @@ def _wait_for(predicate: object, what: str, process: subprocess.Popen[str], time
     while time.monotonic() < deadline:
         try:
             found = predicate()  # type: ignore[operator]
-        except sqlite3.OperationalError:  # the run has not created its tables yet
+        except SQLAlchemyError:  # the run has not created its tables yet
             found = None
         if found:
             return found
@@ -133,7 +168,7 @@ def _wait_for(predicate: object, what: str, process: subprocess.Popen[str], time
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _held_candidate(db: Path) -> tuple[int, str] | None:
+def _held_candidate(db: str) -> tuple[int, str] | None:
     """A pending candidate whose task is in its (slow) simulate stage: (id, evaluated_by)."""
     rows = _query(
         db,
@@ -143,7 +178,7 @@ def _held_candidate(db: Path) -> tuple[int, str] | None:
     return (int(rows[0][0]), str(rows[0][1])) if rows else None  # type: ignore[call-overload]
 
 
-def _check_one_set_of_rows(db: Path) -> None:
+def _check_one_set_of_rows(db: str) -> None:
     for cid, status in _query(db, "SELECT id, status FROM candidates WHERE origin != 'original'"):
         names = [
             n for (n,) in _query(db, "SELECT name FROM stage_runs WHERE candidate_id = ? ORDER BY id", cid)
@@ -155,7 +190,7 @@ def _check_one_set_of_rows(db: Path) -> None:
 def test_a_ray_worker_killed_mid_candidate_is_retried_with_one_set_of_rows(
     cluster: LocalRayCluster, tmp_path: Path
 ) -> None:
-    db = tmp_path / "jobs.db"
+    db = f"sqlite:///{tmp_path / 'jobs.db'}"
     run = subprocess.Popen(
         [*_run_args(cluster, db, tmp_path), "--json"],
         env=_env(tmp_path),
@@ -186,9 +221,9 @@ def test_a_ray_worker_killed_mid_candidate_is_retried_with_one_set_of_rows(
 
 
 def test_a_killed_driver_resumes_without_re_evaluating_finished_candidates(
-    cluster: LocalRayCluster, tmp_path: Path
+    cluster: LocalRayCluster, tmp_path: Path, db_url: str
 ) -> None:
-    db = tmp_path / "jobs.db"
+    db = db_url  # PostgreSQL in CI: the real set-up
     args = _run_args(cluster, db, tmp_path)
     run = subprocess.Popen(
         args, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
