@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -145,9 +146,16 @@ def local_gpu_count(dev: Path = Path("/dev")) -> int:
 
 
 class LocalExecutor:
-    """Tasks on threads of this process (the verifier's children do the work)."""
+    """Tasks on threads of this process (the verifier's children do the work).
+
+    Like every executor it keeps at most ``parallel`` tasks in flight and records, per candidate,
+    the seconds from submission to the outcome in the submitting process (``roundtrip_s``).
+    """
 
     name = "local"
+
+    def __init__(self) -> None:
+        self.roundtrip_s: dict[int, float] = {}
 
     def capabilities(self) -> Capabilities:
         return Capabilities(gpus=local_gpu_count(), where="this machine")
@@ -155,17 +163,20 @@ class LocalExecutor:
     def run(self, tasks: Sequence[EvaluationTask], *, parallel: int) -> Iterator[Finished]:
         if not tasks:
             return
+        waiting = list(tasks)
         pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="evaluate")
+        in_flight: dict[Future[EvaluationOutcome], tuple[EvaluationTask, float]] = {}
         try:
-            futures: dict[Future[EvaluationOutcome], EvaluationTask] = {
-                pool.submit(run_task, task): task for task in tasks
-            }
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            while waiting or in_flight:
+                while waiting and len(in_flight) < max(1, parallel):
+                    task = waiting.pop(0)
+                    in_flight[pool.submit(run_task, task)] = (task, time.perf_counter())
+                done, _ = wait(set(in_flight), return_when=FIRST_COMPLETED)
                 for future in done:
+                    task, submitted = in_flight.pop(future)
+                    self.roundtrip_s[task.candidate_id] = time.perf_counter() - submitted
                     error = future.exception()
-                    yield futures[future], error if error is not None else future.result()
+                    yield task, error if error is not None else future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 

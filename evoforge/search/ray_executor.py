@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -41,6 +42,7 @@ class RayExecutor:
         self._ray = ray
         self.address = address
         self._started_here = False
+        self.roundtrip_s: dict[int, float] = {}  # per candidate: submission to outcome, here
         if not ray.is_initialized():
             try:
                 ray.init(
@@ -85,16 +87,18 @@ class RayExecutor:
     def run(self, tasks: Sequence[EvaluationTask], *, parallel: int) -> Iterator[Finished]:
         ray = self._ray
         waiting = list(tasks)
-        in_flight: dict[Any, EvaluationTask] = {}
+        in_flight: dict[Any, tuple[EvaluationTask, float]] = {}
         try:
             while waiting or in_flight:
                 while waiting and len(in_flight) < max(1, parallel):
                     task = waiting.pop(0)
-                    in_flight[self._submit(task)] = task
+                    in_flight[self._submit(task)] = (task, time.perf_counter())
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
                 for ref in ready:
-                    task = in_flight.pop(ref)
-                    yield task, self._result(ref, task)
+                    task, submitted = in_flight.pop(ref)
+                    outcome = self._result(ref, task)
+                    self.roundtrip_s[task.candidate_id] = time.perf_counter() - submitted
+                    yield task, outcome
         finally:
             for ref in in_flight:  # the loop stopped early (lease lost, interrupted): stop the rest
                 with contextlib.suppress(Exception):  # already finished, or its worker is gone

@@ -34,6 +34,8 @@ class LocalRayCluster:
         self.temp = Path(tempfile.mkdtemp(prefix="efray-", dir="/tmp"))  # short: socket paths
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.client_port = free_port()
+        self.client_address = f"ray://127.0.0.1:{self.client_port}"  # Ray Client
         # every process of the cluster inherits this marker: how stop() finds what it started
         self.marker = f"EVOFORGE_TEST_RAY_CLUSTER={self.temp}"
         self.env = {**os.environ, **(env or {}), "RAY_USAGE_STATS_ENABLED": "0"}
@@ -74,7 +76,7 @@ class LocalRayCluster:
             [
                 "--head",
                 f"--port={self.port}",
-                f"--ray-client-server-port={free_port()}",
+                f"--ray-client-server-port={self.client_port}",
                 f"--temp-dir={self.temp}",
                 "--include-dashboard=false",
                 f"--num-cpus={cpus}",
