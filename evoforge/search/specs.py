@@ -12,13 +12,14 @@ job's verifier settings, as one canonical JSON blob. Its digest names the target
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evoforge.config import Settings
-from evoforge.domain import Port, RtlInterface, SourceFile, Target, TargetKind
+from evoforge.domain import ClockSignal, Port, ResetSignal, RtlInterface, SourceFile, Target, TargetKind
 from evoforge.errors import BadInputError, ConfigError
 from evoforge.store.blobs import BlobStore, materialise
 
@@ -113,15 +114,7 @@ def _target_doc(blobs: BlobStore, target: Target) -> dict[str, Any]:
         "kind": target.kind.value,
         "name": target.name,
         "sources": [[s.name, s.text] for s in target.sources],
-        "rtl": None
-        if rtl is None
-        else {
-            "top": rtl.top,
-            "ports": [[p.name, p.direction, p.width, p.signed] for p in rtl.ports],
-            "clock": rtl.clock,
-            "reset": rtl.reset,
-            "reset_active_low": rtl.reset_active_low,
-        },
+        "rtl": None if rtl is None else dataclasses.asdict(rtl),
         "user_test": file_ref(blobs, target.user_test) if target.user_test else None,
         "kernel_summary": target.kernel_summary,
     }
@@ -129,20 +122,18 @@ def _target_doc(blobs: BlobStore, target: Target) -> dict[str, Any]:
 
 def _target_from_doc(blobs: BlobStore, doc: dict[str, Any], cache_dir: Path) -> Target:
     rtl = doc.get("rtl")
-    interface = (
-        None
-        if rtl is None
-        else RtlInterface(
+    interface = None
+    if rtl is not None:
+        interface = RtlInterface(
             top=rtl["top"],
-            ports=tuple(
-                Port(name, direction, int(width), bool(signed))
-                for name, direction, width, signed in rtl["ports"]
-            ),
+            ports=tuple(Port(**p) for p in rtl["ports"]),
             clock=rtl["clock"],
             reset=rtl["reset"],
             reset_active_low=bool(rtl["reset_active_low"]),
+            clocks=tuple(ClockSignal(**{**c, "edges": tuple(c["edges"])}) for c in rtl.get("clocks", ())),
+            resets=tuple(ResetSignal(**r) for r in rtl.get("resets", ())),
+            notes=tuple(rtl.get("notes", ())),
         )
-    )
     user_test = local_file(blobs, doc.get("user_test"), cache_dir)
     return Target(
         kind=TargetKind(doc["kind"]),
