@@ -20,6 +20,7 @@ from evoforge.errors import ConfigError, VerifierError
 from evoforge.search import evaluate, jobs
 from evoforge.search.executor import (
     STAGE_NEEDS,
+    Capabilities,
     EvaluationTask,
     LocalExecutor,
     TaskFactory,
@@ -241,3 +242,41 @@ def test_tasks_are_values(tmp_path: Path) -> None:
     factory, _ = _tasks(store, settings, job_id)
     task = factory.task(_candidate(store, job_id, COUNTER_RENAMED), COUNTER_RENAMED)
     assert pickle.loads(pickle.dumps(task)) == task and isinstance(task, EvaluationTask)
+
+
+class _GpuMachine(LocalExecutor):
+    """The GPU fake: a local executor on a machine that has one (this one has none)."""
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(gpus=1, where="a machine with a GPU")
+
+
+def test_a_worker_advertises_what_its_executor_offers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", db=f"sqlite:///{tmp_path / 'q.db'}")
+    store = open_store(settings.database_url)
+    with store.transaction() as session:
+        job = repository.create_job(
+            session, kind="kernel", target_name="k", target_fingerprint="fp", target_source="x = 1\n"
+        )
+        job.needs_gpu = True
+        job_id = job.id
+    ran: list[tuple[int, str]] = []
+
+    def fake_run_job(store: Store, job_id: int, settings: Settings, **kwargs: object) -> None:
+        ran.append((job_id, type(kwargs["executor"]).__name__))
+        with store.transaction() as session:
+            repository.set_job_status(session, repository.get_job(session, job_id), JobStatus.SUCCEEDED)
+
+    monkeypatch.setattr(jobs, "run_job", fake_run_job)
+    if LocalExecutor().capabilities().gpus == 0:
+        assert jobs.Worker(store, settings, executor=LocalExecutor()).run_once() is None
+        assert ran == [] and _status(store, job_id) == "queued"
+    assert jobs.Worker(store, settings, executor=_GpuMachine()).run_once() == job_id
+    assert ran == [(job_id, "_GpuMachine")] and _status(store, job_id) == "succeeded"
+
+
+def _status(store: Store, job_id: int) -> str:
+    with store.transaction() as session:
+        return repository.get_job(session, job_id).status
