@@ -47,9 +47,26 @@ log = logging.getLogger(__name__)
 MAX_VERIFIERS = 8
 
 
+# -- the verdict context, in one place -------------------------------------------------------------
+
+
 def context_digest(context: str) -> str:
     """The digest of a verdict context (what cache keys carry)."""
     return hashlib.sha256(context.encode()).hexdigest()
+
+
+def own_context(verifier: Any) -> str:
+    """The verdict context this process's ``verifier`` judges under."""
+    return str(verifier.tool_versions())
+
+
+def context_difference(job: str, own: str) -> str | None:
+    """What differs between the job's context and this worker's (None: it may judge the job)."""
+    if own == job:
+        return None
+    theirs, mine = job.split(";"), own.split(";")
+    diff = [f"{a!r} here, {b!r} in the job" for a, b in zip(mine, theirs, strict=False) if a != b]
+    return "; ".join(diff[:4]) or f"{own!r} here, {job!r} in the job"
 
 
 @dataclass(frozen=True)
@@ -108,11 +125,11 @@ class _Runtime:
             if known is not None:
                 return known
             verifier = _build_verifier(store, target, self.settings or Settings())
-            own = verifier.tool_versions()
-            if own != context:
+            difference = context_difference(context, own_context(verifier))
+            if difference is not None:
                 raise VerifierError(
                     f"this worker ({worker_identity()}) would judge under another verdict context than the "
-                    f"job's: {_difference(context, own)}",
+                    f"job's: {difference}",
                     hint="install the same tool versions on every worker (see docs/deploy.md)",
                 )
             while len(self.verifiers) >= MAX_VERIFIERS:  # the oldest job's verifier goes first
@@ -151,15 +168,9 @@ def _build_verifier(store: Store, target: TargetRef, settings: Settings) -> Any:
     verifier.implementation_cache = StoredImplementationCache(
         store,
         target_fingerprint=target.fingerprint,
-        context_digest=context_digest(verifier.tool_versions()),
+        context_digest=context_digest(own_context(verifier)),
     )
     return verifier
-
-
-def _difference(expected: str, own: str) -> str:
-    theirs, mine = expected.split(";"), own.split(";")
-    diff = [f"{a!r} here, {b!r} in the job" for a, b in zip(mine, theirs, strict=False) if a != b]
-    return "; ".join(diff[:4]) or f"{own!r} here, {expected!r} in the job"
 
 
 def worker_identity() -> str:
@@ -234,7 +245,7 @@ def evaluate(target: TargetRef, context: str, source: str, slot: CandidateSlot) 
     cascade_s = time.perf_counter() - cascade_start - (clock.store_s - store_before)
     with clock.store(), fenced.transaction() as session:
         records.finish_candidate(
-            session, slot.job_id, slot.candidate_id, verdict, target.fingerprint, context
+            session, slot.job_id, slot.candidate_id, verdict, target.fingerprint, own_context(verifier)
         )
     return EvaluationOutcome(
         slot.candidate_id, verdict, count, worker, time.perf_counter() - started, cascade_s, clock.store_s
