@@ -3,13 +3,15 @@
 ``Target`` is what the user hands in, ``Candidate`` a proposed rewrite, ``StageResult`` one verifier
 stage's outcome, ``Verdict`` the outcome of a whole cascade, ``Metrics`` the measured costs (units in
 the names; ``None`` means not measured, never a sentinel number) and ``Objective`` what the search
-minimises. ``Assurance`` says how strongly an accepted RTL candidate was shown equal to the original.
+minimises. ``Assurance`` says how strongly an accepted RTL candidate was shown equal to the original;
+``VerdictContext`` lists every setting a verdict depends on (part of every cache key).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import tokenize
 from dataclasses import dataclass, field, fields, replace
@@ -129,19 +131,37 @@ def improvement(baseline: Metrics, candidate: Metrics) -> dict[str, float]:
 class Assurance:
     """How strongly an accepted RTL candidate was shown equal to its original.
 
-    Ordered: ``simulated`` < ``bounded(N)`` (larger N stronger) < ``proven``.
+    Ordered: ``sampled(N)`` < ``simulated(N)`` < ``bounded(N)`` (larger N stronger) < ``proven``.
+
+    - ``proven``: a formal proof over every state reachable from reset (or every state).
+    - ``bounded(N cycles)``: no input sequence makes the outputs differ within N cycles of reset
+      (bounded model check), and N reaches the design's state horizon (see
+      :mod:`evoforge.verifiers.rtl.horizon`); nothing stronger in time.
+    - ``simulated(N cycles)``: formal gave no such result; every seed of the simulation ran N cycles
+      after reset without another reset, and N reaches the design's state horizon.
+    - ``sampled(N cycles)``: neither reaches the horizon (N is the longest uninterrupted simulation);
+      what a longer run would show is unknown. Not enough for the default requirement (``simulated``).
+
+    ``cycles`` is 0 when a label is written without a count (``simulated`` as a requirement means
+    any count that reaches the horizon).
     """
 
     rank: int
     cycles: int = 0
 
-    SIMULATED_RANK = 0
-    BOUNDED_RANK = 1
-    PROVEN_RANK = 2
+    SAMPLED_RANK = 0
+    SIMULATED_RANK = 1
+    BOUNDED_RANK = 2
+    PROVEN_RANK = 3
+    LEVELS = ("sampled", "simulated", "bounded", "proven")
 
     @classmethod
-    def simulated(cls) -> Assurance:
-        return cls(cls.SIMULATED_RANK)
+    def sampled(cls, cycles: int = 0) -> Assurance:
+        return cls(cls.SAMPLED_RANK, cycles)
+
+    @classmethod
+    def simulated(cls, cycles: int = 0) -> Assurance:
+        return cls(cls.SIMULATED_RANK, cycles)
 
     @classmethod
     def bounded(cls, cycles: int) -> Assurance:
@@ -152,31 +172,78 @@ class Assurance:
         return cls(cls.PROVEN_RANK)
 
     @property
-    def level(self) -> Literal["simulated", "bounded", "proven"]:
-        levels: tuple[Literal["simulated", "bounded", "proven"], ...] = ("simulated", "bounded", "proven")
+    def level(self) -> Literal["sampled", "simulated", "bounded", "proven"]:
+        levels: tuple[Literal["sampled", "simulated", "bounded", "proven"], ...] = (
+            "sampled",
+            "simulated",
+            "bounded",
+            "proven",
+        )
         return levels[self.rank]
 
     def __str__(self) -> str:
-        if self.rank == self.BOUNDED_RANK:
-            return f"bounded({self.cycles} cycles)"
-        return self.level
+        if self.rank == self.PROVEN_RANK or (self.cycles == 0 and self.rank != self.BOUNDED_RANK):
+            return self.level
+        return f"{self.level}({self.cycles} cycles)"
 
     def satisfies(self, minimum: Assurance) -> bool:
-        """True when this level is at least ``minimum`` (bounded compares cycle counts)."""
+        """True when this level is at least ``minimum`` (same level: compares cycle counts)."""
         return self >= minimum
 
     @classmethod
     def parse(cls, text: str) -> Assurance:
-        """Parse ``simulated``, ``proven``, ``bounded``, ``bounded(20)`` or ``bounded(20 cycles)``."""
+        """Parse ``proven``, ``bounded(20)``, ``simulated``, ``sampled(4096 cycles)`` and the like."""
         text = text.strip().lower()
-        if text == "simulated":
-            return cls.simulated()
         if text == "proven":
             return cls.proven()
-        match = re.fullmatch(r"bounded(?:\((\d+)(?:\s*cycles?)?\))?", text)
+        match = re.fullmatch(r"(sampled|simulated|bounded)(?:\((\d+)(?:\s*cycles?)?\))?", text)
         if match:
-            return cls.bounded(int(match.group(1) or 1))
-        raise ValueError(f"unknown assurance level {text!r}: use simulated, bounded(N) or proven")
+            rank = cls.LEVELS.index(match.group(1))
+            default = 1 if rank == cls.BOUNDED_RANK else 0
+            return cls(rank, int(match.group(2) or default))
+        raise ValueError(f"unknown assurance level {text!r}: use sampled, simulated, bounded(N) or proven")
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdict context
+
+
+@dataclass(frozen=True)
+class VerdictContext:
+    """Every setting that can change a verdict or a metric, as one frozen value.
+
+    Cache entries are keyed by ``digest()`` (with the target fingerprint and a hash), so a verdict
+    reached under other tools, liberty, clock/reset, simulation lengths, formal budgets, requirement,
+    user test or (for timings) machine is never reused. ``settings`` holds every knob of the
+    verifier's settings (a new knob joins the key by itself); ``requirement`` is what an accepted
+    verdict must meet (RTL: the minimum assurance); ``user_test_sha256`` is the content of the user's
+    own test; ``machine`` identifies where timings were taken (``None``: no metric depends on it).
+    """
+
+    kind: TargetKind
+    tools: tuple[tuple[str, str], ...]
+    settings: tuple[tuple[str, str], ...]
+    requirement: str = ""
+    user_test_sha256: str | None = None
+    machine: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "tools": dict(self.tools),
+            "settings": dict(self.settings),
+            "requirement": self.requirement,
+            "user_test_sha256": self.user_test_sha256,
+            "machine": self.machine,
+        }
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of :meth:`to_dict` (equal contexts, equal digests)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def setting(self, name: str) -> str | None:
+        return dict(self.settings).get(name)
 
 
 # ---------------------------------------------------------------------------------------------

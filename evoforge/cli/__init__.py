@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from evoforge import __version__
+from evoforge.cli.bench import add_bench_parser, cmd_bench
 from evoforge.cli.browse import cmd_export, cmd_jobs, cmd_kb, cmd_show, print_job
 from evoforge.cli.common import (
     EXIT_BAD_INPUT,
@@ -31,6 +32,7 @@ from evoforge.cli.common import (
     StderrProgress,
     settings_from_args,
 )
+from evoforge.cli.kernel_options import add_kernel_options
 from evoforge.config import Settings
 from evoforge.domain import (
     DEFAULT_KERNEL_OBJECTIVES,
@@ -117,7 +119,9 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=Path, help="a cocotb test module run against every candidate too")
     parser.add_argument("--liberty", type=Path, help="liberty file (.lib or .lib.gz); default: generic")
     parser.add_argument(
-        "--assurance", type=_assurance, help="minimum: simulated (default), bounded(N), proven"
+        "--assurance",
+        type=_assurance,
+        help="minimum: sampled, simulated (default: reached the state horizon), bounded(N), proven",
     )
     parser.add_argument("--clock-period", type=float, help="timing constraint in ns (default 10)")
     kernel = parser.add_argument_group("kernel targets (KernelBench .py problems)")
@@ -137,6 +141,7 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="time on a GPU: only a worker (or Ray node) with one evaluates the job",
     )
+    add_kernel_options(kernel)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
@@ -224,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     _executor_arguments(worker)
     worker.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
+    add_bench_parser(sub)
     kb = sub.add_parser("kb", help="the knowledge base: optimisation rules and learned rewrites")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True, parser_class=_Parser)
     kb_list = kb_sub.add_parser("list", help="list entries (built-in and learned, kept apart)")
@@ -438,6 +444,7 @@ COMMANDS = {
     "kb": cmd_kb,
     "serve": cmd_serve,
     "worker": cmd_worker,
+    "bench": cmd_bench,
 }
 
 

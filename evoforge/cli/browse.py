@@ -20,6 +20,9 @@ def print_job(report: dict[str, Any]) -> None:
     for note in (report.get("interface") or {}).get("notes") or []:
         print(f"  {note}")
     print(f"  baseline: {format_metrics(report['baseline']['metrics'])}")
+    scaled = ((report.get("options") or {}).get("scaling") or {}).get("note")
+    if scaled:
+        print(f"  sizes: {scaled}")
     print(
         f"  {counts['proposed']} proposed, {counts['evaluated']} evaluated, "
         f"{counts['cache_hits']} cache hits, {counts['rejected']} rejected"

@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any
 
+from evoforge.cli.kernel_options import apply_kernel_options
 from evoforge.config import LlmSettings, Settings
 from evoforge.errors import ConfigError
 
@@ -62,6 +63,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         kernel.require_custom_kernel = False
     if getattr(args, "gpu", False):
         kernel.require_gpu = True
+    kernel = apply_kernel_options(args, kernel)
     search = settings.search.model_copy()
     for field in ("budget", "seed", "workers", "proposer"):
         value = getattr(args, field, None)

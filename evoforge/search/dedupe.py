@@ -12,8 +12,9 @@ target. It serves three callers:
 - the loop, when it records a draft: ``resolve(session, source)`` says whether it repeats a candidate
   (its id and, once finished, its verdict), repeats a draft whose quick check failed, or is new.
 
-The cache is reached only through ``_find``/``_put`` below, so that a change of its key (the verdict
-context) touches two small functions.
+The cache is reached only through ``_find``/``_put`` below, keyed by the verdict context's digest; a
+verdict found across jobs is re-checked against the job's own requirements before it answers a draft
+(``cache_policy.reuse_refusal``: the required assurance, the user's test, the machine).
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evoforge.domain import CandidateStatus, Metrics, StageResult, Target, Verdict, source_hash
+from evoforge.domain import (
+    CandidateStatus,
+    Metrics,
+    StageResult,
+    Target,
+    Verdict,
+    VerdictContext,
+    source_hash,
+)
+from evoforge.search.cache_policy import reuse_refusal
 from evoforge.search.canonical import canonical_hash
 from evoforge.search.duplicates import DraftKey, Resolution, finished_verdict
 from evoforge.store import repository
@@ -49,11 +59,11 @@ class _Known:
 class DraftRegistry:
     """The drafts of one job (and the cross-job cache), by source and canonical hash. Thread-safe."""
 
-    def __init__(self, store: Store, target: Target, *, job_id: int, context: str) -> None:
+    def __init__(self, store: Store, target: Target, *, job_id: int, context: VerdictContext) -> None:
         self.store = store
         self.target = target
         self.job_id = job_id
-        self.context = context  # the verdict context (today: the tool versions)
+        self.context = context  # every setting a verdict depends on (part of every cache key)
         self._lock = threading.Lock()
         self._keys: dict[str, DraftKey] = {}
         self._known: dict[str, _Known] = {}  # by "s:"+source hash and "c:"+canonical hash
@@ -141,7 +151,8 @@ class DraftRegistry:
 
     def _stored_quick(self, key: DraftKey) -> StageResult | None:
         with self.store.transaction() as session:
-            found = _find(session, self.target.fingerprint, "quick", key.source_hash, self.context)
+            cached = _find(session, self.target.fingerprint, "quick", key.source_hash, self.context)
+            found = cached[0] if cached is not None else None
         if found is None:
             return None
         stage = found.get("stage") or {}
@@ -202,14 +213,27 @@ class DraftRegistry:
         self, session: Session, key: DraftKey
     ) -> tuple[Literal["source", "canonical"], dict[str, Any]] | None:
         fp = self.target.fingerprint
-        found = _find(session, fp, "source", key.source_hash, self.context)
+        found = self._reusable(_find(session, fp, "source", key.source_hash, self.context))
         if found is not None:
             return "source", found
         if key.canonical_hash:
-            found = _find(session, fp, "canonical", key.canonical_hash, self.context)
+            found = self._reusable(_find(session, fp, "canonical", key.canonical_hash, self.context))
             if found is not None:
                 return "canonical", found
         return None
+
+    def _reusable(self, found: tuple[dict[str, Any], dict[str, Any] | None] | None) -> dict[str, Any] | None:
+        """A cached verdict that may answer this job (re-checked against its requirements), else None."""
+        from evoforge.search.records import verdict_from_dict
+
+        if found is None:
+            return None
+        data, entry_context = found
+        refusal = reuse_refusal(verdict_from_dict(data), entry_context, self.context)
+        if refusal is not None:
+            log.info("cached verdict not reused: %s", refusal)
+            return None
+        return data
 
     def _earlier_candidate(self, session: Session, key: DraftKey, by: str) -> int | None:
         column = Candidate.source_hash if by == "source" else Candidate.canonical_hash
@@ -252,26 +276,32 @@ class DraftRegistry:
         )
 
 
-# -- the cache, through two small functions (its key gains the verdict context elsewhere) ----------
+# -- the cache, through two small functions (keyed by the verdict context) --------------------------
 
 
 def _find(
-    session: Session, target_fp: str, kind: CacheHashKind, digest: str, context: str
-) -> dict[str, Any] | None:
+    session: Session, target_fp: str, kind: CacheHashKind, digest: str, context: VerdictContext
+) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+    """(the stored value, the context it was stored under) or None."""
     entry = repository.find_cache(
-        session, target_fingerprint=target_fp, hash_kind=kind, hash=digest, tool_versions=context
+        session, target_fingerprint=target_fp, hash_kind=kind, hash=digest, context=context
     )
-    return dict(entry.verdict) if entry is not None else None
+    return (dict(entry.verdict), entry.context) if entry is not None else None
 
 
 def _put(
-    session: Session, target_fp: str, kind: CacheHashKind, digest: str, context: str, value: dict[str, Any]
+    session: Session,
+    target_fp: str,
+    kind: CacheHashKind,
+    digest: str,
+    context: VerdictContext,
+    value: dict[str, Any],
 ) -> None:
     repository.put_cache(
         session,
         target_fingerprint=target_fp,
         hash_kind=kind,
         hash=digest,
-        tool_versions=context,
+        context=context,
         verdict=value,
     )

@@ -21,7 +21,6 @@ local executor registers the verifier and store it already has instead.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evoforge.config import Settings
-from evoforge.domain import Metrics, StageResult, TargetKind, Verdict
+from evoforge.domain import Metrics, StageResult, TargetKind, Verdict, VerdictContext
 from evoforge.errors import LeaseLostError, VerifierError
 from evoforge.search import records
 from evoforge.store import attempts, leases
@@ -50,23 +49,42 @@ MAX_VERIFIERS = 8
 # -- the verdict context, in one place -------------------------------------------------------------
 
 
-def context_digest(context: str) -> str:
+def context_digest(context: VerdictContext) -> str:
     """The digest of a verdict context (what cache keys carry)."""
-    return hashlib.sha256(context.encode()).hexdigest()
+    return context.digest()
 
 
-def own_context(verifier: Any) -> str:
+def own_context(verifier: Any) -> VerdictContext:
     """The verdict context this process's ``verifier`` judges under."""
-    return str(verifier.tool_versions())
+    context: VerdictContext = verifier.verdict_context()
+    return context
 
 
-def context_difference(job: str, own: str) -> str | None:
+def _flat(context: VerdictContext) -> dict[str, str]:
+    """The context as ``{what: value}``, one entry per tool, setting and field (for comparing)."""
+    flat = {f"tool {name}": version for name, version in context.tools}
+    flat |= {f"setting {name}": value for name, value in context.settings}
+    for field in ("kind", "requirement", "user_test_sha256", "machine"):
+        flat[field.replace("_", " ")] = str(context.to_dict()[field])
+    return flat
+
+
+def context_difference(job: VerdictContext, own: VerdictContext) -> str | None:
     """What differs between the job's context and this worker's (None: it may judge the job)."""
     if own == job:
         return None
-    theirs, mine = job.split(";"), own.split(";")
-    diff = [f"{a!r} here, {b!r} in the job" for a, b in zip(mine, theirs, strict=False) if a != b]
-    return "; ".join(diff[:4]) or f"{own!r} here, {job!r} in the job"
+    theirs, mine = _flat(job), _flat(own)
+    diff = [
+        f"{name}: {mine.get(name, 'absent')!r} here, {theirs.get(name, 'absent')!r} in the job"
+        for name in sorted(theirs.keys() | mine.keys())
+        if theirs.get(name) != mine.get(name)
+    ]
+    more = f" (and {len(diff) - 4} more)" if len(diff) > 4 else ""
+    return (
+        "; ".join(diff[:4]) + more
+        if diff
+        else f"digest {own.digest()[:12]} here, {job.digest()[:12]} in the job"
+    )
 
 
 @dataclass(frozen=True)
@@ -118,7 +136,7 @@ class _Runtime:
                 self.stores[url] = open_store(url)
             return self.stores[url]
 
-    def verifier(self, store: Store, target: TargetRef, context: str) -> Any:
+    def verifier(self, store: Store, target: TargetRef, context: VerdictContext) -> Any:
         key = (target.spec_digest, context_digest(context))
         with self.lock:
             known = self.verifiers.get(key)
@@ -147,13 +165,13 @@ def register_store(url: str, store: Store) -> None:
         _RUNTIME.stores[url] = store
 
 
-def register_verifier(target: TargetRef, context: str, verifier: Any) -> None:
+def register_verifier(target: TargetRef, context: VerdictContext, verifier: Any) -> None:
     """Let tasks of this process use a verifier already built for ``target`` under ``context``."""
     with _RUNTIME.lock:
         _RUNTIME.verifiers[(target.spec_digest, context_digest(context))] = verifier
 
 
-def forget_verifier(target: TargetRef, context: str) -> None:
+def forget_verifier(target: TargetRef, context: VerdictContext) -> None:
     with _RUNTIME.lock:
         _RUNTIME.verifiers.pop((target.spec_digest, context_digest(context)), None)
 
@@ -199,7 +217,9 @@ class _Clock:
             self.store_s += time.perf_counter() - start
 
 
-def evaluate(target: TargetRef, context: str, source: str, slot: CandidateSlot) -> EvaluationOutcome:
+def evaluate(
+    target: TargetRef, context: VerdictContext, source: str, slot: CandidateSlot
+) -> EvaluationOutcome:
     """Run the cascade on ``source`` for the candidate in ``slot`` and store what it finds.
 
     Raises ``LeaseLostError`` when the job's lease or this attempt was taken over (nothing more was

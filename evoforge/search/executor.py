@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from evoforge.domain import TargetKind
+from evoforge.domain import TargetKind, VerdictContext
 from evoforge.errors import ConfigError
 from evoforge.search.evaluate import CandidateSlot, EvaluationOutcome, TargetRef, evaluate
 
@@ -81,7 +81,7 @@ class EvaluationTask:
     """One candidate to evaluate: the arguments of ``evaluate`` and where the task may run."""
 
     target: TargetRef
-    context: str  # the job's verdict context
+    context: VerdictContext  # the job's verdict context (a frozen value: pickled to Ray workers)
     source: str
     slot: CandidateSlot
     resources: TaskResources
@@ -96,7 +96,7 @@ class TaskFactory:
     """Makes a job's tasks: everything but the candidate is the same for all of them."""
 
     target: TargetRef
-    context: str
+    context: VerdictContext
     database_url: str
     job_id: int
     lease_token: str | None

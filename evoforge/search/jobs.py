@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evoforge.config import LlmSettings, Settings
-from evoforge.domain import JobStatus, Objective, Target, TargetKind, source_hash
+from evoforge.domain import JobStatus, Objective, Target, TargetKind, VerdictContext, source_hash
 from evoforge.errors import ConfigError, EvoforgeError, LeaseLostError
 from evoforge.search import evaluate
 from evoforge.search.dedupe import DraftRegistry
@@ -75,7 +76,20 @@ def job_options(
         "liberty": file_ref(blobs, liberty.expanduser()) if liberty else None,
         "clock_period_ns": settings.rtl.clock_period_ns,
         "user_test": file_ref(blobs, target.user_test) if target is not None and target.user_test else None,
-        "kernel": settings.kernel.model_dump(),
+        **kernel_job_options(settings, target),
+    }
+
+
+def kernel_job_options(settings: Settings, target: Target | None) -> dict[str, Any]:
+    """The kernel settings (sizes pinned to what the size check chose) and the size check's record."""
+    from evoforge.verifiers.kernel.target import pinned_kernel_options, scaling_of
+
+    if target is None:
+        return {"kernel": settings.kernel.model_dump(), "scaling": None}
+    scaling = scaling_of(target)
+    return {
+        "kernel": pinned_kernel_options(settings.kernel, target),
+        "scaling": {k: scaling.get(k) for k in ("note", "constants", "mode")} if scaling else None,
     }
 
 
@@ -207,7 +221,8 @@ def run_job(
     beat.start()
     own_executor = executor is None
     target_ref: evaluate.TargetRef | None = None
-    context = ""
+    context: VerdictContext | None = None
+    verifier: Any = None
     try:
         if clear_cancel:
             with fenced.transaction() as session:
@@ -219,9 +234,9 @@ def run_job(
             stored = load_stored_job(fenced, job_id, settings, budget=budget)
             job_settings = choose_proposer(stored.settings)
             verifier = make_verifier(stored.target, job_settings)
-            drafts = DraftRegistry(fenced, stored.target, job_id=job_id, context=verifier.tool_versions())
-            proposer, learn = make_proposer(job_settings, fenced, job_id, stored.target, verifier, drafts)
             target_ref, context = _prepare_tasks(store, stored.target, job_settings, verifier, gpu)
+            drafts = DraftRegistry(fenced, stored.target, job_id=job_id, context=context)
+            proposer, learn = make_proposer(job_settings, fenced, job_id, stored.target, verifier, drafts)
         except LeaseLostError:
             raise
         except EvoforgeError as exc:
@@ -256,10 +271,13 @@ def run_job(
         loop.run(job_id)
     finally:
         beat.stop()
-        if target_ref is not None:
+        if target_ref is not None and context is not None:
             evaluate.forget_verifier(target_ref, context)
         if own_executor and executor is not None:
             executor.close()
+        work_root = getattr(verifier, "work_root", None)
+        if work_root is not None:  # a long-lived worker keeps no job's scratch (trial tensors, builds)
+            shutil.rmtree(work_root, ignore_errors=True)
 
 
 def _check_gpu(store: Store, job_id: int, executor: Executor) -> bool:
@@ -278,7 +296,7 @@ def _check_gpu(store: Store, job_id: int, executor: Executor) -> bool:
 
 def _prepare_tasks(
     store: Store, target: Target, settings: Settings, verifier: Any, gpu: bool
-) -> tuple[evaluate.TargetRef, str]:
+) -> tuple[evaluate.TargetRef, VerdictContext]:
     """The job's target as tasks name it (its spec stored as a blob) and its verdict context.
 
     The verifier built here serves the tasks of this process (local executor) and shares the
@@ -286,7 +304,7 @@ def _prepare_tasks(
     """
     from evoforge.search.impl_cache import StoredImplementationCache
 
-    context = verifier.tool_versions()
+    context: VerdictContext = verifier.verdict_context()
     verifier.implementation_cache = StoredImplementationCache(
         store, target_fingerprint=target.fingerprint, context_digest=evaluate.context_digest(context)
     )
@@ -340,7 +358,9 @@ def make_verifier(target: Target, settings: Settings) -> Any:
     from evoforge.verifiers.rtl.cascade import RtlVerifier
 
     liberty = prepare_liberty(settings.rtl.liberty, settings.cache_dir)
-    return RtlVerifier(target=target, settings=settings.rtl, liberty=liberty, work_root=work)
+    return RtlVerifier(
+        target=target, settings=settings.rtl, liberty=liberty, work_root=work, shared_dir=settings.cache_dir
+    )
 
 
 # -- choosing the proposer -------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """The evolutionary loop: the one writer of a job's candidates.
 
 Each round it picks parents from the population (Pareto tournaments), asks the proposer for drafts,
-drops drafts it has seen (source hash, within the job and across jobs through the cache table),
+drops drafts it has seen (source hash, within the job and across jobs through the cache table, keyed
+by the verifier's verdict context and re-checked against the job's requirements when applied),
 writes each new candidate, and submits the rest to an executor (``executor.py``: threads of this
 process, or a Ray cluster) as evaluation tasks; a task writes its candidate's stage rows and verdict
-itself (``evaluate.py``). A killed run resumes: finished candidates are kept, pending ones are
-evaluated again, and the budget counts what exists.
+itself (``evaluate.py``; the work runs in sandboxed child processes). A killed run resumes: finished
+candidates are kept, pending ones are evaluated again, and the budget counts what exists.
 
 Drafts enter through the draft registry (``dedupe.py``): a draft that repeats a candidate — same
 source hash, or same canonical hash (a renaming of internal signals) — in this job or an earlier one
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -49,7 +50,9 @@ from evoforge.domain import (
     Objective,
     StageResult,
     Target,
+    TargetKind,
     Verdict,
+    VerdictContext,
     improvement,
 )
 from evoforge.errors import LeaseLostError
@@ -87,7 +90,7 @@ class Verifier(Protocol):
     implementation_cache: dict[str, dict[str, StageResult]]
     implementation_stages: tuple[str, ...]
 
-    def tool_versions(self) -> str: ...
+    def verdict_context(self) -> VerdictContext: ...
     def baseline(self) -> Verdict: ...
     def verify(
         self, source: str, *, on_stage: Callable[[StageResult], None] | None = None, label: str = "cand"
@@ -146,10 +149,11 @@ class SearchLoop:
         self.proposer = proposer
         self.options = options
         self.progress = progress
+        self._made = 0
         self.learn = learn
         self._unlinked_calls: list[LlmCallRecord] = []
         self._drafts: dict[int, tuple[Member, Proposal]] = {}
-        self.tool_versions = verifier.tool_versions()
+        self.context = verifier.verdict_context()
         self.registry = drafts
         self._keys: dict[int, DraftKey] = {}  # candidate → its hashes (for the canonical cache entry)
         self._waiting: dict[int, list[int]] = {}  # candidate → its duplicates waiting for its verdict
@@ -163,7 +167,7 @@ class SearchLoop:
             job = records.start_job(session, job_id)
             target_fp, target_name = job.target_fingerprint, job.target_name
         if self.registry is None:
-            self.registry = DraftRegistry(self.store, self.target, job_id=job_id, context=self.tool_versions)
+            self.registry = DraftRegistry(self.store, self.target, job_id=job_id, context=self.context)
         try:
             baseline = self._baseline(job_id)
             self._record_rule_outcomes(job_id)
@@ -329,7 +333,7 @@ class SearchLoop:
             cid = record_quick_rejection(session, job_id, parent, proposal, found.key, quick, repeat=repeat)
             self.registry.note_candidate(cid, found.key)
             return cid, False
-        cid, cached = records.add_proposal(session, job_id, parent, proposal, target_fp, self.tool_versions)
+        cid, cached = records.add_proposal(session, job_id, parent, proposal, target_fp, self.context)
         set_canonical(session, cid, found.key)
         self.registry.note_candidate(cid, found.key)
         if not cached:
@@ -398,7 +402,7 @@ class SearchLoop:
             verdict = Verdict(False, "verify", f"evaluation failed: {outcome}", Metrics(), (), error=True)
             with self.store.transaction() as session:
                 if records.is_pending(session, cid):
-                    records.finish_candidate(session, job_id, cid, verdict, target_fp, self.tool_versions)
+                    records.finish_candidate(session, job_id, cid, verdict, target_fp, self.context)
         elif outcome.verdict is None:  # finished by an earlier attempt: its verdict as stored
             with self.store.transaction() as session:
                 candidate = session.get(Candidate, cid)
@@ -415,6 +419,9 @@ class SearchLoop:
             for duplicate in self._waiting.pop(cid, []):
                 link_duplicate(session, job_id, duplicate, verdict)
             made = records.proposal_count(session, job_id)
+        for result in verdict.stages:  # what each stage did and how long it took (stored by the task)
+            state = "ok" if result.ok else ("error" if result.error else "failed")
+            self._report(made, f"#{cid} {result.name}: {state} in {result.seconds:.1f} s")
         self._report(made, f"#{cid} {verdict.status.value} ({verdict.stage})")
         self._maybe_learn(cid, verdict)
 
@@ -429,6 +436,17 @@ class SearchLoop:
         link_duplicate(session, job_id, cid, verdict)
         return True
 
+    def _learnable(self, win: Improvement) -> Improvement | None:
+        """A kernel win is learned only by its same-run speed-up over torch eager (the benchmark
+        stage's, which the verifier re-checks), never by runtimes measured in different runs."""
+        if self.target.kind is not TargetKind.KERNEL:
+            return win
+        speedup = win.metrics.speedup
+        if speedup is None or speedup <= 1.0:
+            log.info("not learned: %s has no verified same-run speed-up over torch eager", win.origin)
+            return None
+        return replace(win, gain={"speedup": float(speedup)})
+
     def _maybe_learn(self, cid: int, verdict: Verdict) -> None:
         """Hand an accepted LLM draft that beats its parent on the first objective to ``learn``."""
         parent, proposal = self._drafts.pop(cid, (None, None))
@@ -438,21 +456,24 @@ class SearchLoop:
         before, after = primary.value_of(parent.metrics), primary.value_of(verdict.metrics)
         if before is None or after is None or after >= before:
             return
-        try:
-            self.learn(
-                Improvement(
-                    target_name=self.target.name,
-                    origin=proposal.origin,
-                    note=proposal.note,
-                    parent_source=parent.source,
-                    source=proposal.source,
-                    parent_metrics=parent.metrics,
-                    metrics=verdict.metrics,
-                    gain=improvement(parent.metrics, verdict.metrics),
-                    candidate_id=cid,
-                    assurance=str(verdict.assurance) if verdict.assurance else None,
-                )
+        win = self._learnable(
+            Improvement(
+                target_name=self.target.name,
+                origin=proposal.origin,
+                note=proposal.note,
+                parent_source=parent.source,
+                source=proposal.source,
+                parent_metrics=parent.metrics,
+                metrics=verdict.metrics,
+                gain=improvement(parent.metrics, verdict.metrics),
+                candidate_id=cid,
+                assurance=str(verdict.assurance) if verdict.assurance else None,
             )
+        )
+        if win is None:
+            return
+        try:
+            self.learn(win)
         except Exception:  # learning is a bonus; it must not fail the job
             log.exception("could not record what candidate %s taught", cid)
 
@@ -477,11 +498,15 @@ class SearchLoop:
                 candidate_id=best.id,
                 assurance=best.assurance,
             )
+        learnable = self._learnable(win)
+        if learnable is None:
+            return
         try:
-            self.learn(win)
+            self.learn(learnable)
         except Exception:  # learning is a bonus; it must not fail the job
             log.exception("could not record what job %s taught", job_id)
 
     def _report(self, done: int, message: str) -> None:
+        self._made = done
         if self.progress is not None:
             self.progress.update(min(done, self.options.budget), self.options.budget, message)

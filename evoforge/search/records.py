@@ -2,12 +2,16 @@
 
 Every function takes an open session (``Store.transaction()``); the loop is the only caller, so the
 loop stays the one writer of its job. The cross-job cache is consulted here: a draft whose source hash
-has a cached verdict for the same target and tool versions is recorded with that verdict and never
-evaluated.
+has a cached verdict for the same target and verdict context (every setting a verdict depends on),
+and whose verdict passes :func:`evoforge.search.cache_policy.reuse_refusal` against the job's own
+requirements, is recorded with that verdict and never evaluated. Only a verdict copied from the cache
+counts as a cache hit; the functional fingerprint is computed by simulating the probe, so it saves no
+simulation and is not a cache.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,14 +27,18 @@ from evoforge.domain import (
     StageResult,
     TargetKind,
     Verdict,
+    VerdictContext,
     improvement,
     source_hash,
 )
 from evoforge.errors import NotFoundError
+from evoforge.search.cache_policy import reuse_refusal
 from evoforge.search.population import Member, best_member
 from evoforge.store import repository
 from evoforge.store.cache import CacheHashKind
 from evoforge.store.models import CacheEntry, Candidate, Job, LlmCall, StageRun
+
+log = logging.getLogger(__name__)
 
 ORIGINAL = "original"
 
@@ -203,7 +211,7 @@ def add_proposal(
     parent: Member,
     proposal: Proposal,
     target_fp: str,
-    tool_versions: str,
+    context: VerdictContext,
 ) -> tuple[int, bool]:
     """Store a draft; returns (candidate id, answered from the cache)."""
     job = repository.get_job(session, job_id)
@@ -219,11 +227,15 @@ def add_proposal(
         generation=parent.generation + 1,
     )
     cached = repository.find_cache(
-        session, target_fingerprint=target_fp, hash_kind="source", hash=digest, tool_versions=tool_versions
+        session, target_fingerprint=target_fp, hash_kind="source", hash=digest, context=context
     )
     if cached is None:
         return candidate.id, False
     verdict = verdict_from_dict(cached.verdict)
+    refusal = reuse_refusal(verdict, cached.context, context)
+    if refusal is not None:
+        log.info("cached verdict for %s not reused: %s", digest[:12], refusal)
+        return candidate.id, False
     for result in verdict.stages:
         record_stage(session, candidate.id, result)
     _apply_verdict(candidate, verdict)
@@ -310,9 +322,15 @@ def record_stage(session: Session, candidate_id: int, result: StageResult) -> No
 
 
 def finish_candidate(
-    session: Session, job_id: int, candidate_id: int, verdict: Verdict, target_fp: str, tool_versions: str
+    session: Session,
+    job_id: int,
+    candidate_id: int,
+    verdict: Verdict,
+    target_fp: str,
+    context: VerdictContext,
 ) -> None:
-    """Store the verdict, and remember it by each hash that may answer a later draft."""
+    """Store the verdict, and remember it by each hash that may answer a later draft (source hash;
+    implementation hash for the synthesis-dependent stages of accepted candidates)."""
     candidate = session.get(Candidate, candidate_id)
     if candidate is None:
         raise NotFoundError(f"candidate {candidate_id} vanished from the database")
@@ -325,34 +343,15 @@ def finish_candidate(
             target_fingerprint=target_fp,
             hash_kind=hash_kind,
             hash=digest,
-            tool_versions=tool_versions,
+            context=context,
             verdict=stored,
         )
 
-    if _decided_by_fingerprint(verdict) and verdict.functional_hash:
-        known = repository.find_cache(
-            session,
-            target_fingerprint=target_fp,
-            hash_kind="functional",
-            hash=verdict.functional_hash,
-            tool_versions=tool_versions,
-        )
-        if known is not None:
-            candidate.cache_hit = "functional"
-            candidate.reason = f"{verdict.reason} (same output trace as an earlier rejected candidate)"
-        else:
-            remember("functional", verdict.functional_hash)
     if verdict.accepted and verdict.implementation_hash:
         remember("implementation", verdict.implementation_hash)
     if not verdict.error:
         remember("source", candidate.source_hash)
     _refresh(session, job_id)
-
-
-def _decided_by_fingerprint(verdict: Verdict) -> bool:
-    """Rejected because the probe trace (the functional fingerprint) differs from the original's."""
-    last = verdict.stages[-1] if verdict.stages else None
-    return bool(last and last.name == "simulate" and not last.ok and last.data.get("probe_mismatch"))
 
 
 def _refresh(session: Session, job_id: int) -> None:
@@ -371,14 +370,14 @@ def _apply_verdict(candidate: Candidate, verdict: Verdict) -> None:
 
 
 def implementation_results(
-    session: Session, target_fp: str, tool_versions: str, stage_names: tuple[str, ...]
+    session: Session, target_fp: str, context: VerdictContext, stage_names: tuple[str, ...]
 ) -> dict[str, dict[str, StageResult]]:
     """Stage results known per implementation hash (from earlier jobs), for the verifier to reuse."""
     entries = session.scalars(
         select(CacheEntry).where(
             CacheEntry.target_fingerprint == target_fp,
             CacheEntry.hash_kind == "implementation",
-            CacheEntry.tool_versions == tool_versions,
+            CacheEntry.context_digest == context.digest(),
         )
     )
     known: dict[str, dict[str, StageResult]] = {}

@@ -159,3 +159,10 @@ def _record_loaded(store: Store, job_id: int, target: Target) -> None:
         job.target_fingerprint = target.fingerprint
         job.target_source = target.source
         job.target_meta = target_meta(target)
+        if target.kind is TargetKind.KERNEL:  # the sizes the size check chose, pinned and shown
+            from evoforge.verifiers.kernel.target import scaling_of
+
+            scaling = scaling_of(target)
+            kernel = {**(job.options.get("kernel") or {}), "sizes": dict(scaling.get("values") or {}) or None}
+            note = {k: scaling.get(k) for k in ("note", "constants", "mode")} if scaling else None
+            job.options = {**job.options, "kernel": kernel, "scaling": note}

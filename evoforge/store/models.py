@@ -260,11 +260,15 @@ class StageRun(Base):
 
 
 class CacheEntry(Base):
-    """A verdict shared across jobs, keyed by (target fingerprint, hash kind, hash, tool versions)."""
+    """A verdict shared across jobs, keyed by (target fingerprint, hash kind, hash, verdict context).
+
+    ``context_digest`` is the digest of the :class:`~evoforge.domain.VerdictContext` the verdict was
+    reached under (every setting it depends on); ``context`` keeps that context for people to read.
+    """
 
     __tablename__ = "cache_entries"
     __table_args__ = (
-        UniqueConstraint("target_fingerprint", "hash_kind", "hash", "tool_versions", name="uq_cache_key"),
+        UniqueConstraint("target_fingerprint", "hash_kind", "hash", "context_digest", name="uq_cache_key"),
         CheckConstraint(HASH_KIND_CHECK, name="hash_kind"),
     )
 
@@ -272,7 +276,8 @@ class CacheEntry(Base):
     target_fingerprint: Mapped[str] = mapped_column(CleanString(128))
     hash_kind: Mapped[str] = mapped_column(CleanString(16))
     hash: Mapped[str] = mapped_column(CleanString(128))
-    tool_versions: Mapped[str] = mapped_column(CleanText)
+    context_digest: Mapped[str] = mapped_column(CleanString(64))
+    context: Mapped[dict[str, Any] | None] = mapped_column(CleanJSON(none_as_null=True), nullable=True)
     verdict: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

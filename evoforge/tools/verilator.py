@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evoforge.errors import ToolTimeoutError
-from evoforge.tools.base import ExternalTool
+from evoforge.tools.base import ExternalTool, stopped_by_limit
 from evoforge.tools.diagnostics import Diagnostic, parse_verilator
 
 #: warnings about naming, layout and unused things — not about behaviour
@@ -83,6 +83,9 @@ class Verilator(ExternalTool):
                 hint="raise the tool timeout (rtl.tool_timeout_s)",
             )
         diagnostics = parse_verilator(result.stderr + "\n" + result.stdout)
+        limit = stopped_by_limit("verilator", result)
+        if limit is not None:
+            diagnostics = (Diagnostic("", None, "error", limit), *diagnostics)
         errors = tuple(d for d in diagnostics if d.severity == "error")
         warnings = tuple(d for d in diagnostics if d.severity == "warning")
         if result.returncode != 0 and not errors and not warnings:

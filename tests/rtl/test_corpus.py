@@ -36,7 +36,7 @@ def three_tools_accept(path: Path, workdir: Path) -> bool:
     if not verilator.ok:
         return False
     yosys = Yosys().run_script(
-        f'read_verilog -sv "{path}"\nhierarchy -check\nproc\n', cwd=workdir, timeout=60
+        f'read_verilog -sv "{path}"\nhierarchy -check\nproc\n', cwd=workdir, timeout=60, reads=(path,)
     )
     return yosys.ok
 

@@ -29,6 +29,13 @@ EXPECTED = {
     # killed on time (tests/rtl/test_simulate.py covers that path)
     "infinite_initial.v": ("lint", ("While loops",)),
     "deep_bug.v": ("simulate", ("phase",)),
+    # the source policy (issue 10 items 7, 8, 13): checked on the preprocessed text, in the box
+    "include_environ_hidden.v": ("parse", ("/proc/self/environ", "self-contained")),
+    "include_shadow.v": ("parse", ("/etc/shadow", "not found")),
+    "include_outside_harmless.v": ("parse", ("/dev/null", "self-contained")),
+    "translate_off.v": ("parse", ("translate_off", "synthesis")),
+    "nul_byte.v": ("parse", ("control character", "\\x00")),
+    "macro_bomb.v": ("parse", ("preprocessor was stopped", "limit")),
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from evoforge.config import KernelSettings, RtlSettings, Settings
-from evoforge.domain import DEFAULT_RTL_OBJECTIVES, JobStatus, StageResult, TargetKind
+from evoforge.domain import DEFAULT_RTL_OBJECTIVES, JobStatus, StageResult, TargetKind, VerdictContext
 from evoforge.errors import ConfigError, VerifierError
 from evoforge.search import evaluate, jobs
 from evoforge.search.executor import (
@@ -32,7 +32,7 @@ from evoforge.search.stored import load_stored_job
 from evoforge.store import attempts, leases, repository
 from evoforge.store.blobs import SqlBlobStore
 from evoforge.store.engine import Store, open_store
-from evoforge.store.models import Candidate, StageRun
+from evoforge.store.models import CacheEntry, Candidate, ImplementationResult, StageRun
 from evoforge.tools.liberty import generic_liberty_path
 from evoforge.verifiers.kernel.cascade import KERNEL_CASCADE
 from evoforge.verifiers.rtl.cascade import RTL_CASCADE
@@ -86,7 +86,7 @@ def _job_with_files(tmp_path: Path) -> tuple[Store, Settings, int, list[Path]]:
     return store, settings, job_id, [design, test, liberty]
 
 
-def _tasks(store: Store, settings: Settings, job_id: int) -> tuple[TaskFactory, str]:
+def _tasks(store: Store, settings: Settings, job_id: int) -> tuple[TaskFactory, VerdictContext]:
     """What ``run_job`` hands the loop: the job's task factory (its lease taken) and its context."""
     with store.transaction() as session:
         token = leases.take_lease(session, job_id, "test")
@@ -115,7 +115,7 @@ def test_a_task_in_a_fresh_process_needs_nothing_local(tmp_path: Path) -> None:
     with store.transaction() as session:
         options = repository.get_job(session, job_id).options
     assert str(tmp_path) not in repr(options)  # no path of this machine in the job
-    factory, _ = _tasks(store, settings, job_id)
+    factory, context = _tasks(store, settings, job_id)
     cid = _candidate(store, job_id, COUNTER_RENAMED)
     for path in files:  # the files and this machine's caches are gone: only the store remains
         path.unlink()
@@ -145,6 +145,11 @@ def test_a_task_in_a_fresh_process_needs_nothing_local(tmp_path: Path) -> None:
     assert runs["simulate"].detail.endswith("user test test_counts.py passed")  # the test came as a blob
     # the other machine fetched the job's liberty: its verdict context (liberty digest) matched the job's
     assert (tmp_path / "machine-b" / "cache" / "blobs").is_dir()
+    with store.transaction() as session:  # its verdict is cached under the job's context, kept readable
+        entries = session.scalars(select(CacheEntry).where(CacheEntry.hash_kind == "source")).all()
+        assert [(e.context_digest, e.context) for e in entries] == [(context.digest(), context.to_dict())]
+        impl = session.scalars(select(ImplementationResult)).all()
+        assert impl and {r.context_digest for r in impl} == {context.digest()}
 
 
 def test_a_retry_leaves_one_set_of_rows_and_a_finished_candidate_is_not_evaluated_again(
@@ -172,12 +177,14 @@ def test_a_worker_whose_tools_differ_refuses_to_judge(tmp_path: Path) -> None:
     store, settings, job_id, _ = _job_with_files(tmp_path)
     factory, context = _tasks(store, settings, job_id)
     cid = _candidate(store, job_id, COUNTER_RENAMED)
-    first = context.split(";")[0]
-    other = dataclasses.replace(factory, context=context.replace(first, first + "-patched", 1))
+    name, version = context.tools[0]
+    patched = ((name, version + "-patched"), *context.tools[1:])
+    other = dataclasses.replace(factory, context=dataclasses.replace(context, tools=patched))
     task = other.task(cid, COUNTER_RENAMED)
     with pytest.raises(VerifierError, match="another verdict context") as caught:
         evaluate.evaluate(task.target, task.context, task.source, task.slot)
-    assert first in caught.value.message
+    # the message names what differs, with both values
+    assert f"tool {name}: {version!r} here, {version + '-patched'!r} in the job" in caught.value.message
     with store.transaction() as session:
         candidate = session.get(Candidate, cid)
         assert candidate is not None and candidate.status == "pending" and candidate.attempts == 0

@@ -12,14 +12,16 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from evoforge.config import KernelSettings
 from evoforge.domain import Metrics, StageResult, Target
 from evoforge.verifiers.kernel import static
-from evoforge.verifiers.kernel.child import ChildResult, run_harness
+from evoforge.verifiers.kernel.budget import child_limits, stage_budget
+from evoforge.verifiers.kernel.child import KERNEL_LIMITS, ChildResult, run_harness
+from evoforge.verifiers.kernel.scaling import scale_note
 from evoforge.verifiers.kernel.target import INIT_SEED, PROBE_SEED, tolerance_of
 
 CANDIDATE_FILE = "candidate.py"
@@ -34,6 +36,7 @@ class KernelContext:
     problem_path: Path
     probe: dict[str, Any]
     artifacts: dict[str, Any] = field(default_factory=dict)
+    interpret_problem_path: Path | None = None  # the problem at the Triton interpreter's sizes
 
     @property
     def backend(self) -> str:
@@ -77,13 +80,22 @@ class KernelContext:
     def harness(self, mode: str, *, interpret: bool | None = None, **extra: Any) -> ChildResult:
         if interpret is None:
             interpret = self.backend == "triton" and self.device == "cpu"
-        return run_harness(
+        if self.backend == "triton" and self.device == "cpu" and self.interpret_problem_path is not None:
+            # both sides of every check at the interpreter's sizes (the reference side too)
+            extra = {"problem": str(self.interpret_problem_path), **extra}
+        budget = stage_budget(mode, self.settings, self.probe, backend=self.backend)  # too slow: stopped
+        child = run_harness(
             mode,
             self.request(**extra),
             workdir=self.workdir,
-            timeout_s=self.settings.stage_timeout_s,
+            timeout_s=budget.seconds,
             env=self.env(interpret=interpret),
+            limits=child_limits(self.settings, KERNEL_LIMITS),
+            reads=(self.problem_path,),
         )
+        if child.timed_out and budget.limited:
+            child = replace(child, stopped_because=budget.reason)
+        return child
 
 
 def _result(name: str, start: float, ok: bool, detail: str, **kwargs: Any) -> StageResult:
@@ -344,6 +356,10 @@ def run_benchmark(ctx: KernelContext) -> StageResult:
         f"{answer['device']}: {answer['candidate_ms']:.4g} ms vs torch eager {answer['reference_ms']:.4g} ms "
         f"(median of {answer['rounds']} rounds, {answer['threads']} threads): speedup {speedup:.2f}x"
     )
+    note = scale_note((ctx.target.kernel_summary or {}).get("scaling"))
+    if note:
+        data["scaled"] = note
+        detail += f" — {note}"
     if speedup > ctx.settings.implausible_speedup:
         data["flag"] = "implausible"
         detail += f" — flagged: beyond {ctx.settings.implausible_speedup:g}x, check it by hand"

@@ -125,14 +125,19 @@ def _child_env() -> dict[str, str]:
     }
 
 
-def _run_child(workdir: Path, spec: dict[str, Any], timeout: float) -> SimOutcome:
+def _run_child(
+    workdir: Path, spec: dict[str, Any], timeout: float, reads: tuple[Path, ...] = ()
+) -> SimOutcome:
     spec_path = write_text(workdir / "spec.json", json.dumps(spec, indent=1))
     (workdir / RESULT_FILE).unlink(missing_ok=True)
     argv = [sys.executable, "-m", "evoforge.verifiers.rtl.cocotb_diff", spec_path.name]
-    result = run_untrusted(argv, workdir=workdir, timeout=timeout, env=_child_env())
+    result = run_untrusted(argv, workdir=workdir, timeout=timeout, env=_child_env(), reads=reads)
     if result.timed_out:
         return SimOutcome(False, 0, result.seconds, error=f"simulation did not finish within {timeout:g} s "
                           "(infinite loop or no progress?)", timed_out=True, log=result.output)  # fmt: skip
+    if result.limit_exceeded is not None:
+        return SimOutcome(False, 0, result.seconds, error=f"the simulation was stopped at "
+                          f"{result.limit_exceeded} of its sandbox", log=result.output[-20000:])  # fmt: skip
     path = workdir / RESULT_FILE
     if not path.exists():
         tail = "\n".join(result.output.strip().splitlines()[-8:])
@@ -194,7 +199,8 @@ def run_user_test(candidate: str, top: str, test_path: Path, workdir: Path, *, t
         "test_module": test_path.stem,
         "test_dir": str(test_path.resolve().parent),
     }
-    return _run_child(workdir, spec, timeout)
+    # the box shows the child the test module alone, not the rest of its directory
+    return _run_child(workdir, spec, timeout, reads=(test_path.resolve(),))
 
 
 # ---------------------------------------------------------------------------------------------

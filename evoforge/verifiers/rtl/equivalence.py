@@ -3,15 +3,20 @@
 ``run_equivalence`` returns ``ok=False`` only when the candidate is *disproven* (``detail`` and
 ``data["counterexample"]`` then hold the inputs per cycle and the differing output) or cannot be
 checked because it instantiates an undefined module or a black box (reward hack #19). Otherwise
-``ok=True`` with ``data["assurance"]`` = ``proven``, ``bounded(N cycles)`` or ``simulated`` (formal
-gave no verdict in time; the simulate stage before this one is what vouches). Every attempt is a
+``ok=True`` with ``data["assurance"]`` = ``proven``, or, when formal gave no proof in time
+(:func:`label_without_proof`): ``bounded(N cycles)`` when the bounded check's N reaches the designs'
+state horizon, ``simulated(N cycles)`` when the simulate stage's uninterrupted run does, and
+``sampled(N cycles)`` when neither does. Every attempt is a
 separate yosys/ABC process limited by ``settings.equivalence_timeout_s`` and all of them together by
 ``settings.equivalence_budget_s``; a timeout is recorded and the next attempt runs while budget is left.
 
 Attempts, stopping at the first decisive one:
 
 1. ``structural`` — ``equiv_make/equiv_simple/equiv_induct`` (fast when registers correspond;
-   unproven cells are inconclusive, never a disproof).
+   unproven cells are inconclusive, never a disproof). ``equiv_induct`` alone is a weak equivalence
+   (no divergence after N equal cycles), so on a sequential design it proves only together with the
+   base case: every matched signal equal for the first N cycles after reset (``sat`` on an
+   ``equiv_miter`` of the matched points).
 2. combinational designs (no state in either): ``sat`` on the miter, cofactored on the narrowest
    inputs (see :func:`equivalence_scripts.split_cases`), then ``abc`` (``&cec`` on an AIGER miter),
    which only ever *proves*: its two-valued model is not used to refute.
@@ -42,11 +47,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evoforge.domain import StageResult
+from evoforge.domain import Assurance, StageResult
 from evoforge.tools.yosys import Yosys, YosysAbc, YosysRun
 from evoforge.verifiers.rtl import equivalence_scripts as scripts
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.counterexample import Counterexample, from_model, parse_sat_model
+from evoforge.verifiers.rtl.horizon import horizon_for
 
 log = logging.getLogger(__name__)
 
@@ -184,15 +190,29 @@ class _Checker:
 
     def structural(self) -> Attempt:
         seq = self.ctx.settings.induction_depth
-        run = self._run(
-            scripts.structural_script(ORIGINAL, CANDIDATE, self.top, seq, self.has_state), "structural"
+        script = scripts.structural_script(
+            ORIGINAL, CANDIDATE, self.top, seq, self.has_state, self.reset, self.active_low
         )
+        run = self._run(script, "structural")
         if run.timed_out:
             return Attempt("structural", "timeout", run.seconds, f"timed out after {self.timeout:g} s")
         found = re.search(r"Found (\d+) \$equiv cells", run.log)
         proven = "Equivalence successfully proven!" in run.log
         if run.ok and found and int(found.group(1)) > 0 and proven:
-            return Attempt("structural", "proven", run.seconds, f"{found.group(1)} $equiv cells proven")
+            cells = f"{found.group(1)} $equiv cells proven"
+            if not self.has_state:
+                return Attempt("structural", "proven", run.seconds, cells)
+            if "no model found: SUCCESS!" in run.log:
+                base = "from reset" if self.reset else "from every initial state"
+                note = f"{cells}; base case {base} over {seq} cycles proven"
+                return Attempt("structural", "proven", run.seconds, note)
+            return Attempt(
+                "structural",
+                "unknown",
+                run.seconds,
+                f"{cells}, but only as a weak equivalence (equiv_induct): the matched signals are not "
+                f"shown equal for the first {seq} cycles after reset",
+            )
         unproven = re.search(r"Of those cells (\d+) are proven and (\d+) are unproven", run.log)
         note = (
             f"{unproven.group(2)} $equiv cells unproven"
@@ -337,15 +357,37 @@ def _result(ctx: RtlContext, attempts: list[Attempt], seconds: float, checker: _
     notes = "; ".join(
         f"{a.method}: {a.outcome} ({a.note})" if a.note else f"{a.method}: {a.outcome}" for a in attempts
     )
+    assurance, why = label_without_proof(ctx, max(a.bounded_cycles for a in attempts))
     best = max(attempts, key=lambda a: a.bounded_cycles)
-    if best.bounded_cycles > 0:
-        assurance = f"bounded({best.bounded_cycles} cycles)"
-        data.update(assurance=assurance, method=best.method)
-        detail = (
-            f"inconclusive: {notes}; no mismatch within {best.bounded_cycles} cycles from reset → {assurance}"
-        )
-    else:
-        data.update(assurance="simulated", method=None)
-        detail = f"inconclusive: {notes} → simulated (the simulate stage vouches)"
+    data.update(
+        assurance=str(assurance), assurance_why=why, method=best.method if best.bounded_cycles else None
+    )
+    detail = f"inconclusive: {notes} → {assurance} ({why})"
     log.info("equivalence of %s: %s", ctx.top, data["assurance"])
     return StageResult(name=STAGE, ok=True, seconds=seconds, detail=detail, log=log_text, data=data)
+
+
+def label_without_proof(ctx: RtlContext, bounded_cycles: int) -> tuple[Assurance, str]:
+    """The assurance of a candidate that formal did not prove or refute, and why.
+
+    A bounded check of N cycles is ``bounded(N)`` only when N reaches the state horizon of the two
+    designs (:mod:`evoforge.verifiers.rtl.horizon`); else the simulate stage's uninterrupted cycles
+    (``ctx.artifacts["simulated_cycles"]``) make it ``simulated(N)`` when they reach the horizon, and
+    ``sampled(N)`` when nothing does.
+    """
+    horizon = horizon_for(ctx) if ctx.interface.sequential else None
+    simulated = int(ctx.artifacts.get("simulated_cycles", 0))
+    if horizon is None:  # combinational: no state, nothing hides in time
+        if bounded_cycles > 0:
+            return Assurance.bounded(bounded_cycles), "no state"
+        return Assurance.simulated(simulated), "combinational: no state for a difference to hide in"
+    reach = f"state horizon {horizon.describe()}"
+    if bounded_cycles > 0 and horizon.covered_by(bounded_cycles):
+        return Assurance.bounded(bounded_cycles), f"the bounded check reaches the {reach}"
+    if horizon.covered_by(simulated):
+        return Assurance.simulated(simulated), f"the simulation reaches the {reach}"
+    shown = f"bounded check {bounded_cycles} cycles, " if bounded_cycles else ""
+    return (
+        Assurance.sampled(simulated),
+        f"{shown}simulation {simulated} cycles: neither reaches the {reach}; a longer run could differ",
+    )

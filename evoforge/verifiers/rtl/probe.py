@@ -39,8 +39,8 @@ _DISPLAY = ("display", "write", "strobe", "monitor")
 CANDIDATE_SYSTEM_CALLS = frozenset(
     [f"${d}{r}" for d in _DISPLAY for r in ("", "b", "h", "o")]
     + ["$monitoron", "$monitoroff", "$finish", "$stop", "$fatal", "$error", "$warning", "$info"]
-    + ["$time", "$stime", "$realtime", "$simtime", "$printtimescale", "$timeformat"]
-    + ["$random", "$urandom", "$urandom_range", "$signed", "$unsigned", "$clog2", "$bits"]
+    + ["$printtimescale", "$timeformat"]
+    + ["$signed", "$unsigned", "$clog2", "$bits"]
     + ["$itor", "$rtoi", "$realtobits", "$bitstoreal", "$shortrealtobits", "$bitstoshortreal"]
     + ["$countones", "$countbits", "$onehot", "$onehot0", "$isunknown"]
     + ["$sformat", "$sformatf", "$swrite", "$swriteb", "$swriteh", "$swriteo", "$sscanf"]
@@ -48,6 +48,15 @@ CANDIDATE_SYSTEM_CALLS = frozenset(
     + [f"${f}" for f in ("sin", "cos", "tan", "asin", "acos", "atan", "atan2", "hypot")]
     + [f"${f}" for f in ("sinh", "cosh", "tanh", "asinh", "acosh", "atanh")]
 )
+#: calls whose value is the simulator's, not the circuit's: simulation time and random numbers. A
+#: candidate that reads them can behave one way in every simulation window and another later (Yosys
+#: reads them as undriven wires); Icarus compiles ``$time`` to an opcode, so they are refused on the
+#: preprocessed text (:func:`simulation_only_calls`), not only in the compiled design
+SIMULATION_ONLY_CALLS = frozenset(
+    ["$time", "$stime", "$realtime", "$simtime", "$random", "$urandom", "$urandom_range"]
+    + [f"$dist_{d}" for d in ("uniform", "normal", "exponential", "poisson", "chi_square", "t", "erlang")]
+)
+_SYSTEM_TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|(\$[A-Za-z0-9_$]+)', re.S)
 _VPI_CALL = re.compile(r'^\s*%vpi_(?:call|func)\S*\s+(\d+)\s+(\d+)\s+"(\$[^"]+)"', re.M)
 _FILE_TABLE = re.compile(r"^:file_names \d+;\n((?:\s+\".*\";\n?)*)", re.M)
 
@@ -221,6 +230,12 @@ def first_mismatch(reference: ProbeTrace, candidate: ProbeTrace, interface: RtlI
     return None
 
 
+def simulation_only_calls(preprocessed: str) -> list[str]:
+    """The :data:`SIMULATION_ONLY_CALLS` that ``preprocessed`` text uses (outside comments and strings)."""
+    found = (m.group(1) for m in _SYSTEM_TOKEN.finditer(preprocessed) if m.group(1))
+    return sorted({name for name in found if name in SIMULATION_ONLY_CALLS})
+
+
 def system_calls(vvp_text: str, source_name: str) -> list[tuple[str, int]]:
     """(``$name``, line) of every run-time system call that code from ``source_name`` makes, read from
     the compiled vvp file: macros, token pasting and includes cannot hide a call there."""
@@ -228,6 +243,61 @@ def system_calls(vvp_text: str, source_name: str) -> list[tuple[str, int]]:
     names = re.findall(r'"(.*)"', table.group(1)) if table else []
     wanted = {i for i, name in enumerate(names) if Path(name).name == source_name}
     return [(m.group(3), int(m.group(2))) for m in _VPI_CALL.finditer(vvp_text) if int(m.group(1)) in wanted]
+
+
+def probe_rows(
+    interface: RtlInterface, *, cycles: int, reset_cycles: int, seed: int = PROBE_SEED
+) -> list[tuple[int, ...]]:
+    """The probe's stimulus: reset at the start and once more two thirds in."""
+    return corner_stimulus(
+        interface, cycles=cycles, reset_cycles=reset_cycles, seed=seed, resets_at=((cycles * 2) // 3,)
+    )
+
+
+#: cycles after a reset is released that do not count as the design running (outputs settle)
+SETTLE_CYCLES = 2
+
+
+def vacuity(trace: ProbeTrace, interface: RtlInterface, rows: list[tuple[int, ...]]) -> str | None:
+    """Why a reference trace shows nothing worth comparing (``None``: it shows something).
+
+    A simulation vouches for nothing when no output ever takes a defined value that differs from the
+    previous cycle's while the design runs (reset released for more than :data:`SETTLE_CYCLES`
+    cycles), for example because a wrong reset polarity holds the design in reset the whole time, or
+    the clock never reaches its flops. X bits count as no value.
+    """
+    ports = stimulus_ports(interface)
+    reset_index = next((i for i, p in enumerate(ports) if p.name == interface.reset), None)
+    has_reset = reset_index is not None and interface.sequential
+    released = 1 if interface.reset_active_low else 0
+    running = 0  # consecutive cycles with the reset released
+    previous: str | None = None
+    for cycle, row in enumerate(trace.rows):
+        if has_reset and cycle < len(rows) and rows[cycle][reset_index] != released:  # type: ignore[index]
+            running = 0
+        else:
+            running += 1
+        defined = "".join(c if c in "01" else "." for c in row)
+        if running > SETTLE_CYCLES and previous is not None and _changed(previous, defined):
+            return None
+        previous = defined
+    if has_reset:
+        level = "low" if interface.reset_active_low else "high"
+        return (
+            f"no output changes while the reset is released ({len(trace.rows)} cycles; reset "
+            f"{interface.reset!r} taken as active {level}): the design looks held in reset or unclocked, "
+            "so a simulation would compare nothing. Check the reset and its polarity (--reset, "
+            "--reset-active-low) and the clock (--clock)"
+        )
+    return (
+        f"no output ever changes in {len(trace.rows)} cycles of simulation, so a simulation would "
+        "compare nothing. Check the clock (--clock) and that the outputs depend on the inputs"
+    )
+
+
+def _changed(before: str, after: str) -> bool:
+    """A bit defined in both rows that differs (X/Z, shown as '.', never counts)."""
+    return any(a != b and a != "." and b != "." for a, b in zip(before, after, strict=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,17 +384,19 @@ def probe_trace(
     seed: int = PROBE_SEED,
     timeout: float,
     allowed_calls: frozenset[str] | None = None,
+    rows: list[tuple[int, ...]] | None = None,
 ) -> ProbeTrace:
     """Simulate ``source`` under the fixed stimulus; compile errors and early ends come back as ``error``.
 
     With ``allowed_calls`` (candidates: :data:`CANDIDATE_SYSTEM_CALLS`), a design that calls any other
-    system task or function is not run at all.
+    system task or function is not run at all. ``rows`` replaces the fixed stimulus (the deep run
+    replays its stimulus up to a mismatch this way, to see it with Icarus's X semantics).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     ports = stimulus_ports(interface)
-    rows = corner_stimulus(
-        interface, cycles=cycles, reset_cycles=reset_cycles, seed=seed, resets_at=((cycles * 2) // 3,)
-    )
+    if rows is None:
+        rows = probe_rows(interface, cycles=cycles, reset_cycles=reset_cycles, seed=seed)
+    cycles = len(rows)
     hex_digits = max(1, (sum(p.width for p in ports) + 3) // 4)
     write_text(workdir / STIM_FILE, "".join(f"{pack_row(ports, r):0{hex_digits}x}\n" for r in rows))
     # a fresh token per run, so that a design's own $display lines cannot pass for trace rows
@@ -357,7 +429,9 @@ def probe_trace(
     )
     done = f"{token}done {cycles}" in result.stdout
     error = None
-    if not done:
+    if result.limit_exceeded is not None:  # an output flood, or the CPU/memory limit of the box
+        error = f"the simulation was stopped at {result.limit_exceeded} of its sandbox"
+    elif not done:
         tail = "\n".join(result.output.strip().splitlines()[-3:])
         error = (
             f"simulation ended after {len(trace)} of {cycles} cycles ($finish/$stop in the design?): {tail}"

@@ -90,7 +90,7 @@ def synthesize(
     netlist = workdir / NETLIST_NAME
     sv = True  # always SystemVerilog mode, as lint (Icarus -g2012, Verilator -sv) and the clock analysis
     script = synthesis_script(source.resolve(), top, lib_path.resolve(), netlist.name, clock_period_ns, sv)
-    run = Yosys().run_script(script, cwd=workdir, timeout=timeout, name="synth")
+    run = Yosys().run_script(script, cwd=workdir, timeout=timeout, name="synth", reads=(source, lib_path))
     if run.timed_out:
         raise SynthesisFailed(f"synthesis timed out after {timeout:g} s", run.log, timed_out=True)
     if not run.ok:

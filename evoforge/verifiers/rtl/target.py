@@ -1,6 +1,10 @@
 """Loading an RTL target: read the files, elaborate them, find the top, its ports, clocks and resets.
 
-The design is preprocessed (:func:`evoforge.tools.verilog_ast.preprocess`) and elaborated by slang
+The text goes through the source policy first (:mod:`evoforge.verifiers.rtl.source_policy`): no
+control bytes, includes only from the design's own directory — a target that uses them is stored with
+its includes expanded, so that it is self-contained — no pragma that would make synthesis see another
+design than simulation, and one preprocessing in the sandbox. The elaborated text is then elaborated
+by slang
 (:mod:`evoforge.tools.slang`, SystemVerilog 1800-2017 with parameters evaluated). The top is ``--top``
 when given, else the single module no other module instantiates. Clocks and resets are read from the
 logic (:mod:`evoforge.verifiers.rtl.clocking`: what drives the flops' clock and reset pins after Yosys
@@ -11,7 +15,10 @@ kept in ``RtlInterface.notes``. Every failure is a :class:`TargetError` that say
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +26,10 @@ from pathlib import Path
 from evoforge.domain import ClockSignal, Port, ResetSignal, RtlInterface, SourceFile, Target, TargetKind
 from evoforge.errors import TargetError, ToolError, ToolTimeoutError, VerifierError
 from evoforge.tools.slang import Elaboration, Slang
-from evoforge.tools.verilog_ast import preprocess
 from evoforge.verifiers.rtl.clocking import Clocking, analyse_clocking
+from evoforge.verifiers.rtl.source_policy import control_characters, elaborate_target
+
+log = logging.getLogger(__name__)
 
 RTL_SUFFIXES = (".v", ".sv", ".vh", ".verilog")
 LOAD_TIMEOUT_S = 120.0
@@ -56,6 +65,12 @@ def read_sources(paths: Sequence[Path]) -> tuple[SourceFile, ...]:
         text = path.read_text(errors="replace")
         if not text.strip():
             raise TargetError(f"{path} is empty", hint="pass a file that defines the design's modules")
+        control = control_characters(text, path.name)
+        if control:
+            raise TargetError(
+                "; ".join(control),
+                hint="remove the control characters (a NUL byte often means a binary file)",
+            )
         files.append(SourceFile(name=path.name, text=text))
     return tuple(files)
 
@@ -225,9 +240,10 @@ def build_interface(
 
 
 def elaborate(text: str, *, workdir: Path, top: str | None, origin: str) -> tuple[str, Elaboration]:
-    """Preprocess and elaborate ``text``: (the preprocessed text, slang's summary); refusals name the line."""
+    """Elaborate ``text`` (already through the source policy, so preprocessed): (the text, slang's
+    summary); refusals name the line."""
     workdir.mkdir(parents=True, exist_ok=True)
-    pre = preprocess(text, workdir)
+    pre = text
     design = Slang().elaborate(pre, cwd=workdir, top=top, timeout=LOAD_TIMEOUT_S)
     if top is not None and top not in design.definitions:
         choose_top(design, top, origin)  # raises with the modules that are defined
@@ -240,7 +256,18 @@ def load_rtl_target(paths: Sequence[Path], options: RtlTargetOptions, *, workdir
     sources = read_sources(paths)
     origin = ", ".join(str(p) for p in paths)
     text = "\n".join(s.text for s in sources)
+    include_dirs = sorted({p.resolve().parent for p in paths})
+    workdir.mkdir(parents=True, exist_ok=True)
     try:
+        scratch = Path(tempfile.mkdtemp(prefix="policy-", dir=workdir))
+        try:
+            policy = elaborate_target(text, workdir=scratch, include_dirs=include_dirs, origin=origin)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if policy.includes:  # a self-contained target: candidates may not include anything
+            log.info("%s: includes %s, stored expanded", origin, ", ".join(policy.includes))
+            sources = (SourceFile(name=paths[0].name, text=policy.preprocessed),)
+        text = policy.text
         pre, design = elaborate(text, workdir=workdir / "elaborate", top=options.top, origin=origin)
         top = choose_top(design, options.top, origin)
         if top not in design.modules:  # slang picked other tops: elaborate the chosen one on its own

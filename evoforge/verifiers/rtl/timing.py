@@ -92,9 +92,11 @@ def analyse_timing(
     design); raises TimingFailed / ToolTimeoutError when OpenSTA fails."""
     workdir.mkdir(parents=True, exist_ok=True)
     tcl = timing_script(netlist.resolve(), top, liberty.resolve(), clock, period_ns)
-    result = OpenSta().run_tcl(tcl, cwd=workdir, timeout=timeout, name="timing")
+    result = OpenSta().run_tcl(tcl, cwd=workdir, timeout=timeout, name="timing", reads=(netlist, liberty))
     if result.timed_out:
         raise ToolTimeoutError(f"OpenSTA did not finish within {timeout:g} s")
+    if result.limit_exceeded is not None:
+        raise TimingFailed(f"static timing analysis was stopped at {result.limit_exceeded} of its sandbox")
     errors = sta_errors(result.output)
     if errors or result.returncode != 0:
         first = errors[0] if errors else f"sta exited with {result.returncode}"

@@ -11,7 +11,7 @@
 - ``jobs.needs_gpu``: the job must be timed on a GPU; a worker without one does not claim it.
 
 Revision ID: 0005_scale
-Revises: 0004_llm_economy
+Revises: 0003_verdict_context
 Create Date: 2026-11-30
 """
 
@@ -24,7 +24,7 @@ from alembic import op
 
 revision: str = "0005_scale"
 # chained after the newest revision on main when written; the integrator re-chains at merge
-down_revision: str | None = "0004_llm_economy"
+down_revision: str | None = "0003_verdict_context"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
