@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -128,6 +129,7 @@ class _Runtime:
         self.lock = threading.Lock()
         self.stores: dict[str, Store] = {}
         self.verifiers: dict[tuple[str, str], Any] = {}
+        self.built: set[tuple[str, str]] = set()  # keys of the verifiers built here (not registered)
         self.settings: Settings | None = None
 
     def store(self, url: str) -> Store:
@@ -145,15 +147,28 @@ class _Runtime:
             verifier = _build_verifier(store, target, self.settings or Settings())
             difference = context_difference(context, own_context(verifier))
             if difference is not None:
+                _discard(verifier)
                 raise VerifierError(
                     f"this worker ({worker_identity()}) would judge under another verdict context than the "
                     f"job's: {difference}",
                     hint="install the same tool versions on every worker (see docs/deploy.md)",
                 )
             while len(self.verifiers) >= MAX_VERIFIERS:  # the oldest job's verifier goes first
-                self.verifiers.pop(next(iter(self.verifiers)))
+                oldest = next(iter(self.verifiers))
+                evicted = self.verifiers.pop(oldest)
+                if oldest in self.built:  # one registered by a running job is that job's to clean
+                    self.built.discard(oldest)
+                    _discard(evicted)
             self.verifiers[key] = verifier
+            self.built.add(key)
             return verifier
+
+
+def _discard(verifier: Any) -> None:
+    """Remove the scratch of a verifier this process built and no longer keeps (its job's files)."""
+    work_root = getattr(verifier, "work_root", None)
+    if work_root is not None:
+        shutil.rmtree(work_root, ignore_errors=True)
 
 
 _RUNTIME = _Runtime()
@@ -167,8 +182,10 @@ def register_store(url: str, store: Store) -> None:
 
 def register_verifier(target: TargetRef, context: VerdictContext, verifier: Any) -> None:
     """Let tasks of this process use a verifier already built for ``target`` under ``context``."""
+    key = (target.spec_digest, context_digest(context))
     with _RUNTIME.lock:
-        _RUNTIME.verifiers[(target.spec_digest, context_digest(context))] = verifier
+        _RUNTIME.verifiers[key] = verifier
+        _RUNTIME.built.discard(key)
 
 
 def forget_verifier(target: TargetRef, context: VerdictContext) -> None:

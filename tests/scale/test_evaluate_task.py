@@ -181,8 +181,11 @@ def test_a_worker_whose_tools_differ_refuses_to_judge(tmp_path: Path) -> None:
     patched = ((name, version + "-patched"), *context.tools[1:])
     other = dataclasses.replace(factory, context=dataclasses.replace(context, tools=patched))
     task = other.task(cid, COUNTER_RENAMED)
+    scratch = Settings().work_dir()  # where a task of this process builds its verifier
+    before = set(scratch.glob("evoforge-*"))
     with pytest.raises(VerifierError, match="another verdict context") as caught:
         evaluate.evaluate(task.target, task.context, task.source, task.slot)
+    assert set(scratch.glob("evoforge-*")) == before  # the refusing verifier's scratch is gone
     # the message names what differs, with both values
     assert f"tool {name}: {version!r} here, {version + '-patched'!r} in the job" in caught.value.message
     with store.transaction() as session:
