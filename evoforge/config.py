@@ -2,7 +2,8 @@
 
 Built explicitly (``Settings()`` in the CLI or a test), never at import time. Environment variables
 use the ``EVOFORGE_`` prefix with ``__`` between levels (``EVOFORGE_RTL__SIM_CYCLES=5000``); the
-standard ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` are read too. ``EVOFORGE_DB`` is the database URL.
+standard ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` are read too. ``EVOFORGE_DB`` is the database URL,
+``EVOFORGE_EXECUTOR`` (``local`` | ``ray``) and ``EVOFORGE_RAY_ADDRESS`` say where candidates are evaluated.
 No other module reads ``os.environ``.
 """
 
@@ -89,6 +90,9 @@ class KernelSettings(BaseModel):
     implausible_speedup: float = Field(10.0, gt=1, description="speed-ups beyond this are flagged")
     stage_timeout_s: float = Field(180.0, gt=0, description="wall-clock limit of one stage's child process")
     compile_timeout_s: float = Field(300.0, gt=0, description="limit of a C, nvcc or Triton compile")
+    require_gpu: bool = Field(
+        False, description="time on a GPU: the job waits for a worker (or a Ray node) that has one"
+    )
     target_timeout_s: float = Field(
         300.0, gt=0, description="wall-clock limit of checking the problem (size estimate, reference run)"
     )
@@ -211,6 +215,12 @@ class Settings(BaseSettings):
     )
 
     db: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the data directory")
+    executor: str = Field(
+        "local", pattern=r"^(local|ray)$", description="where candidates are evaluated (EVOFORGE_EXECUTOR)"
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster (ray://HOST:10001, auto, HOST:6379); None: start a local one"
+    )
     data_dir: Path = Field(default_factory=default_data_dir)
     scratch_dir: Path | None = Field(
         None,

@@ -20,6 +20,7 @@ messages and exit codes. Third-party errors are converted at the boundary with `
     │   ├── NotFoundError              a job or candidate id that does not exist
     │   └── LeaseLostError             this worker no longer holds the job (another one took it over)
     ├── SearchError                    the search loop could not proceed (e.g. baseline rejected)
+    ├── ExecutorError                  an evaluation task did not return (worker died past retries)
     └── LlmError                       a model endpoint failed (mapped from ``openai`` errors)
         ├── LlmTransientError          429, 5xx, timeout or connection failure: worth a retry
         └── LlmBudgetError             the job's token budget is spent
@@ -108,6 +109,10 @@ class LeaseLostError(StoreError):
 
 class SearchError(EvoforgeError):
     """The search loop cannot proceed."""
+
+
+class ExecutorError(EvoforgeError):
+    """An evaluation task did not return: its worker died more often than retried, or the cluster failed."""
 
 
 class LlmError(EvoforgeError):

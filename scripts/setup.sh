@@ -41,7 +41,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     .venv/bin/python -m pip install -q "torch==2.13.0"
   fi
 fi
-.venv/bin/python -m pip install -q -e ".[dev,llm,web,kernel]"
+.venv/bin/python -m pip install -q -e ".[dev,llm,web,kernel,ray]"
 # nvcc compiles CUDA candidates for the GPU on any machine: the system toolkit when there is one,
 # else NVIDIA's wheels of one release into .venv (~270 MB; evoforge.tools.nvcc finds them there)
 if ! command -v nvcc >/dev/null 2>&1 && [ ! -x /usr/local/cuda/bin/nvcc ]; then

@@ -51,6 +51,7 @@ from evoforge.errors import (
     BadInputError,
     ConfigError,
     EvoforgeError,
+    ExecutorError,
     NotFoundError,
     StoreError,
     ToolError,
@@ -135,6 +136,11 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow torch compute outside the custom kernels (turns off the must-use-a-kernel policy)",
     )
+    kernel.add_argument(
+        "--gpu",
+        action="store_true",
+        help="time on a GPU: only a worker (or Ray node) with one evaluates the job",
+    )
     add_kernel_options(kernel)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
@@ -187,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="parallel evaluations (default 2)")
     run.add_argument("--db", help="SQLAlchemy database URL (default: SQLite in the data directory)")
     run.add_argument("--resume", type=int, metavar="JOB", help="continue a killed or failed job")
+    _executor_arguments(run)
 
     verify = sub.add_parser("verify", help="run the verifier cascade on one candidate")
     verify.add_argument("target", type=Path, help="the original design")
@@ -219,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="claim queued jobs from the database and run them")
     worker.add_argument("--db")
     worker.add_argument("--max-jobs", type=int, help="exit after this many jobs (default: run forever)")
+    _executor_arguments(worker)
     worker.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
     add_bench_parser(sub)
@@ -360,14 +368,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         job_id = jobs.create_job(store, target, settings, objectives, status=JobStatus.RUNNING)
         budget = None
     log.info("job %s (%s)", job_id, settings.database_url)
-    jobs.run_job(
-        store,
-        job_id,
-        settings,
-        StderrProgress(),
-        budget=budget,
-        clear_cancel=args.resume is not None,
-    )
+    # stdout carries only the result: what libraries print meanwhile (Ray's worker-death notices) goes
+    # to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        jobs.run_job(
+            store,
+            job_id,
+            settings,
+            StderrProgress(),
+            budget=budget,
+            clear_cancel=args.resume is not None,
+        )
     with store.transaction() as session:
         report = job_report(session, job_id)
     if args.json:
@@ -416,7 +427,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     worker = Worker(open_store(settings.database_url, create_dir=settings.db is None), settings, on_end=ended)
     print(f"evoforge: {worker.name} waiting for queued jobs", file=sys.stderr, flush=True)
-    done = worker.run_forever(max_jobs=args.max_jobs)
+    try:
+        done = worker.run_forever(max_jobs=args.max_jobs)
+    finally:
+        worker.close()
     print(f"evoforge: {worker.name} ran {done} job(s)", file=sys.stderr)
     return EXIT_OK
 
@@ -434,11 +448,25 @@ COMMANDS = {
 }
 
 
+def _executor_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        help="where candidates are evaluated: local threads (default) or a Ray cluster ($EVOFORGE_EXECUTOR)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster: ray://HOST:10001, auto, or HOST:6379 (default: $EVOFORGE_RAY_ADDRESS; "
+        "none: start a local cluster)",
+    )
+
+
 def exit_code_of(exc: EvoforgeError) -> int:
     """2 for bad input and unknown ids; 3 when the verifier's machinery failed; 1 otherwise."""
     if isinstance(exc, BadInputError | NotFoundError):
         return EXIT_BAD_INPUT
-    if isinstance(exc, ToolError | VerifierError | StoreError):
+    if isinstance(exc, ToolError | VerifierError | StoreError | ExecutorError):
         return EXIT_VERIFIER_ERROR
     return EXIT_REJECTED
 

@@ -61,6 +61,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         kernel.cpu_threads = args.threads
     if getattr(args, "allow_library", False):
         kernel.require_custom_kernel = False
+    if getattr(args, "gpu", False):
+        kernel.require_gpu = True
     kernel = apply_kernel_options(args, kernel)
     search = settings.search.model_copy()
     for field in ("budget", "seed", "workers", "proposer"):
@@ -83,7 +85,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         llm = LlmSettings.model_validate(llm.model_dump())
     except ValueError as exc:
         raise ConfigError(f"invalid LLM option: {exc}") from exc
-    return settings.model_copy(update={"rtl": rtl, "kernel": kernel, "search": search, "db": db, "llm": llm})
+    where = {
+        "executor": getattr(args, "executor", None) or settings.executor,
+        "ray_address": getattr(args, "ray_address", None) or settings.ray_address,
+    }
+    return settings.model_copy(
+        update={"rtl": rtl, "kernel": kernel, "search": search, "db": db, "llm": llm, **where}
+    )
 
 
 def open_store_from_args(args: argparse.Namespace) -> Any:

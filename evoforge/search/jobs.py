@@ -27,12 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from evoforge.config import LlmSettings, Settings
-from evoforge.domain import JobStatus, Objective, Target, TargetKind, source_hash
+from evoforge.domain import JobStatus, Objective, Target, TargetKind, VerdictContext, source_hash
 from evoforge.errors import ConfigError, EvoforgeError, LeaseLostError
+from evoforge.search import evaluate
 from evoforge.search.dedupe import DraftRegistry
+from evoforge.search.executor import Executor, TaskFactory, make_executor
 from evoforge.search.loop import LoopOptions, Progress, SearchLoop
+from evoforge.search.specs import file_ref, put_evaluation_spec
 from evoforge.search.stored import load_stored_job
 from evoforge.store import leases, repository
+from evoforge.store.blobs import SqlBlobStore
 from evoforge.store.engine import Store
 
 log = logging.getLogger(__name__)
@@ -50,8 +54,16 @@ def worker_name(role: str = "worker") -> str:
 # -- creating a job --------------------------------------------------------------------------------
 
 
-def job_options(settings: Settings, objectives: Sequence[Objective], target: Target | None) -> dict[str, Any]:
-    """What a stored job remembers of the settings it was created with (``run_job`` reads them back)."""
+def job_options(
+    store: Store, settings: Settings, objectives: Sequence[Objective], target: Target | None
+) -> dict[str, Any]:
+    """What a stored job remembers of the settings it was created with (``run_job`` reads them back).
+
+    Files (the liberty, the user's test) are stored as blobs and named by reference, never by a
+    path of this machine (``specs.file_ref``): the job runs the same on any worker.
+    """
+    blobs = SqlBlobStore(store)
+    liberty = settings.rtl.liberty
     return {
         "budget": settings.search.budget,
         "seed": settings.search.seed,
@@ -61,9 +73,9 @@ def job_options(settings: Settings, objectives: Sequence[Objective], target: Tar
         "planner_model": settings.llm.planner_model,
         "objectives": [o.value for o in objectives],
         "min_assurance": settings.rtl.min_assurance,
-        "liberty": str(settings.rtl.liberty.resolve()) if settings.rtl.liberty else None,
+        "liberty": file_ref(blobs, liberty.expanduser()) if liberty else None,
         "clock_period_ns": settings.rtl.clock_period_ns,
-        "user_test": target.user_test if target is not None else None,
+        "user_test": file_ref(blobs, target.user_test) if target is not None and target.user_test else None,
         **kernel_job_options(settings, target),
     }
 
@@ -90,6 +102,7 @@ def create_job(
     status: JobStatus = JobStatus.QUEUED,
 ) -> int:
     """Store a job for ``target``: ``queued`` for a worker, or ``running`` for the caller to run now."""
+    options = job_options(store, settings, objectives, target)
     with store.transaction() as session:
         job = repository.create_job(
             session,
@@ -98,10 +111,16 @@ def create_job(
             target_fingerprint=target.fingerprint,
             target_source=target.source,
             target_meta=target_meta(target),
-            options=job_options(settings, objectives, target),
+            options=options,
             status=status,
         )
+        job.needs_gpu = needs_gpu(target.kind, settings)
         return job.id
+
+
+def needs_gpu(kind: TargetKind, settings: Settings) -> bool:
+    """The job must be timed on a GPU (kernels with ``kernel.require_gpu``)."""
+    return kind is TargetKind.KERNEL and settings.kernel.require_gpu
 
 
 def target_meta(target: Target) -> dict[str, Any]:
@@ -139,7 +158,7 @@ def create_unloaded_job(
     store: Store, target: UnloadedTarget, settings: Settings, objectives: Sequence[Objective]
 ) -> int:
     """Queue a job whose target the worker loads (a web submission: no slow work in the request)."""
-    options = job_options(settings, objectives, None)
+    options = job_options(store, settings, objectives, None)
     meta = {
         "files": [target.filename],
         "top": target.top,
@@ -160,6 +179,7 @@ def create_unloaded_job(
             options=options,
             status=JobStatus.QUEUED,
         )
+        job.needs_gpu = needs_gpu(target.kind, settings)
         return job.id
 
 
@@ -176,6 +196,7 @@ def run_job(
     budget: int | None = None,
     clear_cancel: bool = False,
     lease: str | None = None,
+    executor: Executor | None = None,
 ) -> None:
     """Run (or resume) stored job ``job_id`` to its end under a lease, as ``worker``.
 
@@ -184,6 +205,8 @@ def run_job(
     run that lost the lease raises ``LeaseLostError`` and has written nothing since. A target that
     cannot be loaded ends the job ``failed`` with the loader's message (and raises it).
     ``clear_cancel`` forgets an earlier cancel request (``evoforge run --resume`` of a cancelled job).
+    Candidates are evaluated by ``executor`` (default: the one ``settings.executor`` names, made
+    for this run and closed after it).
     """
     from evoforge.search.stored import refuse_if_succeeded
 
@@ -196,15 +219,23 @@ def run_job(
     fenced = store.fenced(lambda session: leases.check_lease(session, job_id, token))
     beat = _Heartbeat(store, job_id, token, settings.web.heartbeat_s)
     beat.start()
+    own_executor = executor is None
+    target_ref: evaluate.TargetRef | None = None
+    context: VerdictContext | None = None
+    verifier: Any = None
     try:
         if clear_cancel:
             with fenced.transaction() as session:
                 repository.get_job(session, job_id).cancel_requested = False
         try:
+            if executor is None:
+                executor = make_executor(settings.executor, ray_address=settings.ray_address)
+            gpu = _check_gpu(store, job_id, executor)
             stored = load_stored_job(fenced, job_id, settings, budget=budget)
             job_settings = choose_proposer(stored.settings)
             verifier = make_verifier(stored.target, job_settings)
-            drafts = DraftRegistry(fenced, stored.target, job_id=job_id, context=verifier.verdict_context())
+            target_ref, context = _prepare_tasks(store, stored.target, job_settings, verifier, gpu)
+            drafts = DraftRegistry(fenced, stored.target, job_id=job_id, context=context)
             proposer, learn = make_proposer(job_settings, fenced, job_id, stored.target, verifier, drafts)
         except LeaseLostError:
             raise
@@ -212,7 +243,13 @@ def run_job(
             with store.transaction() as session:
                 leases.fail_if_held(session, job_id, token, f"the job could not start: {exc}")
             raise
-        log.info("job %s: %s, budget %s", job_id, stored.target.name, job_settings.search.budget)
+        log.info(
+            "job %s: %s, budget %s, evaluated by %s",
+            job_id,
+            stored.target.name,
+            job_settings.search.budget,
+            executor.name,
+        )
         loop = SearchLoop(
             drafts=drafts,
             store=fenced,
@@ -227,14 +264,65 @@ def run_job(
                 workers=job_settings.search.workers,
                 population_size=job_settings.search.population_size,
             ),
+            executor=executor,
+            tasks=TaskFactory(target_ref, context, task_database_url(store), job_id, token),
             progress=progress,
         )
         loop.run(job_id)
     finally:
         beat.stop()
+        if target_ref is not None and context is not None:
+            evaluate.forget_verifier(target_ref, context)
+        if own_executor and executor is not None:
+            executor.close()
         work_root = getattr(verifier, "work_root", None)
         if work_root is not None:  # a long-lived worker keeps no job's scratch (trial tensors, builds)
             shutil.rmtree(work_root, ignore_errors=True)
+
+
+def _check_gpu(store: Store, job_id: int, executor: Executor) -> bool:
+    """Whether the job needs a GPU; ``ConfigError`` when it does and ``executor`` offers none."""
+    with store.transaction() as session:
+        gpu = bool(repository.get_job(session, job_id).needs_gpu)
+    offered = executor.capabilities()
+    if gpu and offered.gpus < 1:
+        raise ConfigError(
+            f"job {job_id} must be timed on a GPU and {offered.where} has none",
+            hint="run it with --executor ray on a cluster with a GPU node, or leave it queued for "
+            "`evoforge worker` on a GPU machine (docs/deploy.md)",
+        )
+    return gpu
+
+
+def _prepare_tasks(
+    store: Store, target: Target, settings: Settings, verifier: Any, gpu: bool
+) -> tuple[evaluate.TargetRef, VerdictContext]:
+    """The job's target as tasks name it (its spec stored as a blob) and its verdict context.
+
+    The verifier built here serves the tasks of this process (local executor) and shares the
+    implementation cache table with every other worker.
+    """
+    from evoforge.search.impl_cache import StoredImplementationCache
+
+    context: VerdictContext = verifier.verdict_context()
+    verifier.implementation_cache = StoredImplementationCache(
+        store, target_fingerprint=target.fingerprint, context_digest=evaluate.context_digest(context)
+    )
+    spec = put_evaluation_spec(SqlBlobStore(store), target, settings)
+    ref = evaluate.TargetRef(spec, target.fingerprint, target.kind, needs_gpu=gpu)
+    evaluate.register_store(task_database_url(store), store)
+    evaluate.register_verifier(ref, context, verifier)
+    return ref, context
+
+
+def task_database_url(store: Store) -> str:
+    """The store's URL as another process must use it (a relative SQLite path made absolute)."""
+    url = store.engine.url
+    database = url.database or ""
+    relative = database not in (":memory:", "") and not database.startswith("file:")
+    if url.get_backend_name() == "sqlite" and relative and not Path(database).is_absolute():
+        url = url.set(database=str(Path(database).resolve()))
+    return url.render_as_string(hide_password=False)
 
 
 class _Heartbeat(threading.Thread):
@@ -462,7 +550,10 @@ class JobEnd:
 class Worker:
     """Claims queued jobs one at a time and runs them; ``stop()`` ends it after the current job.
 
-    ``on_end`` hears how each claimed job ended (the ``evoforge worker`` command prints it).
+    ``on_end`` hears how each claimed job ended (the ``evoforge worker`` command prints it). The
+    worker evaluates through ``executor`` (default: made from ``settings`` on first use, kept for
+    its life) and advertises what that executor offers when it claims: without a GPU (on this
+    machine, or in its Ray cluster) it leaves jobs that need one in the queue.
     """
 
     def __init__(
@@ -472,24 +563,33 @@ class Worker:
         *,
         name: str | None = None,
         on_end: Callable[[JobEnd], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.name = name or worker_name()
         self.on_end = on_end
+        self._executor = executor
         self._stop_event = threading.Event()
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = make_executor(self.settings.executor, ray_address=self.settings.ray_address)
+        return self._executor
 
     def run_once(self) -> int | None:
         """Requeue stale jobs, claim one, run it; the job id, or None when the queue is empty."""
         requeue_stale_jobs(self.store, self.settings.web.stale_after_s)
+        gpus = self.executor.capabilities().gpus
         with self.store.transaction() as session:
-            job = repository.claim_next_job(session, self.name)
+            job = repository.claim_next_job(session, self.name, gpus=gpus)
             job_id, token = (job.id, job.lease_token) if job is not None else (None, None)
         if job_id is None or token is None:
             return None
         log.info("%s claimed job %s", self.name, job_id)
         try:
-            run_job(self.store, job_id, self.settings, worker=self.name, lease=token)
+            run_job(self.store, job_id, self.settings, worker=self.name, lease=token, executor=self.executor)
         except LeaseLostError as exc:
             log.warning("job %s: %s", job_id, exc)
             self._ended(JobEnd(job_id, "lost", exc.message))
@@ -525,3 +625,8 @@ class Worker:
 
     def stop(self) -> None:
         self._stop_event.set()
+
+    def close(self) -> None:
+        """Release the executor (a local Ray cluster started for this worker stops)."""
+        if self._executor is not None:
+            self._executor.close()

@@ -3,8 +3,9 @@
 Each round it picks parents from the population (Pareto tournaments), asks the proposer for drafts,
 drops drafts it has seen (source hash, within the job and across jobs through the cache table, keyed
 by the verifier's verdict context and re-checked against the job's requirements when applied),
-evaluates the rest on a small thread pool (the work itself runs in sandboxed child processes), and
-writes every candidate when it is created and after each stage. A killed run resumes: finished
+writes each new candidate, and submits the rest to an executor (``executor.py``: threads of this
+process, or a Ray cluster) as evaluation tasks; a task writes its candidate's stage rows and verdict
+itself (``evaluate.py``; the work runs in sandboxed child processes). A killed run resumes: finished
 candidates are kept, pending ones are evaluated again, and the budget counts what exists.
 
 Drafts enter through the draft registry (``dedupe.py``): a draft that repeats a candidate — same
@@ -26,10 +27,8 @@ so that it can become a knowledge-base entry; the loop itself never touches the 
 from __future__ import annotations
 
 import logging
-import queue
 import random
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -69,6 +68,8 @@ from evoforge.search.duplicates import (
 from evoforge.search.duplicates import (
     in_job as _in_job,
 )
+from evoforge.search.evaluate import EvaluationOutcome
+from evoforge.search.executor import Executor, TaskFactory
 from evoforge.search.population import Member, inspirations, select_parents, survivors
 from evoforge.store import repository
 from evoforge.store.engine import Store
@@ -134,11 +135,15 @@ class SearchLoop:
         verifier: Verifier,
         proposer: Proposer,
         options: LoopOptions,
+        executor: Executor,
+        tasks: TaskFactory,
         progress: Progress | None = None,
         learn: Callable[[Improvement], None] | None = None,
         drafts: DraftRegistry | None = None,
     ) -> None:
         self.store = store
+        self.executor = executor
+        self.tasks = tasks
         self.target = target
         self.verifier = verifier
         self.proposer = proposer
@@ -161,12 +166,6 @@ class SearchLoop:
         with self.store.transaction() as session:
             job = records.start_job(session, job_id)
             target_fp, target_name = job.target_fingerprint, job.target_name
-        with self.store.transaction() as session:
-            self.verifier.implementation_cache.update(
-                records.implementation_results(
-                    session, target_fp, self.context, self.verifier.implementation_stages
-                )
-            )
         if self.registry is None:
             self.registry = DraftRegistry(self.store, self.target, job_id=job_id, context=self.context)
         try:
@@ -385,54 +384,44 @@ class SearchLoop:
     # -- evaluation ------------------------------------------------------------------------------
 
     def _evaluate(self, job_id: int, target_fp: str, work: list[tuple[int, str]]) -> None:
-        if not work:
+        """Submit the candidates as tasks; each writes its own stage rows and verdict."""
+        tasks = [self.tasks.task(cid, source) for cid, source in work]
+        for task, outcome in self.executor.run(tasks, parallel=self.options.workers):
+            self._finish(job_id, target_fp, task.candidate_id, outcome)
+
+    def _finish(
+        self, job_id: int, target_fp: str, cid: int, outcome: EvaluationOutcome | BaseException
+    ) -> None:
+        if isinstance(outcome, LeaseLostError):
+            with self.store.transaction():  # fenced: raises LeaseLostError when this run lost the job
+                pass
+            log.warning("candidate %s: %s", cid, outcome.message)  # a newer attempt has it
             return
-        events: queue.Queue[tuple[int, StageResult]] = queue.Queue()
-        with ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="evaluate") as pool:
-            futures: dict[Future[Verdict], int] = {}
-            for cid, source in work:
-                future = pool.submit(self._verify_one, cid, source, events)
-                futures[future] = cid
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                self._drain(events)
-                for future in done:
-                    self._drain(events)
-                    self._finish(job_id, target_fp, futures[future], future)
-
-    def _verify_one(self, cid: int, source: str, events: queue.Queue[tuple[int, StageResult]]) -> Verdict:
-        return self.verifier.verify(source, on_stage=lambda r: events.put((cid, r)), label=f"c{cid}")
-
-    def _drain(self, events: queue.Queue[tuple[int, StageResult]]) -> None:
-        batch: list[tuple[int, StageResult]] = []
-        while True:
-            try:
-                batch.append(events.get_nowait())
-            except queue.Empty:
-                break
-        if batch:
+        if isinstance(outcome, BaseException):  # the task did not run to its end: the candidate is 'error'
+            log.error("evaluation of candidate %s failed: %s", cid, outcome)
+            verdict = Verdict(False, "verify", f"evaluation failed: {outcome}", Metrics(), (), error=True)
             with self.store.transaction() as session:
-                for cid, result in batch:
-                    records.record_stage(session, cid, result)
-            for cid, result in batch:  # a slow stage says what it was doing when it ends
-                state = "ok" if result.ok else ("error" if result.error else "failed")
-                self._report(self._made, f"#{cid} {result.name}: {state} in {result.seconds:.1f} s")
-
-    def _finish(self, job_id: int, target_fp: str, cid: int, future: Future[Verdict]) -> None:
-        try:
-            verdict = future.result()
-        except Exception as exc:  # the verifier crashed outside a stage: the candidate is 'error'
-            log.exception("evaluation of candidate %s crashed", cid)
-            verdict = Verdict(False, "verify", f"verifier crashed: {exc}", Metrics(), (), error=True)
-        with self.store.transaction() as session:
-            records.finish_candidate(session, job_id, cid, verdict, target_fp, self.context)
+                if records.is_pending(session, cid):
+                    records.finish_candidate(session, job_id, cid, verdict, target_fp, self.context)
+        elif outcome.verdict is None:  # finished by an earlier attempt: its verdict as stored
+            with self.store.transaction() as session:
+                candidate = session.get(Candidate, cid)
+                stored = finished_verdict(session, candidate) if candidate is not None else None
+            if stored is None:
+                return
+            verdict = stored
+        else:
+            verdict = outcome.verdict
+        with self.store.transaction() as session:  # the task stored the verdict; link what waits for it
             key = self._keys.pop(cid, None)
             if key is not None and self.registry is not None:
                 self.registry.remember_verdict(session, cid, key, verdict)
             for duplicate in self._waiting.pop(cid, []):
                 link_duplicate(session, job_id, duplicate, verdict)
             made = records.proposal_count(session, job_id)
+        for result in verdict.stages:  # what each stage did and how long it took (stored by the task)
+            state = "ok" if result.ok else ("error" if result.error else "failed")
+            self._report(made, f"#{cid} {result.name}: {state} in {result.seconds:.1f} s")
         self._report(made, f"#{cid} {verdict.status.value} ({verdict.stage})")
         self._maybe_learn(cid, verdict)
 

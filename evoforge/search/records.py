@@ -189,6 +189,11 @@ def pending_candidates(session: Session, job_id: int) -> list[Candidate]:
     )
 
 
+def is_pending(session: Session, candidate_id: int) -> bool:
+    candidate = session.get(Candidate, candidate_id, populate_existing=True)
+    return candidate is not None and candidate.status == CandidateStatus.PENDING.value
+
+
 def proposal_count(session: Session, job_id: int) -> int:
     return int(
         session.scalar(select(func.count()).where(Candidate.job_id == job_id, Candidate.origin != ORIGINAL))

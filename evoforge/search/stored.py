@@ -4,7 +4,8 @@ Jobs submitted through the web are stored *unloaded* (``target_meta["loaded"] is
 submit request only checks what is cheap, and the worker loads (and for kernels probes) the target
 here, in its own time and sandboxed children; the job row then gets the target's real name,
 fingerprint and interface. A target that does not load fails the job with the loader's message,
-which the job page shows.
+which the job page shows. The job's files (liberty, user test) come from the store's blobs
+(``specs.local_file``), not from paths of the machine that created the job.
 
 RTL tops and ports must be plain Verilog identifiers: names are used as file names and in the Tcl of
 OpenSTA, so an escaped identifier (``\\<script>``, ``\\a/../b``) is refused with a clear message.
@@ -20,7 +21,9 @@ from typing import Any
 from evoforge.config import Settings
 from evoforge.domain import JobStatus, Objective, Target, TargetKind
 from evoforge.errors import ConfigError, TargetError
+from evoforge.search.specs import local_file
 from evoforge.store import repository
+from evoforge.store.blobs import SqlBlobStore
 from evoforge.store.engine import Store
 
 #: what a top, port, clock or reset name may be (a simple Verilog identifier)
@@ -78,18 +81,20 @@ def load_stored_job(store: Store, job_id: int, settings: Settings, *, budget: in
     folder.mkdir(parents=True, exist_ok=True)
     kernel = settings.kernel.model_copy(update=options.get("kernel") or {})
     loaded = meta.get("loaded", True)
+    blobs = SqlBlobStore(store)
     if kind == TargetKind.KERNEL.value:
         from evoforge.verifiers.kernel.target import kernel_target_from_source
 
         target = kernel_target_from_source(source, name, kernel, work_dir=folder)
     else:
-        target = _load_rtl(source, meta, options, folder)
+        user_test = local_file(blobs, options.get("user_test"), settings.cache_dir)
+        target = _load_rtl(source, meta, user_test, folder)
     if not loaded:
         _record_loaded(store, job_id, target)
     rtl = settings.rtl.model_copy(
         update={
             "min_assurance": options["min_assurance"],
-            "liberty": Path(options["liberty"]) if options.get("liberty") else None,
+            "liberty": local_file(blobs, options.get("liberty"), settings.cache_dir),
             "clock_period_ns": options.get("clock_period_ns", settings.rtl.clock_period_ns),
         }
     )
@@ -107,7 +112,7 @@ def load_stored_job(store: Store, job_id: int, settings: Settings, *, budget: in
     return StoredJob(job_id, target, merged, objectives)
 
 
-def _load_rtl(source: str, meta: dict[str, Any], options: dict[str, Any], folder: Path) -> Target:
+def _load_rtl(source: str, meta: dict[str, Any], user_test: Path | None, folder: Path) -> Target:
     from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
 
     for key, what in (("top", "top module"), ("clock", "clock"), ("reset", "reset")):
@@ -121,7 +126,6 @@ def _load_rtl(source: str, meta: dict[str, Any], options: dict[str, Any], folder
     top = str(meta.get("top") or "")
     design = folder / (f"{top}.v" if loaded and SIMPLE_IDENTIFIER.fullmatch(top) else "design.v")
     design.write_text(source)
-    user_test = Path(options["user_test"]) if options.get("user_test") else None
     if loaded and "clocks" in meta:  # every clock and reset it was loaded with, each reset's polarity
         choices = RtlTargetOptions(
             top=meta.get("top") or None,

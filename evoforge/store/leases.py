@@ -20,7 +20,18 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func, literal, or_, select, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from evoforge.domain import CandidateStatus, JobStatus
@@ -87,18 +98,20 @@ def reset_unfinished_stages(session: Session, job_id: int) -> int:
 
 
 @db_errors
-def claim_next_job(session: Session, worker: str) -> Job | None:
+def claim_next_job(session: Session, worker: str, *, gpus: int = 0) -> Job | None:
     """Atomically move the oldest queued job to ``running`` under a new lease; None when none is queued.
 
     The UPDATE is conditional on the job still being queued and checked by its row count, so two
     workers never get the same job. The lease token is ``job.lease_token``. Commit soon after: on
-    SQLite this holds the write lock.
+    SQLite this holds the write lock. A worker that offers no GPU (``gpus=0``) skips jobs that need
+    one (``needs_gpu``): they wait for a worker that has one.
     """
     is_postgres = session.get_bind().dialect.name == "postgresql"
     for _ in range(100):  # each lost race means another worker took a job
         stmt = (
             select(Job.id)
             .where(Job.status == JobStatus.QUEUED.value, Job.cancel_requested.is_(False))
+            .where(Job.needs_gpu.is_(False) if gpus <= 0 else true())
             .order_by(Job.id)
             .limit(1)
         )

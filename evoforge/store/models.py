@@ -1,5 +1,5 @@
 """SQLAlchemy 2.0 models of the store: jobs, candidates, stage runs, the cross-job cache, LLM calls,
-learned knowledge-base entries.
+learned knowledge-base entries, content-addressed blobs and reusable implementation results.
 
 The schema itself is owned by the Alembic migrations in ``migrations/versions``; a test compares the
 migrated database with these models so that the two cannot drift apart. Status columns are plain
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -166,6 +167,8 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: the fencing token of the worker holding the job: every write of a run checks it (leases.py)
     lease_token: Mapped[str | None] = mapped_column(CleanString(64), nullable=True)
+    #: the job must be timed on a GPU: only a worker that has one (or a Ray cluster with one) claims it
+    needs_gpu: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     candidates: Mapped[list[Candidate]] = relationship(
         back_populates="job",
@@ -212,6 +215,11 @@ class Candidate(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: the evaluation attempt allowed to write this candidate's stage rows (``store/attempts.py``)
+    attempt_token: Mapped[str | None] = mapped_column(CleanString(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: where the latest attempt ran (``host:pid``, and the Ray node when on Ray)
+    evaluated_by: Mapped[str | None] = mapped_column(CleanString(255), nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="candidates")
     stage_runs: Mapped[list[StageRun]] = relationship(
@@ -320,3 +328,44 @@ class LearnedEntryRow(Base):
 
     def __repr__(self) -> str:
         return f"LearnedEntryRow(id={self.id!r}, domain={self.domain!r})"
+
+
+class Blob(Base):
+    """Content-addressed bytes: what crosses a process boundary (targets, liberties, user tests)."""
+
+    __tablename__ = "blobs"
+
+    digest: Mapped[str] = mapped_column(CleanString(64), primary_key=True)  # sha256, hex
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Blob(digest={self.digest[:12]!r}, size_bytes={self.size_bytes})"
+
+
+class ImplementationResult(Base):
+    """A stage result that depends only on the implementation (synthesised netlist, compiled kernel):
+    reused by every worker for an equal implementation hash under the same verdict context."""
+
+    __tablename__ = "implementation_results"
+    __table_args__ = (
+        UniqueConstraint(
+            "target_fingerprint",
+            "implementation_hash",
+            "context_digest",
+            "stage",
+            name="uq_implementation_key",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target_fingerprint: Mapped[str] = mapped_column(CleanString(128))
+    implementation_hash: Mapped[str] = mapped_column(CleanString(128))
+    context_digest: Mapped[str] = mapped_column(CleanString(64))
+    stage: Mapped[str] = mapped_column(CleanString(64))
+    result: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"ImplementationResult(stage={self.stage!r}, hash={self.implementation_hash[:12]!r})"
