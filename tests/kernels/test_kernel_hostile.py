@@ -31,6 +31,15 @@ REASONS = {
     "work_in_init": "outside tolerance",
     "patched_timer": "time",
     "extra_thread": "threading",
+    "harness_hijack": "outside tolerance",
+    "self_rewrite": "outside tolerance",
+    "spelled_fallback": "replayed alone",
+    "numpy_route": "replayed alone",
+    "thread_after_return": "thread",
+    "switch_in_c": "timed call",
+    "switch_in_python": "timed call",
+    "identity_cache": "changed in place",
+    "distribution_identity": "sign-flipped",
 }
 
 
@@ -40,24 +49,38 @@ def expected_stage(path: Path) -> str:
     return match.group(1)
 
 
+def problem_of(path: Path) -> str:
+    """The problem a fixture attacks: ``Against: **problem_x.py**`` in its docstring, else problem.py."""
+    match = re.search(r"Against:\s+\*\*(problem\w*\.py)\*\*", path.read_text())
+    return match.group(1) if match else "problem.py"
+
+
 @pytest.fixture(scope="module")
-def softmax_target(tmp_path_factory: pytest.TempPathFactory) -> Target:
+def hostile_targets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Target]:
+    """Each problem of the folder, loaded once (lazily) for the whole module."""
     work = tmp_path_factory.mktemp("hostile-target")
-    return load_kernel_target(KERNEL_HOSTILE / "problem.py", KernelSettings(), work_dir=work)
+
+    class Targets(dict[str, Target]):
+        def __missing__(self, name: str) -> Target:
+            self[name] = load_kernel_target(KERNEL_HOSTILE / name, KernelSettings(), work_dir=work / name)
+            return self[name]
+
+    return Targets()
 
 
 def test_every_fixture_is_listed() -> None:
-    files = {p.stem for p in KERNEL_HOSTILE.glob("*.py")} - {"problem"}
+    files = {p.stem for p in KERNEL_HOSTILE.glob("*.py") if not p.stem.startswith("problem")}
     assert files == set(REASONS)
 
 
 @pytest.mark.parametrize("name", sorted(REASONS))
 def test_hostile_candidate_is_rejected_at_its_stage(
-    name: str, softmax_target: Target, tmp_path: Path
+    name: str, hostile_targets: dict[str, Target], tmp_path: Path
 ) -> None:
     path = KERNEL_HOSTILE / f"{name}.py"
+    target = hostile_targets[problem_of(path)]
     settings = KernelSettings(benchmark_repeats=5, benchmark_budget_s=3.0, stage_timeout_s=120.0)
-    verdict = KernelVerifier(softmax_target, settings, tmp_path).verify(path.read_text())
+    verdict = KernelVerifier(target, settings, tmp_path).verify(path.read_text())
     assert not verdict.accepted and not verdict.error, verdict.reason
     assert verdict.stage == expected_stage(path), verdict.reason
     assert REASONS[name] in verdict.reason, verdict.reason
