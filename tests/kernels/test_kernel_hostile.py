@@ -40,6 +40,7 @@ REASONS = {
     "switch_in_python": "timed call",
     "identity_cache": "changed in place",
     "distribution_identity": "sign-flipped",
+    "supervisor_memory": "PermissionError",
 }
 
 
@@ -79,7 +80,7 @@ def test_hostile_candidate_is_rejected_at_its_stage(
 ) -> None:
     path = KERNEL_HOSTILE / f"{name}.py"
     target = hostile_targets[problem_of(path)]
-    settings = KernelSettings(benchmark_repeats=5, benchmark_budget_s=3.0, stage_timeout_s=120.0)
+    settings = KernelSettings(benchmark_repeats=15, benchmark_budget_s=3.0, stage_timeout_s=180.0)
     verdict = KernelVerifier(target, settings, tmp_path).verify(path.read_text())
     assert not verdict.accepted and not verdict.error, verdict.reason
     assert verdict.stage == expected_stage(path), verdict.reason

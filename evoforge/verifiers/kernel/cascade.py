@@ -123,10 +123,18 @@ class KernelVerifier:
         return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.work_root))
 
     def baseline(self) -> Verdict:
-        """The reference as loaded: its CPU time (torch eager) at the benchmark shapes."""
+        """The reference as loaded: its CPU time (torch eager) at the benchmark shapes, and speed-up 1.
+
+        The time is shown, never divided by a candidate's: candidates are compared with torch eager
+        in their own benchmark run (``speedup``), and the original's speed-up over itself is 1.
+        """
         runtime = self.probe.get("runtime_ms")
-        metrics = Metrics(runtime_ms=round(float(runtime), 6) if runtime is not None else None)
-        detail = f"torch eager on the CPU: {runtime:.4g} ms (median)" if runtime is not None else "not timed"
+        metrics = Metrics(runtime_ms=round(float(runtime), 6) if runtime is not None else None, speedup=1.0)
+        detail = (
+            f"torch eager on the CPU: {runtime:.4g} ms (median, when the problem was loaded)"
+            if runtime is not None
+            else "not timed"
+        )
         stage = StageResult("benchmark", True, 0.0, metrics=metrics, detail=detail, data={"device": "cpu"})
         return Verdict(
             True,

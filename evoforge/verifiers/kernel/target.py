@@ -10,6 +10,7 @@ Every failure is a :class:`TargetError` that says what to do.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,6 +20,8 @@ from evoforge.config import KernelSettings
 from evoforge.domain import SourceFile, Target, TargetKind
 from evoforge.errors import TargetError, VerifierError
 from evoforge.verifiers.kernel.child import run_harness
+
+log = logging.getLogger(__name__)
 
 KERNEL_SUFFIXES = (".py",)
 PROBLEM_FILE = "problem.py"
@@ -67,6 +70,13 @@ def kernel_target_from_source(text: str, name: str, settings: KernelSettings, *,
         k: answer[k]
         for k in ("inputs", "outputs", "benchmark_inputs", "runtime_ms", "device", "fingerprint", "cuda")
     }
+    summary["lint"] = [
+        f"{trivial} passes on the problem's own inputs: evoforge also checks candidates on transformed "
+        "inputs (sign-flipped, scaled, special values), but consider inputs that exercise the whole op"
+        for trivial in answer.get("trivial") or []
+    ]
+    for note in summary["lint"]:
+        log.warning("kernel problem %s: %s", name, note)
     return Target(
         kind=TargetKind.KERNEL,
         name=name,
