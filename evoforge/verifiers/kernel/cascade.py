@@ -104,8 +104,9 @@ class KernelVerifier:
 
         s = self.settings
         knobs = (
-            f"trials={s.trials},rtol={s.rtol},atol={s.atol_scale},policy={s.require_custom_kernel},"
-            f"arch=sm_{s.gpu_arch},threads={s.cpu_threads},cuda={self.probe.get('cuda')}"
+            f"verifier=replay-1,trials={s.trials},rtol={s.rtol},atol={s.atol_scale},"
+            f"policy={s.require_custom_kernel},arch=sm_{s.gpu_arch},threads={s.cpu_threads},"
+            f"spread={s.max_spread},cuda={self.probe.get('cuda')}"
         )
         return f"{kernel_tool_versions()};{knobs}"
 

@@ -134,13 +134,19 @@ def summarise(
             f"too noisy to call: the per-round speed-ups spread {spread:.0%} (interquartile range over "
             f"median; the limit is {max_spread:.0%}) — another load on this machine?"
         )
-    elif floor is not None and cand < ROOFLINE_SLACK * floor:
+    elif floor_ms and _below_roofline(candidate_ms, floor_ms):
         unmeasured = (
             f"faster than the memory roofline allows: {cand:.4g} ms, while merely reading the inputs and "
             f"writing the outputs took {floor:.4g} ms in the same run (a bound of "
-            f"{ref / floor:.2f}x over the reference; {ratio:.2f}x was claimed)"
+            f"{ref / (floor or 1.0):.2f}x over the reference; {ratio:.2f}x was claimed)"
         )
     return Summary(ref, cand, floor, ratio, spread, rounds, unmeasured)
+
+
+def _below_roofline(candidate_ms: list[float], floor_ms: list[float]) -> bool:
+    """Paired per round, like the speed-up (a slow round slows both): candidate over roofline time."""
+    ratios = [c / f for c, f in zip(candidate_ms, floor_ms, strict=False) if f > 0]
+    return bool(ratios) and statistics.median(ratios) < ROOFLINE_SLACK
 
 
 def _relative_iqr(values: list[float]) -> float:
