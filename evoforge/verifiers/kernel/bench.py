@@ -27,8 +27,9 @@ import torch
 
 from evoforge.verifiers.kernel import plan, problem, timing
 from evoforge.verifiers.kernel.checks import first_mismatch, reference_outputs
+from evoforge.verifiers.kernel.outcome import CandidateFailure
 from evoforge.verifiers.kernel.replay_host import ReplayHost, Slot, layout
-from evoforge.verifiers.kernel.session import CandidateFailure, tensor_bytes
+from evoforge.verifiers.kernel.session import tensor_bytes
 from evoforge.verifiers.kernel.supervise import prepare
 
 #: replay buffers are taken from this many slots at random: no call can count on its addresses

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 
 from evoforge.verifiers.kernel import compare, plan, problem
+from evoforge.verifiers.kernel.outcome import CandidateFailure, ProblemFailure
 from evoforge.verifiers.kernel.replay_host import Replayed, ReplayHost
-from evoforge.verifiers.kernel.session import CandidateFailure, Forward, ProblemFailure, tensor_bytes
+from evoforge.verifiers.kernel.session import Forward, tensor_bytes
 from evoforge.verifiers.kernel.supervise import Supervised, prepare
 
 SPECIAL_VALUES = (0.0, -0.0, 1e-40, -1e-40, 64.0, -64.0)
@@ -211,21 +212,13 @@ def _judge(
         return
     text, data = failure
     if worker_outputs is not None and first_mismatch(case.expected, worker_outputs, tolerance) is None:
-        raise MismatchFailure(
+        raise CandidateFailure(
             f"{case.label}: output {data.get('output', 0)} as forward returned it is right, but the kernel "
             f"launches replayed alone (no Python, no torch) do not produce it: {text}; so work was done "
             "outside the kernels",
             data,
         )
-    raise MismatchFailure(f"{case.label}: {text}", data)
-
-
-class MismatchFailure(CandidateFailure):
-    """A wrong output, with the first mismatching elements as data."""
-
-    def __init__(self, message: str, data: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.data = data
+    raise CandidateFailure(f"{case.label}: {text}", data)
 
 
 def first_mismatch(

@@ -46,12 +46,16 @@ def main() -> None:
     request = json.loads(sys.stdin.read())
     nonce = str(request.get("nonce", ""))
     started = time.perf_counter()
-    from evoforge.verifiers.kernel.session import CandidateFailure, ProblemFailure
+    from evoforge.verifiers.kernel.outcome import CandidateFailure, ProblemFailure
 
     try:
+        if request["mode"] in ("compile", "correctness", "benchmark"):
+            from evoforge.verifiers.kernel import supervise  # torch-free: the worker starts first
+
+            request["_early_worker"] = supervise.start_candidate(request)
         result = _modes()[request["mode"]](request)
     except CandidateFailure as exc:
-        result = {"ok": False, "kind": "candidate", "detail": str(exc), "data": getattr(exc, "data", {})}
+        result = {"ok": False, "kind": "candidate", "detail": str(exc), "data": exc.data}
     except (_ProblemFailure, ProblemFailure) as exc:
         result = {"ok": False, "kind": "problem", "detail": str(exc)}
     except BaseException as exc:  # a harness bug: the stage reports a verifier error
@@ -213,7 +217,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
 
 def mode_aot(request: dict[str, Any]) -> dict[str, Any]:
     from evoforge.verifiers.kernel import aot, problem
-    from evoforge.verifiers.kernel.session import CandidateFailure
+    from evoforge.verifiers.kernel.outcome import CandidateFailure
 
     os.environ.pop("TRITON_INTERPRET", None)
     path = Path.cwd() / f"candidate_{secrets.token_hex(8)}.py"

@@ -15,25 +15,40 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from evoforge import runtime
 from evoforge.verifiers.kernel import elf, ipc, procs
+from evoforge.verifiers.kernel.outcome import CandidateFailure, ProblemFailure
 
-DTYPES = {str(d).removeprefix("torch."): d for d in (
-    torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
-    torch.int16, torch.int8, torch.uint8, torch.bool,
-)}  # fmt: skip
+if TYPE_CHECKING:  # torch is imported when first needed: the worker starts before it is loaded here
+    import torch
+
+#: the dtypes outputs may have (by the name ``str(dtype)`` gives without ``torch.``)
+DTYPE_NAMES = (
+    "float32",
+    "float64",
+    "float16",
+    "bfloat16",
+    "int64",
+    "int32",
+    "int16",
+    "int8",
+    "uint8",
+    "bool",
+)
 
 
-class CandidateFailure(Exception):
-    """The candidate misbehaved: reject it with this message."""
+def torch_dtype(name: str) -> torch.dtype:
+    import torch
+
+    if name not in DTYPE_NAMES:
+        raise CandidateFailure(f"an output of dtype {name}, which the verifier does not compare")
+    return getattr(torch, name)
 
 
-class ProblemFailure(Exception):
-    """The problem file itself is unusable (bad input)."""
+#: the largest answer (outputs and captured state) a worker may hand over
+MAX_ANSWER_BYTES = 16 << 30
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,8 @@ class Forward:
 
 
 def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    import torch
+
     plain = tensor.detach().to("cpu").contiguous()
     if plain.numel() == 0:
         return b""
@@ -67,9 +84,9 @@ def tensor_bytes(tensor: torch.Tensor) -> bytes:
 
 
 def tensor_from(data: bytes, shape: list[int], dtype: str) -> torch.Tensor:
-    kind = DTYPES.get(dtype)
-    if kind is None:
-        raise CandidateFailure(f"an output of dtype {dtype}, which the verifier does not compare")
+    import torch
+
+    kind = torch_dtype(dtype)
     if not data:
         return torch.empty(shape, dtype=kind)
     flat = torch.frombuffer(bytearray(data), dtype=torch.uint8).view(kind)
@@ -108,8 +125,7 @@ class WorkerSession:
         )
         theirs.close()
         self.watch = procs.Watch(self.child.pid)
-        hello, _ = self._recv()
-        self.seccomp = bool(hello.get("seccomp"))
+        self.seccomp: bool | None = None  # known once the worker said hello (after its start-up)
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -117,6 +133,9 @@ class WorkerSession:
         self, message: dict[str, Any], fds: list[int] | None = None
     ) -> tuple[dict[str, Any], list[int]]:
         """Send ``message``; serve compile requests until the answer comes."""
+        if self.seccomp is None:
+            hello, _ = self._recv()
+            self.seccomp = bool(hello.get("seccomp"))
         self._send(message, fds or [])
         while True:
             answer, got = self._recv()
@@ -135,15 +154,8 @@ class WorkerSession:
         specs, reused = self._place(inputs, reuse=reuse)
         answer, fds = self.request({"op": "forward", "inputs": specs, "reuse": reused, "label": label})
         self._raise_for(answer)
-        if not fds:
-            raise CandidateFailure(f"{label}: the candidate's process answered without its outputs")
         threads = self.watch.threads()
-        size = os.fstat(fds[0]).st_size
-        arena = ipc.Arena(fds[0], size)
-        try:
-            data = arena.read(0, size)
-        finally:
-            arena.close()
+        data = self._received(fds, label)
         outputs = []
         for spec in answer.get("outputs") or []:
             start, nbytes = int(spec["offset"]), int(spec["nbytes"])
@@ -184,6 +196,25 @@ class WorkerSession:
 
     # -- helpers ----------------------------------------------------------------------------------
 
+    def _received(self, fds: list[int], label: str) -> bytes:
+        """The bytes of the shared memory the worker answered with (one descriptor, a sane size)."""
+        for extra in fds[1:]:
+            os.close(extra)
+        if not fds:
+            raise CandidateFailure(f"{label}: the candidate's process answered without its outputs")
+        try:
+            size = os.fstat(fds[0]).st_size
+            if size > MAX_ANSWER_BYTES:
+                raise CandidateFailure(f"{label}: the candidate's process answered with {size} bytes")
+            arena = ipc.Arena(fds[0], size)
+        except (OSError, ValueError) as exc:
+            os.close(fds[0])
+            raise CandidateFailure(f"{label}: the candidate's process answered with unusable memory") from exc
+        try:
+            return arena.read(0, size)
+        finally:
+            arena.close()
+
     def _compile(self, ask: dict[str, Any]) -> dict[str, Any]:
         source, openmp = str(ask.get("source", "")), bool(ask.get("openmp", True))
         flags = tuple(str(f) for f in ask.get("flags") or ())
@@ -199,6 +230,8 @@ class WorkerSession:
 
     def _place(self, inputs: list[Any], *, reuse: bool) -> tuple[list[dict[str, Any]], bool]:
         """Write the tensors into shared memory (the same places when ``reuse`` and the sizes allow)."""
+        import torch
+
         blobs = [tensor_bytes(v) if isinstance(v, torch.Tensor) else None for v in inputs]
         same = len(blobs) == len(self._layout) and all(
             (b is None) == ("value" in spec) and (b is None or len(b) == spec["nbytes"])

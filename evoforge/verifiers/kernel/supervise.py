@@ -18,8 +18,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from evoforge.verifiers.kernel import compare, problem, procs
-from evoforge.verifiers.kernel.session import CandidateFailure, ProblemFailure, WorkerSession
+from evoforge.verifiers.kernel import procs
+from evoforge.verifiers.kernel.outcome import CandidateFailure, ProblemFailure
+from evoforge.verifiers.kernel.session import WorkerSession
 
 
 @dataclass
@@ -36,13 +37,7 @@ class Supervised:
         return len(self.cpus)
 
     def env(self, *, role: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(OMP_NUM_THREADS=str(self.threads), OMP_WAIT_POLICY="PASSIVE", OMP_DYNAMIC="false")
-        for key in ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY", "GOMP_SPINCOUNT"):
-            env.pop(key, None)
-        if role == "reference":  # freed outputs come back pre-faulted, as the replay's buffers are
-            env.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(1 << 40))
-        return env
+        return child_env(self.threads, role=role)
 
     def problem_file(self) -> Path:
         """The problem's text under a new random name (each child that imports it gets its own)."""
@@ -57,14 +52,7 @@ class Supervised:
 
     def worker(self) -> WorkerSession:
         """The candidate's process, set up (imported and constructed)."""
-        session = WorkerSession(
-            role="candidate",
-            workdir=self.workdir,
-            backend=self.backend,
-            cpus=self.cpus,
-            env=self.env(role="candidate"),
-            build_dir=self.workdir / f"build-worker-{secrets.token_hex(4)}",
-        )
+        session = self.request.pop("_early_worker", None) or start_candidate(self.request)
         try:
             session.setup(
                 problem=str(self.problem_file()),
@@ -95,13 +83,49 @@ class Supervised:
         return session
 
     def inputs(self, seed: int, *, benchmark: bool = False) -> list[Any]:
+        from evoforge.verifiers.kernel import problem
+
         try:
             return problem.seeded_inputs(self.module, seed, benchmark=benchmark)
         except Exception as exc:
             raise ProblemFailure(f"get_inputs() failed: {type(exc).__name__}: {exc}") from exc
 
 
+def cpus_of(request: dict[str, Any]) -> list[int]:
+    """The CPUs both sides get: the first ``threads`` this process may use (all when unset)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    wanted = int(request.get("threads") or len(allowed))
+    return allowed[: max(1, min(wanted, len(allowed)))]
+
+
+def child_env(threads: int, *, role: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE", OMP_DYNAMIC="false")
+    for key in ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY", "GOMP_SPINCOUNT"):
+        env.pop(key, None)
+    if role == "reference":  # freed outputs come back pre-faulted, as the replay's buffers are
+        env.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(1 << 40))
+    return env
+
+
+def start_candidate(request: dict[str, Any]) -> WorkerSession:
+    """Start the candidate's worker process (its start-up runs while this process imports torch)."""
+    procs.protect_supervisor()
+    workdir = Path.cwd()
+    cpus = cpus_of(request)
+    return WorkerSession(
+        role="candidate",
+        workdir=workdir,
+        backend=str(request.get("backend") or ""),
+        cpus=cpus,
+        env=child_env(len(cpus), role="candidate"),
+        build_dir=workdir / f"build-worker-{secrets.token_hex(4)}",
+    )
+
+
 def prepare(request: dict[str, Any]) -> Supervised:
+    from evoforge.verifiers.kernel import problem
+
     procs.protect_supervisor()
     workdir = Path.cwd()
     path = workdir / f"problem_{secrets.token_hex(8)}.py"
@@ -113,20 +137,19 @@ def prepare(request: dict[str, Any]) -> Supervised:
         raise ProblemFailure(str(exc)) from exc
     except Exception as exc:
         raise ProblemFailure(f"importing the problem file raised {type(exc).__name__}: {exc}") from exc
-    allowed = sorted(os.sched_getaffinity(0))
-    wanted = int(request.get("threads") or len(allowed))
-    cpus = allowed[: max(1, min(wanted, len(allowed)))]
+    cpus = cpus_of(request)
     import torch
 
     torch.set_num_threads(len(cpus))
-    return Supervised(
-        request, workdir, module, cpus, str(request.get("backend") or ""), request.get("device", "cpu")
-    )
+    backend, device = str(request.get("backend") or ""), request.get("device", "cpu")
+    return Supervised(request, workdir, module, cpus, backend, device)
 
 
 def mode_compile(request: dict[str, Any]) -> dict[str, Any]:
     """Import and build the candidate in its worker; one probe call (its outputs: the fingerprint)."""
     import torch
+
+    from evoforge.verifiers.kernel import compare
 
     stage = prepare(request)
     result: dict[str, Any] = {"ok": True, "launches": [], "kernels": []}
