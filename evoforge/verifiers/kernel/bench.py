@@ -8,9 +8,13 @@ For a C candidate, in three phases that never overlap a candidate process with a
    candidate's kernels only) are started, pinned to the same CPUs, with the same thread count;
 3. rounds: new inputs (made here, from seeds nobody else sees), then — in a random order — the
    reference's call, the candidate's replayed call and the roofline kernel, each timed by this
-   process's clock around one request. Every call's outputs are compared with the reference
-   computed here, so a candidate that switches after N calls is rejected at the first mismatch;
-   the kernel's process must not use the CPU between or after its calls.
+   process's clock around one request. Every call's outputs are compared with the reference's
+   outputs for the same inputs (collected from its worker after the round), so a candidate that
+   switches after N calls is rejected at the first mismatch; the kernel's process must not use the
+   CPU between or after its calls.
+
+The time budget bounds the planning (at most half of it) and the timed rounds together (the rounds
+get what the planning left); planned calls past it are still replayed and checked, only not timed.
 
 The statistics (``timing.summarise``) turn the rounds into a speed-up, its spread and the roofline
 bound, or into *unmeasured* with the reason. GPU candidates are timed inside their worker instead
@@ -25,8 +29,8 @@ from typing import Any
 
 import torch
 
-from evoforge.verifiers.kernel import plan, problem, timing
-from evoforge.verifiers.kernel.checks import first_mismatch, reference_outputs
+from evoforge.verifiers.kernel import plan, timing
+from evoforge.verifiers.kernel.checks import first_mismatch
 from evoforge.verifiers.kernel.outcome import CandidateFailure
 from evoforge.verifiers.kernel.replay_host import ReplayHost, Slot, layout
 from evoforge.verifiers.kernel.session import tensor_bytes
@@ -34,6 +38,11 @@ from evoforge.verifiers.kernel.supervise import prepare
 
 #: replay buffers are taken from this many slots at random: no call can count on its addresses
 SLOTS = 3
+#: the share of the time budget the candidate's worker may spend making plans
+PLANNING_SHARE = 0.5
+#: timed calls always planned (and so replayed and checked) however slow the planning: a candidate
+#: that switches after N calls must get past this many to escape, and then every call timed was full work
+MIN_PLANNED_TIMED = 15
 
 
 def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
@@ -42,42 +51,17 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
     rng = random.Random(request["seeds"][0])
     warmups = rng.randint(2, 6)
     repeats = int(request["repeats"])
+    budget_s = float(request["budget_s"])
     seeds = [rng.getrandbits(31) for _ in range(warmups + repeats)]
-    model = problem.construct(stage.module.Model, stage.module, request["init_seed"], stage.device)
-
-    # 1. the candidate's Python: one plan per call, then it is gone
     phases = {"begin": time.monotonic()}
-    session = stage.worker()
-    phases["worker_started"] = time.monotonic()
-    plans: list[tuple[dict[str, Any], bytes]] = []
-    try:
-        for index, seed in enumerate(seeds):
-            label = _label(index, warmups)
-            inputs = stage.inputs(seed, benchmark=True)
-            call = session.forward(inputs, label=label)
-            if call.mutated:
-                raise CandidateFailure(f"{label}: the candidate modified its input(s) {call.mutated}")
-            sizes = [len(tensor_bytes(v)) if isinstance(v, torch.Tensor) else None for v in inputs]
-            libraries = {str(launch.get("library")) for launch in (call.plan or {}).get("launches", [])}
-            problem_text = plan.check_plan(
-                call.plan,
-                inputs=sizes,
-                libraries=libraries & set(session.libraries),
-                blob_bytes=len(call.state),
-            )
-            if problem_text:
-                raise CandidateFailure(f"{label}: {problem_text}")
-            assert call.plan is not None
-            plans.append((call.plan, call.state))
-        libraries_built = dict(session.libraries)
-    finally:
-        session.close()
+
+    # 1. the candidate's Python: one plan per call (within part of the budget), then it is gone
+    plans, libraries = _plans(stage, seeds, warmups, budget_s * PLANNING_SHARE, phases)
 
     # 2. the reference's process and the kernels' process, side by side
-    phases["plans_made"] = time.monotonic()
     reference = stage.reference_worker()
     host = ReplayHost(
-        workdir=stage.workdir, libraries=libraries_built, cpus=stage.cpus, env=stage.env(role="replay")
+        workdir=stage.workdir, libraries=libraries, cpus=stage.cpus, env=stage.env(role="replay")
     )
     try:
         host.start()
@@ -86,27 +70,34 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
         slots = [host.new_slot(size) for _ in range(SLOTS)]
         samples: dict[str, list[float]] = {"reference": [], "candidate": [], "floor": []}
         cpu_per_wall: list[float] = []
-        budget_s, started = float(request["budget_s"]), time.monotonic()
-        for index, seed in enumerate(seeds):
-            # past the budget, calls are still replayed and checked (a switch after N calls shows),
-            # only no longer timed
+        # the rounds get what the planning left of the budget (never fewer than five timed calls)
+        rounds_budget_s = budget_s - (phases["plans_made"] - phases["worker_started"])
+        started = time.monotonic()
+        for index, (seed, (call_plan, state)) in enumerate(zip(seeds, plans, strict=False)):
+            # past the budget, planned calls are still replayed and checked (a switch after N calls
+            # shows), only no longer timed
             timed = index >= warmups and not (
-                len(samples["candidate"]) >= 5 and time.monotonic() - started > budget_s
+                len(samples["candidate"]) >= 5 and time.monotonic() - started > rounds_budget_s
             )
             label = _label(index, warmups)
             inputs = stage.inputs(seed, benchmark=True)
-            expected = reference_outputs(stage, model, inputs)
-            prepared = host.prepare(plans[index][0], inputs, plans[index][1], _pick(rng, slots))
+            prepared = host.prepare(call_plan, inputs, state, _pick(rng, slots))
             if index == 0:
                 host.warm(prepared)
-            order = ["reference", "candidate", "floor"] if timed or index < warmups else ["candidate"]
+            order = (
+                ["reference", "candidate", "floor"]
+                if timed or index < warmups
+                else ["reference", "candidate"]
+            )
             rng.shuffle(order)
+            seconds: dict[str, float] = {}
+            got: list[torch.Tensor] = []
             for side in order:
                 if side == "reference":  # each side's inputs are written just before its call
-                    seconds = reference.timed_run(reference.place(inputs))
+                    seconds[side] = reference.timed_run(reference.place(inputs))
                 elif side == "floor":
                     host.write(prepared)
-                    seconds, problems = host.floor(prepared)
+                    seconds[side], problems = host.floor(prepared)
                     if problems:
                         raise CandidateFailure(f"{label}: {'; '.join(problems)}")
                 else:
@@ -118,15 +109,14 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
                         )
                     if result.mutated:
                         raise CandidateFailure(f"{label}: the kernels modified input(s) {result.mutated}")
-                    failure = first_mismatch(expected, result.outputs, tolerance)
-                    if failure is not None:
-                        raise CandidateFailure(
-                            f"{label}: {failure[0]} (the outputs of timed calls are compared too)"
-                        )
-                    seconds = result.seconds
-                    cpu_per_wall.append(result.cpu_ms / 1e3 / seconds if seconds > 0 else 0.0)
-                if timed:
-                    samples[side].append(seconds * 1e3)
+                    seconds[side], got = result.seconds, result.outputs
+                    cpu_per_wall.append(result.cpu_ms / 1e3 / result.seconds if result.seconds > 0 else 0.0)
+            failure = first_mismatch(reference.collect(), got, tolerance)
+            if failure is not None:
+                raise CandidateFailure(f"{label}: {failure[0]} (the outputs of timed calls are compared too)")
+            if timed:
+                for side, value in seconds.items():
+                    samples[side].append(value * 1e3)
         phases["rounds_done"] = time.monotonic()
         summary = timing.summarise(
             samples["reference"],
@@ -148,6 +138,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             else round(summary.roofline_speedup, 3),
             "unmeasured": summary.unmeasured,
             "rounds": summary.rounds,
+            "checked_calls": len(plans),
             "warmup_calls": warmups,
             "threads": stage.threads,
             "cpus": stage.cpus,
@@ -159,6 +150,39 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
     finally:
         host.close()
         reference.close()
+
+
+def _plans(
+    stage: Any, seeds: list[int], warmups: int, budget_s: float, phases: dict[str, float]
+) -> tuple[list[tuple[dict[str, Any], bytes]], dict[str, Any]]:
+    """The candidate worker's plan for each call — all of them, or as many as ``budget_s`` allows
+    (never fewer than the warm-ups and ``MIN_PLANNED_TIMED`` timed calls); the worker is killed
+    before this returns."""
+    session = stage.worker()
+    phases["worker_started"] = started = time.monotonic()
+    plans: list[tuple[dict[str, Any], bytes]] = []
+    try:
+        for index, seed in enumerate(seeds):
+            if index >= warmups + MIN_PLANNED_TIMED and time.monotonic() - started > budget_s:
+                break
+            label = _label(index, warmups)
+            inputs = stage.inputs(seed, benchmark=True)
+            call = session.forward(inputs, label=label)
+            if call.mutated:
+                raise CandidateFailure(f"{label}: the candidate modified its input(s) {call.mutated}")
+            sizes = [len(tensor_bytes(v)) if isinstance(v, torch.Tensor) else None for v in inputs]
+            named = {str(launch.get("library")) for launch in (call.plan or {}).get("launches", [])}
+            problem_text = plan.check_plan(
+                call.plan, inputs=sizes, libraries=named & set(session.libraries), blob_bytes=len(call.state)
+            )
+            if problem_text:
+                raise CandidateFailure(f"{label}: {problem_text}")
+            assert call.plan is not None
+            plans.append((call.plan, call.state))
+        phases["plans_made"] = time.monotonic()
+        return plans, dict(session.libraries)
+    finally:
+        session.close()
 
 
 def _label(index: int, warmups: int) -> str:

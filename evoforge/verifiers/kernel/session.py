@@ -183,6 +183,20 @@ class WorkerSession:
         self._raise_for(answer)
         return seconds
 
+    def collect(self) -> list[torch.Tensor]:
+        """The outputs of the last ``timed_run`` (fetched after the clock stopped)."""
+        answer, fds = self.request({"op": "collect"})
+        self._raise_for(answer)
+        data = self._received(fds, "collect")
+        return [
+            tensor_from(
+                data[int(s["offset"]) : int(s["offset"]) + int(s["nbytes"])],
+                list(s["shape"]),
+                str(s["dtype"]),
+            )
+            for s in answer.get("outputs") or []
+        ]
+
     def place(self, inputs: list[Any]) -> list[dict[str, Any]]:
         return self._place(inputs, reuse=False)[0]
 
