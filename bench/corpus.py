@@ -1,6 +1,7 @@
 """Benchmark of evoforge on public RTL it was not written around (``../shared/corpus/rtl``, sky130).
 
-    .venv/bin/python bench/corpus.py [--budget 20] [--liberty PATH] [--only NAME ...] [--limit N] [--write]
+    .venv/bin/python bench/corpus.py [--budget 20] [--liberty PATH] [--only NAME ...] [--limit N]
+                                     [--rows FILE] [--write]
 
 Per design: ``evoforge run <file> --proposer offline --budget N --liberty L --json`` in a fresh
 database (a refusal is recorded with the message, which names the construct and line); the offline
@@ -11,7 +12,9 @@ all inputs; sequential: ``sat -tempinduct`` from the all-zero state — "unprove
 not close, and such a win is not counted), and area re-measured with the liberty. A win counts at
 ≥ 5 % / ≥ 20 % when evoforge's verified gain in area or delay reaches it and the independent check
 proves equivalence (for area, the re-measured area must agree). ``--write`` replaces the section in
-docs/benchmarks.md. Goals (issue 12): a proposal on ≥ 80 % of accepted designs, a verified ≥ 5 %
+docs/benchmarks.md. ``--rows FILE`` appends each design's result to a JSON-lines file as soon as it
+is measured and reuses the rows already there (a long run can be stopped and resumed; run it with
+``nohup`` in the background). Goals (issue 12): a proposal on ≥ 80 % of accepted designs, a verified ≥ 5 %
 win on ≥ 40 %.
 """
 
@@ -123,6 +126,7 @@ def run_one(path: Path, budget: int, liberty: Path, lib_path: Path, work: Path) 
     }
     best = report.get("best")
     if best:
+        out["lineage"] = _lineage(report, best.get("candidate_id"))
         gains = best.get("improvement") or {}
         out["gain"] = max(gains.get("area_um2", 0.0), gains.get("delay_ns", 0.0))
         out["gains"] = {k: gains.get(k) for k in ("area_um2", "delay_ns")}
@@ -131,6 +135,21 @@ def run_one(path: Path, budget: int, liberty: Path, lib_path: Path, work: Path) 
             path, best["source"], report["target"]["name"], lib_path, work / "check"
         )
     return out
+
+
+def _lineage(report: dict[str, Any], candidate: Any) -> list[str]:
+    """The rules of the best candidate and its ancestors (oldest first)."""
+    by_id = {c.get("id"): c for c in report.get("candidates") or ()}
+    rules: list[str] = []
+    seen = set()
+    while candidate in by_id and candidate not in seen:
+        seen.add(candidate)
+        row = by_id[candidate]
+        origin = str(row.get("origin") or "")
+        if origin.startswith("offline:"):
+            rules.extend(origin.removeprefix("offline:").split("+"))
+        candidate = row.get("parent_id")
+    return list(dict.fromkeys(reversed(rules)))
 
 
 def counted(row: dict[str, Any], threshold: float) -> bool:
@@ -171,14 +190,15 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
         f"- verified win ≥ 20 %: {pct(win20)}",
         f"- median wall time per design: {median:.0f} s",
         "",
-        "| design | proposed | rules that apply | best gain (area, delay) | assurance | independent check "
-        "| s |",
-        "|---|---|---|---|---|---|---|",
+        "| design | proposed | rules that apply | best gain (area, delay) | best's rules | assurance "
+        "| independent check | s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "refused" in r:
             lines.append(
-                f"| {r['design']} | refused: {r['refused'].replace('|', '/')} | | | | | {r['seconds']:.0f} |"
+                f"| {r['design']} | refused: {r['refused'].replace('|', '/')} "
+                f"| | | | | | {r['seconds']:.0f} |"
             )
             continue
         gains = r.get("gains") or {}
@@ -187,7 +207,8 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
         checked = "-" if check is None else ("equivalent" if check["equivalent"] else "unproven")
         lines.append(
             f"| {r['design']} | {r.get('proposed', 0)} | {', '.join(r.get('applied') or []) or '-'} | {gain} "
-            f"| {r.get('assurance') or '-'} | {checked} | {r['seconds']:.0f} |"
+            f"| {', '.join(r.get('lineage') or []) or '-'} | {r.get('assurance') or '-'} | {checked} "
+            f"| {r['seconds']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -200,6 +221,7 @@ def main() -> int:
     parser.add_argument("--liberty", type=Path, default=SKY130)
     parser.add_argument("--only", nargs="*", help="design file names (without folder)")
     parser.add_argument("--limit", type=int, help="the first N designs only")
+    parser.add_argument("--rows", type=Path, help="JSON-lines file: append each result, reuse earlier ones")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     if not CORPUS.is_dir():
@@ -208,15 +230,27 @@ def main() -> int:
     chosen = [p for p in designs() if not args.only or p.name in args.only or p.stem in args.only]
     if args.limit:
         chosen = chosen[: args.limit]
+    done: dict[str, dict[str, Any]] = {}
+    if args.rows and args.rows.exists():
+        for line in args.rows.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[row["design"]] = row
     rows = []
     with tempfile.TemporaryDirectory(prefix="evoforge-corpus-") as tmp:
         lib = prepare_liberty(args.liberty, Path(tmp) / "cache")
         for k, path in enumerate(chosen):
+            if path.name in done:
+                rows.append(done[path.name])
+                continue
             work = Path(tmp) / f"{k}"
             work.mkdir()
             row = run_one(path, args.budget, args.liberty, lib.path, work)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
+            if args.rows:
+                with args.rows.open("a") as out:
+                    out.write(json.dumps(row) + "\n")
     partial = "" if len(chosen) == len(designs()) else f" (on {len(chosen)} of {len(designs())} designs)"
     text = render(rows, args.budget, partial)
     print(text)

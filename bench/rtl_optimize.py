@@ -58,7 +58,13 @@ def yosys_only(name: str, liberty: Path | None, work: Path) -> dict[str, Any]:
         source, target.rtl.top, lib, work / "synth", settings.tool_timeout_s, period if clock else None
     )
     timing = analyse_timing(
-        synth.netlist_path, target.rtl.top, lib.path, clock, period, work / "sta", settings.tool_timeout_s
+        synth.netlist_path,
+        target.rtl.top,
+        lib.path,
+        target.rtl.clock_ports,
+        period,
+        work / "sta",
+        settings.tool_timeout_s,
     )
     return {
         "area_um2": synth.area_um2,

@@ -8,6 +8,7 @@ No other module reads ``os.environ``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import platformdirs
@@ -15,6 +16,17 @@ from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from evoforge.domain import Assurance
+
+#: kernel backends a candidate can be written for
+KERNEL_BACKENDS = ("c", "triton", "cuda")
+
+
+def physical_memory_bytes() -> int:
+    """This machine's memory (16 GiB where it cannot be read)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
 
 
 def default_data_dir() -> Path:
@@ -36,9 +48,15 @@ class RtlSettings(BaseModel):
     induction_depth: int = Field(8, ge=1)
     tool_timeout_s: float = Field(300.0, gt=0)
     sim_timeout_s: float = Field(300.0, gt=0, description="wall-clock limit of one simulation run")
+    deep_max_cycles: int = Field(
+        1 << 22, ge=0, description="most cycles per seed of the deep run (Verilator); 0 = no deep run"
+    )
+    deep_budget_s: float = Field(
+        30.0, gt=0, description="wall-clock limit of the deep run's cycles (all seeds)"
+    )
     clock_period_ns: float = Field(10.0, gt=0, description="timing constraint for OpenSTA")
     liberty: Path | None = Field(None, description="liberty file (.lib or .lib.gz); None = generic")
-    min_assurance: str = Field("simulated", description="simulated | bounded(N) | proven")
+    min_assurance: str = Field("simulated", description="sampled | simulated | bounded(N) | proven")
 
     @field_validator("min_assurance")
     @classmethod
@@ -79,6 +97,61 @@ class KernelSettings(BaseModel):
     )
     stage_timeout_s: float = Field(180.0, gt=0, description="wall-clock limit of one stage's child process")
     compile_timeout_s: float = Field(300.0, gt=0, description="limit of a C, nvcc or Triton compile")
+    target_timeout_s: float = Field(
+        300.0, gt=0, description="wall-clock limit of checking the problem (size estimate, reference run)"
+    )
+    memory_limit_gib: float | None = Field(
+        None, gt=0, description="address-space cap of each kernel child; None = min(16 GiB, 3/4 of RAM)"
+    )
+    scale: str = Field(
+        "auto",
+        description="problem sizes: 'auto' (shrink when the problem does not fit this machine; never on a "
+        "GPU machine), 'none' (as written), or a factor 0 < F <= 1 applied to each size constant",
+    )
+    sizes: dict[str, int] | None = Field(
+        None, description="explicit values of the problem's size constants (a job pins what it ran at)"
+    )
+    call_budget_ms: float = Field(
+        100.0, gt=0, description="a reference call estimated slower than this does not fit (CPU)"
+    )
+    backends: list[str] = Field(
+        default_factory=list,
+        description="kernel backends to propose (c, triton, cuda); empty = what this machine can time",
+    )
+    slow_factor: float = Field(
+        20.0, gt=1, description="a candidate slower than this many times the reference is stopped"
+    )
+
+    @field_validator("scale")
+    @classmethod
+    def _valid_scale(cls, value: str) -> str:
+        text = value.strip().lower()
+        if text in ("auto", "none"):
+            return text
+        try:
+            factor = float(text)
+        except ValueError:
+            raise ValueError(f"scale {value!r}: use auto, none or a factor 0 < F <= 1") from None
+        if not 0 < factor <= 1:
+            raise ValueError(f"scale {value!r}: the factor must be in (0, 1]")
+        return repr(factor)
+
+    @field_validator("backends")
+    @classmethod
+    def _valid_backends(cls, value: list[str]) -> list[str]:
+        bad = [b for b in value if b not in KERNEL_BACKENDS]
+        if bad:
+            raise ValueError(
+                f"unknown kernel backend(s) {', '.join(bad)}; valid: {', '.join(KERNEL_BACKENDS)}"
+            )
+        return list(dict.fromkeys(value))
+
+    @property
+    def memory_limit_bytes(self) -> int:
+        """The cap of each kernel child: the setting, or min(16 GiB, 3/4 of this machine's memory)."""
+        if self.memory_limit_gib is not None:
+            return int(self.memory_limit_gib * (1 << 30))
+        return min(16 << 30, physical_memory_bytes() * 3 // 4)
 
 
 class SearchSettings(BaseModel):
@@ -107,8 +180,13 @@ class LlmSettings(BaseModel):
     timeout_s: float = Field(120.0, gt=0, description="limit of one request")
     max_retries: int = Field(3, ge=0, le=10, description="retries on 429, 5xx, timeouts, lost connections")
     backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles each retry, with jitter")
-    max_concurrency: int = Field(4, ge=1, description="requests in flight at once")
+    max_concurrency: int | None = Field(
+        None, ge=1, description="requests in flight at once; default 1 for a local endpoint, else 4"
+    )
     token_budget: int | None = Field(None, ge=1, description="tokens per job; None = unlimited")
+    call_budget: int | None = Field(
+        None, ge=1, description="requests per job; default 4 per proposal of the search budget"
+    )
     max_repairs: int = Field(2, ge=0, le=10, description="coder repairs after a failed quick check")
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(4096, ge=64, description="completion tokens per request")
@@ -142,6 +220,10 @@ class Settings(BaseSettings):
 
     db: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the data directory")
     data_dir: Path = Field(default_factory=default_data_dir)
+    scratch_dir: Path | None = Field(
+        None,
+        description="where runs keep scratch (removed when they end); None = <system temp>/evoforge-<uid>",
+    )
     rtl: RtlSettings = Field(default_factory=lambda: RtlSettings())
     kernel: KernelSettings = Field(default_factory=lambda: KernelSettings())
     search: SearchSettings = Field(default_factory=lambda: SearchSettings())
@@ -187,6 +269,7 @@ class Settings(BaseSettings):
         return self.data_dir / "cache"
 
     def work_dir(self) -> Path:
-        path = self.data_dir / "work"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """This process's scratch directory (removed when the process ends; see ``evoforge.scratch``)."""
+        from evoforge.scratch import run_dir
+
+        return run_dir(self.scratch_dir)

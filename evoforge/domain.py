@@ -3,13 +3,15 @@
 ``Target`` is what the user hands in, ``Candidate`` a proposed rewrite, ``StageResult`` one verifier
 stage's outcome, ``Verdict`` the outcome of a whole cascade, ``Metrics`` the measured costs (units in
 the names; ``None`` means not measured, never a sentinel number) and ``Objective`` what the search
-minimises. ``Assurance`` says how strongly an accepted RTL candidate was shown equal to the original.
+minimises. ``Assurance`` says how strongly an accepted RTL candidate was shown equal to the original;
+``VerdictContext`` lists every setting a verdict depends on (part of every cache key).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import tokenize
 from dataclasses import dataclass, field, fields, replace
@@ -142,19 +144,37 @@ def improvement(baseline: Metrics, candidate: Metrics) -> dict[str, float]:
 class Assurance:
     """How strongly an accepted RTL candidate was shown equal to its original.
 
-    Ordered: ``simulated`` < ``bounded(N)`` (larger N stronger) < ``proven``.
+    Ordered: ``sampled(N)`` < ``simulated(N)`` < ``bounded(N)`` (larger N stronger) < ``proven``.
+
+    - ``proven``: a formal proof over every state reachable from reset (or every state).
+    - ``bounded(N cycles)``: no input sequence makes the outputs differ within N cycles of reset
+      (bounded model check), and N reaches the design's state horizon (see
+      :mod:`evoforge.verifiers.rtl.horizon`); nothing stronger in time.
+    - ``simulated(N cycles)``: formal gave no such result; every seed of the simulation ran N cycles
+      after reset without another reset, and N reaches the design's state horizon.
+    - ``sampled(N cycles)``: neither reaches the horizon (N is the longest uninterrupted simulation);
+      what a longer run would show is unknown. Not enough for the default requirement (``simulated``).
+
+    ``cycles`` is 0 when a label is written without a count (``simulated`` as a requirement means
+    any count that reaches the horizon).
     """
 
     rank: int
     cycles: int = 0
 
-    SIMULATED_RANK = 0
-    BOUNDED_RANK = 1
-    PROVEN_RANK = 2
+    SAMPLED_RANK = 0
+    SIMULATED_RANK = 1
+    BOUNDED_RANK = 2
+    PROVEN_RANK = 3
+    LEVELS = ("sampled", "simulated", "bounded", "proven")
 
     @classmethod
-    def simulated(cls) -> Assurance:
-        return cls(cls.SIMULATED_RANK)
+    def sampled(cls, cycles: int = 0) -> Assurance:
+        return cls(cls.SAMPLED_RANK, cycles)
+
+    @classmethod
+    def simulated(cls, cycles: int = 0) -> Assurance:
+        return cls(cls.SIMULATED_RANK, cycles)
 
     @classmethod
     def bounded(cls, cycles: int) -> Assurance:
@@ -165,31 +185,78 @@ class Assurance:
         return cls(cls.PROVEN_RANK)
 
     @property
-    def level(self) -> Literal["simulated", "bounded", "proven"]:
-        levels: tuple[Literal["simulated", "bounded", "proven"], ...] = ("simulated", "bounded", "proven")
+    def level(self) -> Literal["sampled", "simulated", "bounded", "proven"]:
+        levels: tuple[Literal["sampled", "simulated", "bounded", "proven"], ...] = (
+            "sampled",
+            "simulated",
+            "bounded",
+            "proven",
+        )
         return levels[self.rank]
 
     def __str__(self) -> str:
-        if self.rank == self.BOUNDED_RANK:
-            return f"bounded({self.cycles} cycles)"
-        return self.level
+        if self.rank == self.PROVEN_RANK or (self.cycles == 0 and self.rank != self.BOUNDED_RANK):
+            return self.level
+        return f"{self.level}({self.cycles} cycles)"
 
     def satisfies(self, minimum: Assurance) -> bool:
-        """True when this level is at least ``minimum`` (bounded compares cycle counts)."""
+        """True when this level is at least ``minimum`` (same level: compares cycle counts)."""
         return self >= minimum
 
     @classmethod
     def parse(cls, text: str) -> Assurance:
-        """Parse ``simulated``, ``proven``, ``bounded``, ``bounded(20)`` or ``bounded(20 cycles)``."""
+        """Parse ``proven``, ``bounded(20)``, ``simulated``, ``sampled(4096 cycles)`` and the like."""
         text = text.strip().lower()
-        if text == "simulated":
-            return cls.simulated()
         if text == "proven":
             return cls.proven()
-        match = re.fullmatch(r"bounded(?:\((\d+)(?:\s*cycles?)?\))?", text)
+        match = re.fullmatch(r"(sampled|simulated|bounded)(?:\((\d+)(?:\s*cycles?)?\))?", text)
         if match:
-            return cls.bounded(int(match.group(1) or 1))
-        raise ValueError(f"unknown assurance level {text!r}: use simulated, bounded(N) or proven")
+            rank = cls.LEVELS.index(match.group(1))
+            default = 1 if rank == cls.BOUNDED_RANK else 0
+            return cls(rank, int(match.group(2) or default))
+        raise ValueError(f"unknown assurance level {text!r}: use sampled, simulated, bounded(N) or proven")
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdict context
+
+
+@dataclass(frozen=True)
+class VerdictContext:
+    """Every setting that can change a verdict or a metric, as one frozen value.
+
+    Cache entries are keyed by ``digest()`` (with the target fingerprint and a hash), so a verdict
+    reached under other tools, liberty, clock/reset, simulation lengths, formal budgets, requirement,
+    user test or (for timings) machine is never reused. ``settings`` holds every knob of the
+    verifier's settings (a new knob joins the key by itself); ``requirement`` is what an accepted
+    verdict must meet (RTL: the minimum assurance); ``user_test_sha256`` is the content of the user's
+    own test; ``machine`` identifies where timings were taken (``None``: no metric depends on it).
+    """
+
+    kind: TargetKind
+    tools: tuple[tuple[str, str], ...]
+    settings: tuple[tuple[str, str], ...]
+    requirement: str = ""
+    user_test_sha256: str | None = None
+    machine: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "tools": dict(self.tools),
+            "settings": dict(self.settings),
+            "requirement": self.requirement,
+            "user_test_sha256": self.user_test_sha256,
+            "machine": self.machine,
+        }
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of :meth:`to_dict` (equal contexts, equal digests)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def setting(self, name: str) -> str | None:
+        return dict(self.settings).get(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,14 +278,62 @@ class Port:
 
 
 @dataclass(frozen=True)
+class ClockSignal:
+    """A top-level input that clocks flops, and the edges the flops use."""
+
+    port: str
+    edges: tuple[Literal["posedge", "negedge"], ...] = ("posedge",)
+    flop_bits: int = 0  # flop (and memory) bits it clocks; 0 when given by the user and not seen
+
+
+@dataclass(frozen=True)
+class ResetSignal:
+    """A top-level input that forces flops to their reset state, with its active level."""
+
+    port: str
+    active_low: bool = False
+    asynchronous: bool | None = None  # None: not seen in the logic (named by the user only)
+    clock: str | None = None  # the clock domain of most of the flops it resets
+    flop_bits: int = 0
+
+
+@dataclass(frozen=True)
 class RtlInterface:
-    """What a candidate must keep: the top's ports, and which are clock and reset."""
+    """What a candidate must keep: the top's ports, and which are clocks and resets.
+
+    ``clocks``/``resets`` list every clock and reset (the first is the main one); ``clock``, ``reset``
+    and ``reset_active_low`` are the main ones, kept for callers that know one domain. Either form may
+    be given; ``__post_init__`` fills in the other. ``notes`` say how they were found (from the logic,
+    from a flag, or guessed from a name).
+    """
 
     top: str
     ports: tuple[Port, ...]
     clock: str | None = None
     reset: str | None = None
     reset_active_low: bool = False
+    clocks: tuple[ClockSignal, ...] = ()
+    resets: tuple[ResetSignal, ...] = ()
+    # how clocks/resets were found: shown to people, not part of the identity (nor of fingerprints)
+    notes: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.clocks:
+            if self.clock is None:
+                object.__setattr__(self, "clock", self.clocks[0].port)
+            elif self.clock != self.clocks[0].port:
+                raise ValueError(f"clock {self.clock!r} is not the first of clocks {self.clock_ports}")
+        elif self.clock is not None:
+            object.__setattr__(self, "clocks", (ClockSignal(self.clock),))
+        if self.resets:
+            first = self.resets[0]
+            if self.reset is None:
+                object.__setattr__(self, "reset", first.port)
+                object.__setattr__(self, "reset_active_low", first.active_low)
+            elif self.reset != first.port or self.reset_active_low != first.active_low:
+                raise ValueError(f"reset {self.reset!r} is not the first of resets {self.reset_ports}")
+        elif self.reset is not None:
+            object.__setattr__(self, "resets", (ResetSignal(self.reset, self.reset_active_low),))
 
     @property
     def inputs(self) -> tuple[Port, ...]:
@@ -229,13 +344,72 @@ class RtlInterface:
         return tuple(p for p in self.ports if p.direction == "output")
 
     @property
+    def clock_ports(self) -> tuple[str, ...]:
+        return tuple(c.port for c in self.clocks)
+
+    @property
+    def reset_ports(self) -> tuple[str, ...]:
+        return tuple(r.port for r in self.resets)
+
+    @property
     def data_inputs(self) -> tuple[Port, ...]:
-        """Inputs other than the clock and reset."""
-        return tuple(p for p in self.inputs if p.name not in (self.clock, self.reset))
+        """Inputs other than the clocks and resets."""
+        special = set(self.clock_ports) | set(self.reset_ports)
+        return tuple(p for p in self.inputs if p.name not in special)
 
     @property
     def sequential(self) -> bool:
         return self.clock is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (:meth:`from_dict` reads it back)."""
+        return {
+            "top": self.top,
+            "ports": [
+                {"name": p.name, "direction": p.direction, "width": p.width, "signed": p.signed}
+                for p in self.ports
+            ],
+            "clocks": [
+                {"port": c.port, "edges": list(c.edges), "flop_bits": c.flop_bits} for c in self.clocks
+            ],
+            "resets": [
+                {
+                    "port": r.port,
+                    "active_low": r.active_low,
+                    "asynchronous": r.asynchronous,
+                    "clock": r.clock,
+                    "flop_bits": r.flop_bits,
+                }
+                for r in self.resets
+            ],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RtlInterface:
+        ports = tuple(
+            Port(p["name"], p["direction"], int(p["width"]), bool(p.get("signed", False)))
+            for p in data["ports"]
+        )
+        if "clocks" not in data:  # the older single-domain form
+            return cls(
+                data["top"], ports, data.get("clock"), data.get("reset"), bool(data.get("reset_active_low"))
+            )
+        clocks = tuple(
+            ClockSignal(c["port"], tuple(c.get("edges") or ("posedge",)), int(c.get("flop_bits", 0)))
+            for c in data["clocks"]
+        )
+        resets = tuple(
+            ResetSignal(
+                r["port"],
+                bool(r.get("active_low")),
+                r.get("asynchronous"),
+                r.get("clock"),
+                int(r.get("flop_bits", 0)),
+            )
+            for r in data["resets"]
+        )
+        return cls(data["top"], ports, clocks=clocks, resets=resets, notes=tuple(data.get("notes", ())))
 
 
 @dataclass(frozen=True)

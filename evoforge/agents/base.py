@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from evoforge import domain
+from evoforge.domain import StageResult
 from evoforge.errors import ConfigError
 
 
@@ -63,12 +64,32 @@ class Proposal:
     rule: str
     touched: tuple[str, ...] = ()  # signal / always-block names the rewrite changed
     calls: tuple[LlmCallRecord, ...] = ()  # the LLM calls that produced this draft
+    repeat: bool = False  # met before (``DraftMemory.claim`` said so): handed over unchecked
+    check: StageResult | None = None  # the quick check the draft got, when one ran
+    repairs: int = 0  # repair requests spent on it
 
 
 class Proposer(Protocol):
     name: str
 
     def propose(self, request: ProposalRequest) -> list[Proposal]: ...
+
+
+class DraftMemory(Protocol):
+    """Drafts met before in this job or an earlier one (the search room implements it)."""
+
+    def claim(self, source: str) -> bool:
+        """True the first time this draft — or a renaming of it — is met; False for a repeat."""
+        ...
+
+
+@runtime_checkable
+class Budgeted(Protocol):
+    """A proposer with a budget of its own (LLM tokens or requests): the loop stops when it is spent."""
+
+    def exhausted(self) -> str | None:
+        """Why no more proposals can come (budget spent, endpoint failing), or None."""
+        ...
 
 
 @runtime_checkable
@@ -118,7 +139,8 @@ def _offline(**options: Any) -> Proposer:
 
 
 def _llm(**options: Any) -> Proposer:
-    """Options: ``client`` (LlmClient), ``checker`` (the quick check), ``retrieve``, ``max_repairs``."""
+    """Options: ``client`` (LlmClient), ``checker`` (the quick check), ``retrieve``, ``max_repairs``,
+    ``memory`` (a ``DraftMemory``: repeats skip the quick check)."""
     from evoforge.agents.llm.proposer import LlmProposer
 
     return LlmProposer(**options)

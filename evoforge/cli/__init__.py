@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from evoforge import __version__
+from evoforge.cli.bench import add_bench_parser, cmd_bench
 from evoforge.cli.browse import cmd_export, cmd_jobs, cmd_kb, cmd_show, print_job
 from evoforge.cli.common import (
     EXIT_BAD_INPUT,
@@ -31,6 +32,7 @@ from evoforge.cli.common import (
     StderrProgress,
     settings_from_args,
 )
+from evoforge.cli.kernel_options import add_kernel_options
 from evoforge.config import Settings
 from evoforge.domain import (
     DEFAULT_KERNEL_OBJECTIVES,
@@ -93,15 +95,32 @@ def _assurance(text: str) -> str:
 
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", help="top module (inferred when only one module is not instantiated)")
-    parser.add_argument("--clock", help="clock port (default: found by name; 'none' for combinational)")
-    parser.add_argument("--reset", help="reset port (default: found by name; 'none' for no reset)")
+    parser.add_argument(
+        "--clock",
+        help="clock port(s), comma-separated, main first (default: the inputs that drive flop clock "
+        "pins; 'none' for combinational)",
+    )
+    parser.add_argument(
+        "--reset",
+        help="reset port(s), comma-separated (default: the inputs that reset flops; 'none' for no reset)",
+    )
     polarity = parser.add_mutually_exclusive_group()
-    polarity.add_argument("--reset-active-low", dest="reset_low", action="store_true", default=None)
-    polarity.add_argument("--reset-active-high", dest="reset_low", action="store_false")
+    polarity.add_argument(
+        "--reset-active-low",
+        dest="reset_low",
+        action="store_true",
+        default=None,
+        help="the resets are active low (default: the polarity the logic shows)",
+    )
+    polarity.add_argument(
+        "--reset-active-high", dest="reset_low", action="store_false", help="the resets are active high"
+    )
     parser.add_argument("--test", type=Path, help="a cocotb test module run against every candidate too")
     parser.add_argument("--liberty", type=Path, help="liberty file (.lib or .lib.gz); default: generic")
     parser.add_argument(
-        "--assurance", type=_assurance, help="minimum: simulated (default), bounded(N), proven"
+        "--assurance",
+        type=_assurance,
+        help="minimum: sampled, simulated (default: reached the state horizon), bounded(N), proven",
     )
     parser.add_argument("--clock-period", type=float, help="timing constraint in ns (default 10)")
     kernel = parser.add_argument_group("kernel targets (KernelBench .py problems)")
@@ -116,6 +135,7 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow torch compute outside the custom kernels (turns off the must-use-a-kernel policy)",
     )
+    add_kernel_options(kernel)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
@@ -153,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--planner-model", help="planner model (default: the coder model)")
     llm.add_argument("--token-budget", type=int, help="stop asking the LLM after this many tokens (per job)")
     llm.add_argument("--llm-timeout", type=float, help="seconds per LLM request (default 120)")
+    llm.add_argument(
+        "--llm-calls", type=int, help="stop asking the LLM after this many requests (default 4 × budget)"
+    )
+    llm.add_argument(
+        "--llm-concurrency", type=int, help="LLM requests in flight (default 1 for a local server, else 4)"
+    )
     llm.add_argument("--max-repairs", type=int, help="coder repairs after a failed quick check (default 2)")
     run.add_argument(
         "--objective", type=_objectives, help="comma-separated, first is primary (default area,delay)"
@@ -195,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--max-jobs", type=int, help="exit after this many jobs (default: run forever)")
     worker.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
 
+    add_bench_parser(sub)
     kb = sub.add_parser("kb", help="the knowledge base: optimisation rules and learned rewrites")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True, parser_class=_Parser)
     kb_list = kb_sub.add_parser("list", help="list entries (built-in and learned, kept apart)")
@@ -240,7 +267,11 @@ def _load_target(paths: Sequence[Path], args: argparse.Namespace, settings: Sett
         if len(paths) != 1:
             raise BadInputError("a kernel target is one problem file", hint="evoforge run problem.py")
         return load_kernel_target(paths[0], settings.kernel, work_dir=settings.work_dir() / "target")
-    return load_rtl_target(paths, _target_options(args), workdir=settings.work_dir() / "target")
+    target = load_rtl_target(paths, _target_options(args), workdir=settings.work_dir() / "target")
+    if target.rtl is not None:
+        for note in target.rtl.notes:  # how clocks and resets were found, guesses included
+            print(f"target {target.name}: {note}", file=sys.stderr)
+    return target
 
 
 def _stage_rows(verdict: Verdict) -> list[dict[str, Any]]:
@@ -399,6 +430,7 @@ COMMANDS = {
     "kb": cmd_kb,
     "serve": cmd_serve,
     "worker": cmd_worker,
+    "bench": cmd_bench,
 }
 
 

@@ -17,7 +17,12 @@ def print_job(report: dict[str, Any]) -> None:
     print(f"job {report['job_id']}: {report['status']}  target {report['target']['name']}")
     if report.get("error"):
         print(f"  error: {report['error']}")
+    for note in (report.get("interface") or {}).get("notes") or []:
+        print(f"  {note}")
     print(f"  baseline: {format_metrics(report['baseline']['metrics'])}")
+    scaled = ((report.get("options") or {}).get("scaling") or {}).get("note")
+    if scaled:
+        print(f"  sizes: {scaled}")
     print(
         f"  {counts['proposed']} proposed, {counts['evaluated']} evaluated, "
         f"{counts['cache_hits']} cache hits, {counts['rejected']} rejected"
@@ -28,6 +33,12 @@ def print_job(report: dict[str, Any]) -> None:
             f"  LLM: {llm['calls']} calls ({llm['errors']} failed), "
             f"{llm['prompt_tokens']} prompt + {llm['completion_tokens']} completion tokens"
         )
+        if "per_proposal" in llm:
+            from evoforge.search.cost import cost_line
+
+            roles = ", ".join(f"{n} {r}" for r, n in sorted((llm.get("by_role") or {}).items()))
+            print(f"       {roles}; {llm['duplicates_avoided']} duplicates avoided")
+            print(f"       {cost_line(llm)}")
     best = report["best"]
     if best is None:
         print("  no improvement found")
@@ -48,6 +59,8 @@ def print_job(report: dict[str, Any]) -> None:
     for c in report["candidates"]:
         where = f" at {c['rejected_stage']}" if c["rejected_stage"] else ""
         hit = f" [cache: {c['cache_hit']}]" if c["cache_hit"] else ""
+        if c.get("duplicate_of"):
+            hit = f" [duplicate of #{c['duplicate_of']} by {c['cache_hit']}]"
         print(f"  #{c['id']:<5} {c['status']}{where}{hit}  {c['origin']}  {c['reason'][:90]}")
 
 

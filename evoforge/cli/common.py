@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any
 
+from evoforge.cli.kernel_options import apply_kernel_options
 from evoforge.config import LlmSettings, Settings
 from evoforge.errors import ConfigError
 
@@ -60,6 +61,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         kernel.cpu_threads = args.threads
     if getattr(args, "allow_library", False):
         kernel.require_custom_kernel = False
+    kernel = apply_kernel_options(args, kernel)
     search = settings.search.model_copy()
     for field in ("budget", "seed", "workers", "proposer"):
         value = getattr(args, field, None)
@@ -73,6 +75,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     llm = settings.llm.model_copy()
     flags = {"base_url": "base_url", "model": "model", "planner_model": "planner_model"}
     flags |= {"token_budget": "token_budget", "llm_timeout": "timeout_s", "max_repairs": "max_repairs"}
+    flags |= {"llm_calls": "call_budget", "llm_concurrency": "max_concurrency"}
     for flag, key in flags.items():
         if getattr(args, flag, None) is not None:
             setattr(llm, key, getattr(args, flag))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from typing import Any
 from evoforge.config import LlmSettings, Settings
 from evoforge.domain import JobStatus, Objective, Target, TargetKind, source_hash
 from evoforge.errors import ConfigError, EvoforgeError, LeaseLostError
+from evoforge.search.dedupe import DraftRegistry
 from evoforge.search.loop import LoopOptions, Progress, SearchLoop
 from evoforge.search.stored import load_stored_job
 from evoforge.store import leases, repository
@@ -62,7 +64,20 @@ def job_options(settings: Settings, objectives: Sequence[Objective], target: Tar
         "liberty": str(settings.rtl.liberty.resolve()) if settings.rtl.liberty else None,
         "clock_period_ns": settings.rtl.clock_period_ns,
         "user_test": target.user_test if target is not None else None,
-        "kernel": settings.kernel.model_dump(),
+        **kernel_job_options(settings, target),
+    }
+
+
+def kernel_job_options(settings: Settings, target: Target | None) -> dict[str, Any]:
+    """The kernel settings (sizes pinned to what the size check chose) and the size check's record."""
+    from evoforge.verifiers.kernel.target import pinned_kernel_options, scaling_of
+
+    if target is None:
+        return {"kernel": settings.kernel.model_dump(), "scaling": None}
+    scaling = scaling_of(target)
+    return {
+        "kernel": pinned_kernel_options(settings.kernel, target),
+        "scaling": {k: scaling.get(k) for k in ("note", "constants", "mode")} if scaling else None,
     }
 
 
@@ -93,11 +108,16 @@ def target_meta(target: Target) -> dict[str, Any]:
     """What a job row keeps of a loaded target besides its source (the RTL interface choices)."""
     meta: dict[str, Any] = {"files": [s.name for s in target.sources]}
     if target.rtl is not None:
+        rtl = target.rtl.to_dict()
         meta |= {
             "top": target.rtl.top,
             "clock": target.rtl.clock,
             "reset": target.rtl.reset,
             "reset_active_low": target.rtl.reset_active_low,
+            # every clock and reset with its edges/polarity, and how they were found
+            "clocks": rtl["clocks"],
+            "resets": rtl["resets"],
+            "notes": rtl["notes"],
         }
     return meta
 
@@ -184,7 +204,8 @@ def run_job(
             stored = load_stored_job(fenced, job_id, settings, budget=budget)
             job_settings = choose_proposer(stored.settings)
             verifier = make_verifier(stored.target, job_settings)
-            proposer, learn = make_proposer(job_settings, fenced, job_id, stored.target, verifier)
+            drafts = DraftRegistry(fenced, stored.target, job_id=job_id, context=verifier.verdict_context())
+            proposer, learn = make_proposer(job_settings, fenced, job_id, stored.target, verifier, drafts)
         except LeaseLostError:
             raise
         except EvoforgeError as exc:
@@ -193,6 +214,7 @@ def run_job(
             raise
         log.info("job %s: %s, budget %s", job_id, stored.target.name, job_settings.search.budget)
         loop = SearchLoop(
+            drafts=drafts,
             store=fenced,
             target=stored.target,
             verifier=verifier,
@@ -210,6 +232,9 @@ def run_job(
         loop.run(job_id)
     finally:
         beat.stop()
+        work_root = getattr(verifier, "work_root", None)
+        if work_root is not None:  # a long-lived worker keeps no job's scratch (trial tensors, builds)
+            shutil.rmtree(work_root, ignore_errors=True)
 
 
 class _Heartbeat(threading.Thread):
@@ -245,7 +270,9 @@ def make_verifier(target: Target, settings: Settings) -> Any:
     from evoforge.verifiers.rtl.cascade import RtlVerifier
 
     liberty = prepare_liberty(settings.rtl.liberty, settings.cache_dir)
-    return RtlVerifier(target=target, settings=settings.rtl, liberty=liberty, work_root=work)
+    return RtlVerifier(
+        target=target, settings=settings.rtl, liberty=liberty, work_root=work, shared_dir=settings.cache_dir
+    )
 
 
 # -- choosing the proposer -------------------------------------------------------------------------
@@ -266,7 +293,10 @@ def choose_proposer(settings: Settings) -> Settings:
         raise ConfigError(f"--proposer {asked} needs an OpenAI-compatible model endpoint", hint=LLM_HOWTO)
     if not llm.model:
         try:
-            llm = llm.model_copy(update={"model": _only_model(llm)})
+            # the endpoint serves one model: a local server, one request at a time unless configured
+            llm = llm.model_copy(
+                update={"model": _only_model(llm), "max_concurrency": concurrency_for(llm, served_models=1)}
+            )
         except EvoforgeError as exc:
             if asked is not None:
                 raise ConfigError(f"--proposer {asked}: {exc.message}", hint=exc.hint or LLM_HOWTO) from exc
@@ -277,6 +307,12 @@ def choose_proposer(settings: Settings) -> Settings:
 
 def _with_proposer(settings: Settings, name: str) -> Settings:
     return settings.model_copy(update={"search": settings.search.model_copy(update={"proposer": name})})
+
+
+def concurrency_for(llm: LlmSettings, served_models: int | None = None) -> int:
+    from evoforge.agents.llm.client import concurrency_for as resolve
+
+    return resolve(llm, served_models)
 
 
 def _only_model(llm: LlmSettings) -> str:
@@ -292,8 +328,22 @@ def _only_model(llm: LlmSettings) -> str:
     return models[0]
 
 
-def make_proposer(settings: Settings, store: Store, job_id: int, target: Target, verifier: Any) -> Any:
-    """The job's proposer and the hook that keeps its wins as learned knowledge-base entries."""
+#: the default LLM request budget of a job, per proposal of its search budget
+CALLS_PER_PROPOSAL = 4
+
+
+def make_proposer(
+    settings: Settings,
+    store: Store,
+    job_id: int,
+    target: Target,
+    verifier: Any,
+    drafts: DraftRegistry | None = None,
+) -> Any:
+    """The job's proposer and the hook that keeps its wins as learned knowledge-base entries.
+
+    With ``drafts`` the LLM proposer skips the quick check on repeats and reuses stored quick checks.
+    """
     from evoforge.agents.base import get_proposer
     from evoforge.search.learned_store import open_knowledge
 
@@ -307,17 +357,22 @@ def make_proposer(settings: Settings, store: Store, job_id: int, target: Target,
 
     with store.transaction() as session:
         used = llm_usage(session, job_id)  # a resumed job keeps counting its token budget
+    llm = settings.llm
+    if llm.call_budget is None:
+        llm = llm.model_copy(update={"call_budget": CALLS_PER_PROPOSAL * settings.search.budget})
     client = LlmClient(
-        settings.llm,
+        llm,
         tokens_spent=used["prompt_tokens"] + used["completion_tokens"],
+        requests_made=used["calls"],
         on_record=lambda call: store_call(store, job_id, call),
     )
     proposer = get_proposer(
         name,
         client=client,
-        checker=verifier.quick_check,
+        checker=drafts.quick_checker(verifier.quick_check) if drafts else verifier.quick_check,
         retrieve=knowledge.retriever(kb, target.kind),
         max_repairs=settings.llm.max_repairs,
+        memory=drafts,
     )
 
     def learn(win: Any) -> None:

@@ -1,10 +1,21 @@
 """The evolutionary loop: the one writer of a job's candidates.
 
 Each round it picks parents from the population (Pareto tournaments), asks the proposer for drafts,
-drops drafts it has seen (source hash, within the job and across jobs through the cache table),
+drops drafts it has seen (source hash, within the job and across jobs through the cache table, keyed
+by the verifier's verdict context and re-checked against the job's requirements when applied),
 evaluates the rest on a small thread pool (the work itself runs in sandboxed child processes), and
 writes every candidate when it is created and after each stage. A killed run resumes: finished
 candidates are kept, pending ones are evaluated again, and the budget counts what exists.
+
+Drafts enter through the draft registry (``dedupe.py``): a draft that repeats a candidate — same
+source hash, or same canonical hash (a renaming of internal signals) — in this job or an earlier one
+is recorded as a duplicate of it, with its verdict (linked when that candidate finishes), and costs
+no evaluation; a draft whose quick check failed is recorded as rejected at that stage without the
+cascade. A repeat that cost LLM requests counts against the budget like any proposal; a free repeat
+(an offline rule proposing the same rewrite again) is dropped. The loop stops when the budget of
+proposals is used, when a proposer with a budget of its own (``Budgeted``: LLM tokens or requests)
+says it is spent, or — for proposers without one — after ``STALE_ROUNDS_LIMIT`` rounds with nothing
+new (``LLM_STALE_ROUNDS_LIMIT`` rounds as a safety net for the others).
 
 LLM calls are written here too: a draft's calls linked to its candidate, and the calls that produced
 no candidate (collected from a proposer that is a ``CallSource``) linked to the job only. When an
@@ -19,10 +30,20 @@ import queue
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from evoforge.agents.base import CallSource, Inspiration, LlmCallRecord, Proposal, ProposalRequest, Proposer
+from sqlalchemy.orm import Session
+
+from evoforge.agents.base import (
+    Budgeted,
+    CallSource,
+    Inspiration,
+    LlmCallRecord,
+    Proposal,
+    ProposalRequest,
+    Proposer,
+)
 from evoforge.domain import (
     CandidateStatus,
     JobStatus,
@@ -30,27 +51,45 @@ from evoforge.domain import (
     Objective,
     StageResult,
     Target,
+    TargetKind,
     Verdict,
+    VerdictContext,
     improvement,
-    source_hash,
 )
 from evoforge.errors import LeaseLostError
 from evoforge.search import records
+from evoforge.search.dedupe import DraftKey, DraftRegistry, Resolution
+from evoforge.search.duplicates import (
+    finished_verdict,
+    link_duplicate,
+    record_duplicate,
+    record_quick_rejection,
+    set_canonical,
+)
+from evoforge.search.duplicates import (
+    in_job as _in_job,
+)
 from evoforge.search.population import Member, inspirations, select_parents, survivors
 from evoforge.store import repository
 from evoforge.store.engine import Store
+from evoforge.store.models import Candidate
 
 log = logging.getLogger(__name__)
 
+#: members of the population offered to a proposer as inspirations (an LLM prompt shows two, and
+#: rotates through the others when drafts repeat)
+INSPIRATIONS = 4
 #: rounds in a row in which the proposer offers nothing new before the loop stops early
 STALE_ROUNDS_LIMIT = 3
+#: the same for a proposer with a budget of its own (it normally stops by spending that budget)
+LLM_STALE_ROUNDS_LIMIT = 20
 
 
 class Verifier(Protocol):
     implementation_cache: dict[str, dict[str, StageResult]]
     implementation_stages: tuple[str, ...]
 
-    def tool_versions(self) -> str: ...
+    def verdict_context(self) -> VerdictContext: ...
     def baseline(self) -> Verdict: ...
     def verify(
         self, source: str, *, on_stage: Callable[[StageResult], None] | None = None, label: str = "cand"
@@ -97,6 +136,7 @@ class SearchLoop:
         options: LoopOptions,
         progress: Progress | None = None,
         learn: Callable[[Improvement], None] | None = None,
+        drafts: DraftRegistry | None = None,
     ) -> None:
         self.store = store
         self.target = target
@@ -104,10 +144,15 @@ class SearchLoop:
         self.proposer = proposer
         self.options = options
         self.progress = progress
+        self._made = 0
         self.learn = learn
         self._unlinked_calls: list[LlmCallRecord] = []
         self._drafts: dict[int, tuple[Member, Proposal]] = {}
-        self.tool_versions = verifier.tool_versions()
+        self.context = verifier.verdict_context()
+        self.registry = drafts
+        self._keys: dict[int, DraftKey] = {}  # candidate → its hashes (for the canonical cache entry)
+        self._waiting: dict[int, list[int]] = {}  # candidate → its duplicates waiting for its verdict
+        self.stop_reason: str | None = None
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -119,12 +164,15 @@ class SearchLoop:
         with self.store.transaction() as session:
             self.verifier.implementation_cache.update(
                 records.implementation_results(
-                    session, target_fp, self.tool_versions, self.verifier.implementation_stages
+                    session, target_fp, self.context, self.verifier.implementation_stages
                 )
             )
+        if self.registry is None:
+            self.registry = DraftRegistry(self.store, self.target, job_id=job_id, context=self.context)
         try:
             baseline = self._baseline(job_id)
             self._record_rule_outcomes(job_id)
+            self.registry.load()
             self._finish_pending(job_id, target_fp)
             cancelled = not self._search(job_id, target_fp, baseline)
             with self.store.transaction() as session:
@@ -178,13 +226,18 @@ class SearchLoop:
     def _finish_pending(self, job_id: int, target_fp: str) -> None:
         """Evaluate candidates a killed run created but did not finish."""
         with self.store.transaction() as session:
-            pending = [(c.id, c.source) for c in records.pending_candidates(session, job_id)]
+            pending = []
+            for c in records.pending_candidates(session, job_id):
+                if c.duplicate_of is None:
+                    pending.append((c.id, c.source))
+                elif not self._link_if_finished(session, job_id, c.id, c.duplicate_of):
+                    self._waiting.setdefault(c.duplicate_of, []).append(c.id)
         if pending:
             log.info("resuming job %s: %d unfinished candidate(s)", job_id, len(pending))
             self._evaluate(job_id, target_fp, pending)
 
     def _search(self, job_id: int, target_fp: str, baseline: Member) -> bool:
-        """Rounds until the budget is spent or the proposer runs dry; False when cancelled."""
+        """Rounds until the budget is spent or the proposer is done; False when cancelled."""
         rng = random.Random(self.options.seed)
         stale_rounds = 0
         round_index = 0
@@ -195,39 +248,98 @@ class SearchLoop:
                     return False
                 made = records.proposal_count(session, job_id)
                 members = records.population(session, job_id)
-                seen = records.source_hashes(session, job_id)
             remaining = self.options.budget - made
             if remaining <= 0:
+                break
+            reason = self.proposer.exhausted() if isinstance(self.proposer, Budgeted) else None
+            if reason:
+                self.stop_reason = reason
+                log.info(
+                    "job %s: stopping with %d of %d proposals: %s", job_id, made, self.options.budget, reason
+                )
                 break
             self._report(made, f"round {round_index}")
             members = survivors(members, self.options.objectives, self.options.population_size)
             parents = select_parents(members, self.options.objectives, max(1, self.options.workers), rng)
-            drafts = self._propose(parents, members, remaining, rng, seen)
+            drafts = self._propose(parents, members, remaining, rng)
             self._store_unlinked_calls(job_id)
-            if not drafts:
+            to_evaluate, recorded = self._record(job_id, target_fp, drafts)
+            if not recorded:
                 stale_rounds += 1
-                if stale_rounds >= STALE_ROUNDS_LIMIT:
+                if stale_rounds >= self._stale_limit():
+                    self.stop_reason = f"nothing new from the proposer in {stale_rounds} rounds"
                     log.info("the proposer has nothing new after %d rounds; stopping early", stale_rounds)
                     break
                 round_index += 1
                 continue
             stale_rounds = 0
-            to_evaluate: list[tuple[int, str]] = []
-            with self.store.transaction() as session:
-                for parent, proposal in drafts:
-                    cid, cached = records.add_proposal(
-                        session, job_id, parent, proposal, target_fp, self.tool_versions
-                    )
-                    records.record_calls(session, job_id, cid, proposal.calls)
-                    if not cached:
-                        if proposal.calls:
-                            self._drafts[cid] = (parent, proposal)
-                        to_evaluate.append((cid, proposal.source))
             self._evaluate(job_id, target_fp, to_evaluate)
             round_index += 1
         with self.store.transaction() as session:
             self._report(records.proposal_count(session, job_id), "done")
         return True
+
+    def _stale_limit(self) -> int:
+        """Rounds with nothing new before stopping: few for a proposer with no budget of its own (or
+        whose LLM half is spent), many as a safety net for one that stops by spending its budget."""
+        if not isinstance(self.proposer, Budgeted):
+            return STALE_ROUNDS_LIMIT
+        llm_exhausted = getattr(self.proposer, "llm_exhausted", None)
+        if callable(llm_exhausted) and llm_exhausted():
+            return STALE_ROUNDS_LIMIT
+        return LLM_STALE_ROUNDS_LIMIT
+
+    def _record(
+        self, job_id: int, target_fp: str, drafts: list[tuple[Member, Proposal]]
+    ) -> tuple[list[tuple[int, str]], int]:
+        """Store a round's drafts (new ones first, so that repeats can link to them): the new ones to
+        evaluate, and how many were recorded. Free repeats within the job are dropped."""
+        assert self.registry is not None
+        to_evaluate: list[tuple[int, str]] = []
+        recorded = 0
+        ordered = [d for d in drafts if not d[1].repeat] + [d for d in drafts if d[1].repeat]
+        with self.store.transaction() as session:
+            for parent, proposal in ordered:
+                found = self.registry.resolve(session, proposal.source)
+                if found.kind == "duplicate" and not proposal.calls and _in_job(session, job_id, found):
+                    continue  # an offline rule proposing what the job already has: free, dropped
+                cid, evaluate = self._record_one(session, job_id, target_fp, parent, proposal, found)
+                recorded += 1
+                records.record_calls(session, job_id, cid, proposal.calls)
+                if evaluate:
+                    if proposal.calls:
+                        self._drafts[cid] = (parent, proposal)
+                    to_evaluate.append((cid, proposal.source))
+        return to_evaluate, recorded
+
+    def _record_one(
+        self,
+        session: Session,
+        job_id: int,
+        target_fp: str,
+        parent: Member,
+        proposal: Proposal,
+        found: Resolution,
+    ) -> tuple[int, bool]:
+        """Store one draft: (candidate id, whether it needs an evaluation)."""
+        assert self.registry is not None
+        if found.kind == "duplicate":
+            cid = record_duplicate(session, job_id, parent, proposal, found)
+            if found.verdict is None and found.original_id is not None:
+                self._waiting.setdefault(found.original_id, []).append(cid)
+            return cid, False
+        quick = found.quick if found.kind == "quick" else proposal.check
+        if quick is not None and not quick.ok and not quick.error:
+            repeat = found.kind == "quick" or proposal.repeat or quick.cached
+            cid = record_quick_rejection(session, job_id, parent, proposal, found.key, quick, repeat=repeat)
+            self.registry.note_candidate(cid, found.key)
+            return cid, False
+        cid, cached = records.add_proposal(session, job_id, parent, proposal, target_fp, self.context)
+        set_canonical(session, cid, found.key)
+        self.registry.note_candidate(cid, found.key)
+        if not cached:
+            self._keys[cid] = found.key
+        return cid, not cached
 
     def _store_unlinked_calls(self, job_id: int) -> None:
         """LLM calls that produced no new candidate: stored against the job."""
@@ -245,7 +357,6 @@ class SearchLoop:
         members: Sequence[Member],
         remaining: int,
         rng: random.Random,
-        seen: set[str],
     ) -> list[tuple[Member, Proposal]]:
         drafts: list[tuple[Member, Proposal]] = []
         per_parent = max(1, -(-remaining // max(1, len(parents))))
@@ -255,19 +366,17 @@ class SearchLoop:
                 parent_source=parent.source,
                 parent_metrics=parent.metrics,
                 feedback={**parent.feedback, "objectives": [o.value for o in self.options.objectives]},
-                count=min(per_parent, self.options.workers * 2),
+                count=min(per_parent, remaining - len(drafts), self.options.workers * 2),
                 seed=rng.randrange(2**31),
                 inspirations=tuple(
                     Inspiration(m.source, m.metrics, m.origin)
-                    for m in inspirations(members, parent, self.options.objectives)
+                    for m in inspirations(members, parent, self.options.objectives, count=INSPIRATIONS)
                 ),
             )
             for proposal in self.proposer.propose(request):
-                digest = source_hash(proposal.source, self.target.kind)
-                if digest in seen or len(drafts) >= remaining:
+                if len(drafts) >= remaining:
                     self._unlinked_calls.extend(proposal.calls)
                     continue
-                seen.add(digest)
                 drafts.append((parent, proposal))
             if len(drafts) >= remaining:
                 break
@@ -306,6 +415,9 @@ class SearchLoop:
             with self.store.transaction() as session:
                 for cid, result in batch:
                     records.record_stage(session, cid, result)
+            for cid, result in batch:  # a slow stage says what it was doing when it ends
+                state = "ok" if result.ok else ("error" if result.error else "failed")
+                self._report(self._made, f"#{cid} {result.name}: {state} in {result.seconds:.1f} s")
 
     def _finish(self, job_id: int, target_fp: str, cid: int, future: Future[Verdict]) -> None:
         try:
@@ -314,10 +426,37 @@ class SearchLoop:
             log.exception("evaluation of candidate %s crashed", cid)
             verdict = Verdict(False, "verify", f"verifier crashed: {exc}", Metrics(), (), error=True)
         with self.store.transaction() as session:
-            records.finish_candidate(session, job_id, cid, verdict, target_fp, self.tool_versions)
+            records.finish_candidate(session, job_id, cid, verdict, target_fp, self.context)
+            key = self._keys.pop(cid, None)
+            if key is not None and self.registry is not None:
+                self.registry.remember_verdict(session, cid, key, verdict)
+            for duplicate in self._waiting.pop(cid, []):
+                link_duplicate(session, job_id, duplicate, verdict)
             made = records.proposal_count(session, job_id)
         self._report(made, f"#{cid} {verdict.status.value} ({verdict.stage})")
         self._maybe_learn(cid, verdict)
+
+    def _link_if_finished(self, session: Session, job_id: int, cid: int, original_id: int) -> bool:
+        """Give a waiting duplicate its original's verdict if that is known; False while pending."""
+        original = session.get(Candidate, original_id)
+        if original is None:  # the original was deleted: evaluate the duplicate after all
+            return False
+        verdict = finished_verdict(session, original)
+        if verdict is None:
+            return False
+        link_duplicate(session, job_id, cid, verdict)
+        return True
+
+    def _learnable(self, win: Improvement) -> Improvement | None:
+        """A kernel win is learned only by its same-run speed-up over torch eager (the benchmark
+        stage's, which the verifier re-checks), never by runtimes measured in different runs."""
+        if self.target.kind is not TargetKind.KERNEL:
+            return win
+        speedup = win.metrics.speedup
+        if speedup is None or speedup <= 1.0:
+            log.info("not learned: %s has no verified same-run speed-up over torch eager", win.origin)
+            return None
+        return replace(win, gain={"speedup": float(speedup)})
 
     def _maybe_learn(self, cid: int, verdict: Verdict) -> None:
         """Hand an accepted LLM draft that beats its parent on the first objective to ``learn``."""
@@ -328,21 +467,24 @@ class SearchLoop:
         before, after = primary.value_of(parent.metrics), primary.value_of(verdict.metrics)
         if before is None or after is None or after >= before:
             return
-        try:
-            self.learn(
-                Improvement(
-                    target_name=self.target.name,
-                    origin=proposal.origin,
-                    note=proposal.note,
-                    parent_source=parent.source,
-                    source=proposal.source,
-                    parent_metrics=parent.metrics,
-                    metrics=verdict.metrics,
-                    gain=improvement(parent.metrics, verdict.metrics),
-                    candidate_id=cid,
-                    assurance=str(verdict.assurance) if verdict.assurance else None,
-                )
+        win = self._learnable(
+            Improvement(
+                target_name=self.target.name,
+                origin=proposal.origin,
+                note=proposal.note,
+                parent_source=parent.source,
+                source=proposal.source,
+                parent_metrics=parent.metrics,
+                metrics=verdict.metrics,
+                gain=improvement(parent.metrics, verdict.metrics),
+                candidate_id=cid,
+                assurance=str(verdict.assurance) if verdict.assurance else None,
             )
+        )
+        if win is None:
+            return
+        try:
+            self.learn(win)
         except Exception:  # learning is a bonus; it must not fail the job
             log.exception("could not record what candidate %s taught", cid)
 
@@ -367,11 +509,15 @@ class SearchLoop:
                 candidate_id=best.id,
                 assurance=best.assurance,
             )
+        learnable = self._learnable(win)
+        if learnable is None:
+            return
         try:
-            self.learn(win)
+            self.learn(learnable)
         except Exception:  # learning is a bonus; it must not fail the job
             log.exception("could not record what job %s taught", job_id)
 
     def _report(self, done: int, message: str) -> None:
+        self._made = done
         if self.progress is not None:
             self.progress.update(min(done, self.options.budget), self.options.budget, message)

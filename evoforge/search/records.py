@@ -2,17 +2,21 @@
 
 Every function takes an open session (``Store.transaction()``); the loop is the only caller, so the
 loop stays the one writer of its job. The cross-job cache is consulted here: a draft whose source hash
-has a cached verdict for the same target and tool versions is recorded with that verdict and never
-evaluated.
+has a cached verdict for the same target and verdict context (every setting a verdict depends on),
+and whose verdict passes :func:`evoforge.search.cache_policy.reuse_refusal` against the job's own
+requirements, is recorded with that verdict and never evaluated. Only a verdict copied from the cache
+counts as a cache hit; the functional fingerprint is computed by simulating the probe, so it saves no
+simulation and is not a cache.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from evoforge.agents.base import LlmCallRecord, Proposal
 from evoforge.domain import (
@@ -23,14 +27,18 @@ from evoforge.domain import (
     StageResult,
     TargetKind,
     Verdict,
+    VerdictContext,
     improvement,
     source_hash,
 )
 from evoforge.errors import NotFoundError
+from evoforge.search.cache_policy import reuse_refusal
 from evoforge.search.population import Member, best_member
 from evoforge.store import repository
 from evoforge.store.cache import CacheHashKind
 from evoforge.store.models import CacheEntry, Candidate, Job, LlmCall, StageRun
+
+log = logging.getLogger(__name__)
 
 ORIGINAL = "original"
 
@@ -112,7 +120,12 @@ def _feedback(session: Session, candidate_id: int) -> dict[str, Any]:
     feedback: dict[str, Any] = {}
     failed = session.scalars(
         select(Candidate)
-        .where(Candidate.parent_id == candidate_id, Candidate.status == CandidateStatus.REJECTED.value)
+        .where(
+            Candidate.parent_id == candidate_id,
+            Candidate.status == CandidateStatus.REJECTED.value,
+            Candidate.duplicate_of.is_(None),  # a repeat teaches nothing new (and keeps plans reusable)
+            or_(Candidate.cache_hit.is_(None), Candidate.cache_hit != "quick"),
+        )
         .order_by(Candidate.id.desc())
         .limit(RECENT_FAILURES)
     ).all()
@@ -156,6 +169,11 @@ def population(session: Session, job_id: int, *, include_original: bool = True) 
     query = select(Candidate).where(
         Candidate.job_id == job_id, Candidate.status == CandidateStatus.ACCEPTED.value
     )
+    # a duplicate of a candidate of the same job is a record, not a member (its original is one)
+    same_job = aliased(Candidate)
+    query = query.where(
+        ~exists().where(same_job.id == Candidate.duplicate_of, same_job.job_id == Candidate.job_id)
+    )
     if not include_original:
         query = query.where(Candidate.origin != ORIGINAL)
     return [member_of(c, _feedback(session, c.id)) for c in session.scalars(query.order_by(Candidate.id))]
@@ -190,7 +208,7 @@ def add_proposal(
     parent: Member,
     proposal: Proposal,
     target_fp: str,
-    tool_versions: str,
+    context: VerdictContext,
 ) -> tuple[int, bool]:
     """Store a draft; returns (candidate id, answered from the cache)."""
     job = repository.get_job(session, job_id)
@@ -206,11 +224,15 @@ def add_proposal(
         generation=parent.generation + 1,
     )
     cached = repository.find_cache(
-        session, target_fingerprint=target_fp, hash_kind="source", hash=digest, tool_versions=tool_versions
+        session, target_fingerprint=target_fp, hash_kind="source", hash=digest, context=context
     )
     if cached is None:
         return candidate.id, False
     verdict = verdict_from_dict(cached.verdict)
+    refusal = reuse_refusal(verdict, cached.context, context)
+    if refusal is not None:
+        log.info("cached verdict for %s not reused: %s", digest[:12], refusal)
+        return candidate.id, False
     for result in verdict.stages:
         record_stage(session, candidate.id, result)
     _apply_verdict(candidate, verdict)
@@ -297,9 +319,15 @@ def record_stage(session: Session, candidate_id: int, result: StageResult) -> No
 
 
 def finish_candidate(
-    session: Session, job_id: int, candidate_id: int, verdict: Verdict, target_fp: str, tool_versions: str
+    session: Session,
+    job_id: int,
+    candidate_id: int,
+    verdict: Verdict,
+    target_fp: str,
+    context: VerdictContext,
 ) -> None:
-    """Store the verdict, and remember it by each hash that may answer a later draft."""
+    """Store the verdict, and remember it by each hash that may answer a later draft (source hash;
+    implementation hash for the synthesis-dependent stages of accepted candidates)."""
     candidate = session.get(Candidate, candidate_id)
     if candidate is None:
         raise NotFoundError(f"candidate {candidate_id} vanished from the database")
@@ -312,34 +340,15 @@ def finish_candidate(
             target_fingerprint=target_fp,
             hash_kind=hash_kind,
             hash=digest,
-            tool_versions=tool_versions,
+            context=context,
             verdict=stored,
         )
 
-    if _decided_by_fingerprint(verdict) and verdict.functional_hash:
-        known = repository.find_cache(
-            session,
-            target_fingerprint=target_fp,
-            hash_kind="functional",
-            hash=verdict.functional_hash,
-            tool_versions=tool_versions,
-        )
-        if known is not None:
-            candidate.cache_hit = "functional"
-            candidate.reason = f"{verdict.reason} (same output trace as an earlier rejected candidate)"
-        else:
-            remember("functional", verdict.functional_hash)
     if verdict.accepted and verdict.implementation_hash:
         remember("implementation", verdict.implementation_hash)
     if not verdict.error:
         remember("source", candidate.source_hash)
     _refresh(session, job_id)
-
-
-def _decided_by_fingerprint(verdict: Verdict) -> bool:
-    """Rejected because the probe trace (the functional fingerprint) differs from the original's."""
-    last = verdict.stages[-1] if verdict.stages else None
-    return bool(last and last.name == "simulate" and not last.ok and last.data.get("probe_mismatch"))
 
 
 def _refresh(session: Session, job_id: int) -> None:
@@ -358,14 +367,14 @@ def _apply_verdict(candidate: Candidate, verdict: Verdict) -> None:
 
 
 def implementation_results(
-    session: Session, target_fp: str, tool_versions: str, stage_names: tuple[str, ...]
+    session: Session, target_fp: str, context: VerdictContext, stage_names: tuple[str, ...]
 ) -> dict[str, dict[str, StageResult]]:
     """Stage results known per implementation hash (from earlier jobs), for the verifier to reuse."""
     entries = session.scalars(
         select(CacheEntry).where(
             CacheEntry.target_fingerprint == target_fp,
             CacheEntry.hash_kind == "implementation",
-            CacheEntry.tool_versions == tool_versions,
+            CacheEntry.context_digest == context.digest(),
         )
     )
     known: dict[str, dict[str, StageResult]] = {}
@@ -431,3 +440,8 @@ def verdict_from_dict(data: dict[str, Any]) -> Verdict:
 
 def improvement_of(job: Job, candidate: Candidate) -> dict[str, float]:
     return improvement(Metrics.from_dict(job.baseline_metrics), Metrics.from_dict(candidate.metrics))
+
+
+#: the loop's other writers (``duplicates.py``) apply verdicts and refresh counts the same way
+apply_verdict = _apply_verdict
+refresh_job = _refresh

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evoforge.domain import CandidateStatus, Metrics, Objective, improvement
+from evoforge.search.cost import llm_cost
 from evoforge.search.population import Member, pareto_front
-from evoforge.search.records import llm_usage
 from evoforge.store import repository
 from evoforge.store.models import Candidate, Job, StageRun
 
@@ -30,6 +30,7 @@ def candidate_row(candidate: Candidate) -> dict[str, Any]:
         "metrics": candidate.metrics,
         "assurance": candidate.assurance,
         "cache_hit": candidate.cache_hit,
+        "duplicate_of": candidate.duplicate_of,
         "note": candidate.note,
     }
 
@@ -106,6 +107,11 @@ def lineage_rows(candidates: list[Candidate], candidate_id: int) -> list[dict[st
     return steps[::-1]
 
 
+def _clocking(meta: dict[str, Any]) -> dict[str, Any]:
+    """An RTL target's clocks, resets and how they were found (jobs stored before these: nothing)."""
+    return {k: meta[k] for k in ("clocks", "resets", "notes") if k in meta}
+
+
 def job_report(session: Session, job_id: int) -> dict[str, Any]:
     job: Job = repository.get_job(session, job_id)
     candidates = list(
@@ -118,6 +124,7 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
         "status": job.status,
         "error": job.error,
         "target": {"kind": job.kind, "name": job.target_name},
+        "interface": _clocking(job.target_meta or {}),
         "options": job.options,
         "baseline": {"metrics": baseline.to_dict()},
         "best": None
@@ -142,7 +149,7 @@ def job_report(session: Session, job_id: int) -> dict[str, Any]:
         "candidates": [candidate_row(c) for c in candidates if c.origin != ORIGINAL],
         "pareto_front": pareto_rows(job, candidates, baseline),
         "rules": list((job.target_meta or {}).get("rule_outcomes") or []),
-        "llm": llm_usage(session, job_id),
+        "llm": llm_cost(session, job_id),
     }
 
 

@@ -112,16 +112,26 @@ def _load_rtl(source: str, meta: dict[str, Any], options: dict[str, Any], folder
 
     for key, what in (("top", "top module"), ("clock", "clock"), ("reset", "reset")):
         if meta.get(key) and meta[key] != "none":
-            check_identifier(str(meta[key]), what)
+            for name in str(meta[key]).split(","):  # --clock/--reset take comma-separated lists
+                check_identifier(name.strip(), what)
+    for signal in [*meta.get("clocks", ()), *meta.get("resets", ())]:
+        check_identifier(str(signal["port"]), "clock or reset")
     loaded = meta.get("loaded", True)
     # a name from the design becomes a file name only once it is known to be a plain identifier
     top = str(meta.get("top") or "")
     design = folder / (f"{top}.v" if loaded and SIMPLE_IDENTIFIER.fullmatch(top) else "design.v")
     design.write_text(source)
     user_test = Path(options["user_test"]) if options.get("user_test") else None
-    target = load_rtl_target(
-        [design],
-        RtlTargetOptions(
+    if loaded and "clocks" in meta:  # every clock and reset it was loaded with, each reset's polarity
+        choices = RtlTargetOptions(
+            top=meta.get("top") or None,
+            clock=",".join(c["port"] for c in meta["clocks"]) or "none",
+            reset=",".join(r["port"] for r in meta["resets"]) or "none",
+            reset_polarities={r["port"]: bool(r["active_low"]) for r in meta["resets"]},
+            user_test=user_test,
+        )
+    else:
+        choices = RtlTargetOptions(
             top=meta.get("top") or None,
             # a loaded job stored the ports it found ("none" when there was none); an unloaded one
             # has only what the user asked for (None: find it)
@@ -129,9 +139,8 @@ def _load_rtl(source: str, meta: dict[str, Any], options: dict[str, Any], folder
             reset=(meta.get("reset") or "none") if loaded else (meta.get("reset") or None),
             reset_active_low=meta.get("reset_active_low"),
             user_test=user_test,
-        ),
-        workdir=folder,
-    )
+        )
+    target = load_rtl_target([design], choices, workdir=folder)
     check_rtl_names(target)
     return target
 
@@ -146,3 +155,10 @@ def _record_loaded(store: Store, job_id: int, target: Target) -> None:
         job.target_fingerprint = target.fingerprint
         job.target_source = target.source
         job.target_meta = target_meta(target)
+        if target.kind is TargetKind.KERNEL:  # the sizes the size check chose, pinned and shown
+            from evoforge.verifiers.kernel.target import scaling_of
+
+            scaling = scaling_of(target)
+            kernel = {**(job.options.get("kernel") or {}), "sizes": dict(scaling.get("values") or {}) or None}
+            note = {k: scaling.get(k) for k in ("note", "constants", "mode")} if scaling else None
+            job.options = {**job.options, "kernel": kernel, "scaling": note}

@@ -48,7 +48,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-CACHE_HASH_KINDS: tuple[str, ...] = ("source", "functional", "implementation")
+#: "canonical": internal names normalised (search/canonical.py); "quick": a draft's quick check only
+CACHE_HASH_KINDS: tuple[str, ...] = ("source", "functional", "implementation", "canonical", "quick")
 
 
 def utcnow() -> datetime:
@@ -203,6 +204,11 @@ class Candidate(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     assurance: Mapped[str | None] = mapped_column(CleanString(64), nullable=True)
     cache_hit: Mapped[str | None] = mapped_column(CleanString(16), nullable=True)
+    canonical_hash: Mapped[str | None] = mapped_column(CleanString(128), nullable=True, index=True)
+    #: the earlier candidate (this job or another) this draft repeats; its verdict is that one's
+    duplicate_of: Mapped[int | None] = mapped_column(
+        ForeignKey("candidates.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -246,11 +252,15 @@ class StageRun(Base):
 
 
 class CacheEntry(Base):
-    """A verdict shared across jobs, keyed by (target fingerprint, hash kind, hash, tool versions)."""
+    """A verdict shared across jobs, keyed by (target fingerprint, hash kind, hash, verdict context).
+
+    ``context_digest`` is the digest of the :class:`~evoforge.domain.VerdictContext` the verdict was
+    reached under (every setting it depends on); ``context`` keeps that context for people to read.
+    """
 
     __tablename__ = "cache_entries"
     __table_args__ = (
-        UniqueConstraint("target_fingerprint", "hash_kind", "hash", "tool_versions", name="uq_cache_key"),
+        UniqueConstraint("target_fingerprint", "hash_kind", "hash", "context_digest", name="uq_cache_key"),
         CheckConstraint(HASH_KIND_CHECK, name="hash_kind"),
     )
 
@@ -258,7 +268,8 @@ class CacheEntry(Base):
     target_fingerprint: Mapped[str] = mapped_column(CleanString(128))
     hash_kind: Mapped[str] = mapped_column(CleanString(16))
     hash: Mapped[str] = mapped_column(CleanString(128))
-    tool_versions: Mapped[str] = mapped_column(CleanText)
+    context_digest: Mapped[str] = mapped_column(CleanString(64))
+    context: Mapped[dict[str, Any] | None] = mapped_column(CleanJSON(none_as_null=True), nullable=True)
     verdict: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -35,7 +35,7 @@ class KernelResources:
 @functools.cache
 def release_version(name: str, path: str) -> ToolVersion:
     """The ``release X.Y`` CUDA tools print for ``--version`` (their first line has no number)."""
-    text = process.run([path, "--version"], timeout=30).stdout
+    text = process.run([path, "--version"], timeout=30, env=process.scrubbed_env()).stdout
     match = re.search(r"release (\d+)\.(\d+)", text)
     line = match.group(0) if match else (text.strip().splitlines() or [""])[-1]
     return ToolVersion(name=name, text=line, numbers=tuple(int(g) for g in match.groups()) if match else ())
@@ -74,7 +74,7 @@ class Cuobjdump(ExternalTool):
 
     def resource_usage(self, cubin: Path) -> list[KernelResources]:
         """``cuobjdump -res-usage`` of ``cubin``, one entry per kernel."""
-        result = self.run(["-res-usage", cubin])
+        result = self.run(["-res-usage", cubin.name], cwd=cubin.parent)
         if not result.ok:
             raise ToolError(f"cuobjdump -res-usage {cubin.name} failed:\n{result.output.strip()[-2000:]}")
         return parse_res_usage(result.stdout)

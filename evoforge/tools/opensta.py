@@ -10,6 +10,7 @@ OpenSTA exits 0 even when a command fails, so :func:`sta_errors` finds its ``Err
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,11 +54,22 @@ class OpenSta(ExternalTool):
     version_argv = ("-version",)
 
     def run_tcl(
-        self, tcl: str, *, cwd: Path, timeout: float | None = None, name: str = "sta"
+        self,
+        tcl: str,
+        *,
+        cwd: Path,
+        timeout: float | None = None,
+        name: str = "sta",
+        reads: Sequence[Path] = (),
     ) -> ProcessResult:
-        """Write ``tcl`` to ``cwd/<name>.tcl`` and run it to the end (``-exit``)."""
+        """Write ``tcl`` to ``cwd/<name>.tcl`` and run it to the end (``-exit``).
+
+        ``reads``: files outside ``cwd`` the script reads (the box shows OpenSTA nothing else).
+        """
         script = write_text(cwd / f"{name}.tcl", tcl)
-        return self.run(["-no_init", "-no_splash", "-exit", script.name], cwd=cwd, timeout=timeout)
+        return self.run(
+            ["-no_init", "-no_splash", "-exit", script.name], cwd=cwd, timeout=timeout, reads=reads
+        )
 
 
 _ERROR = re.compile(r"^Error:.*$", re.M)

@@ -1,4 +1,4 @@
-"""Verilator, used for linting only (``--lint-only -Wall``; Debian's 5.006 is too old for cocotb).
+"""Verilator, used for linting only (``--lint-only -sv -Wall``; Debian's 5.006 is too old for cocotb).
 
 Errors and warnings are kept apart: the cascade rejects a candidate on errors only. Purely stylistic
 warnings are switched off (:data:`STYLE_WARNINGS`) so that what remains is worth reading.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evoforge.errors import ToolTimeoutError
-from evoforge.tools.base import ExternalTool
+from evoforge.tools.base import ExternalTool, stopped_by_limit
 from evoforge.tools.diagnostics import Diagnostic, parse_verilator
 
 #: warnings about naming, layout and unused things — not about behaviour
@@ -67,6 +67,7 @@ class Verilator(ExternalTool):
         style = [w for w in STYLE_WARNINGS if w not in _NEWER_WARNINGS or version >= (5, 30)]
         argv: list[str | os.PathLike[str]] = [
             "--lint-only",
+            "-sv",  # SystemVerilog whatever the file's extension (as Icarus -g2012 and Yosys -sv)
             "-Wall",
             "-Wno-fatal",  # warnings are reported, not fatal; errors still fail the run
             *(f"-Wno-{w}" for w in style),
@@ -82,6 +83,9 @@ class Verilator(ExternalTool):
                 hint="raise the tool timeout (rtl.tool_timeout_s)",
             )
         diagnostics = parse_verilator(result.stderr + "\n" + result.stdout)
+        limit = stopped_by_limit("verilator", result)
+        if limit is not None:
+            diagnostics = (Diagnostic("", None, "error", limit), *diagnostics)
         errors = tuple(d for d in diagnostics if d.severity == "error")
         warnings = tuple(d for d in diagnostics if d.severity == "warning")
         if result.returncode != 0 and not errors and not warnings:

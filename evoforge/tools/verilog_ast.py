@@ -1,5 +1,9 @@
 """Verilog-2001 parsing with pyverilog: preprocess, parse, summarise modules, generate text back.
 
+The offline rewrite rules use this AST; targets and candidates are elaborated by slang
+(:mod:`evoforge.tools.slang`), so a design pyverilog cannot parse (SystemVerilog) is still a target —
+the rules then find nothing in it. :func:`preprocess` is the one preprocessing step both read.
+
 pyverilog would run ``iverilog -E`` itself (outside the process choke point) and rebuild its LALR
 tables on every parser construction; here the preprocessor runs through
 :class:`evoforge.tools.iverilog.Iverilog` and the tables are pickled once into a cache directory.
@@ -54,6 +58,11 @@ class ParsedVerilog:
 
 # ---------------------------------------------------------------------------------------------
 # Preprocessing
+
+
+def preprocess(text: str, workdir: Path) -> str:
+    """The text after the Verilog preprocessor (``iverilog -E`` in ``workdir``): what the parsers read."""
+    return _preprocess(text, workdir)
 
 
 def _preprocess(text: str, workdir: Path) -> str:

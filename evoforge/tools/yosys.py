@@ -6,10 +6,11 @@ Report parsers for ``stat`` and ``ltp`` live in :mod:`evoforge.tools.yosys_repor
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evoforge.tools.base import ExternalTool, write_text
+from evoforge.tools.base import ExternalTool, read_capped, stopped_by_limit, write_text
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,13 @@ class YosysRun:
     seconds: float
     timed_out: bool
     returncode: int | None
+    limit: str | None = None  # a resource limit of the box stopped it (in words)
 
     @property
     def error(self) -> str:
-        """The first ``ERROR:`` line of the log (or the tail of the log when there is none)."""
+        """The limit that stopped yosys, else the first ``ERROR:`` line of the log (or its tail)."""
+        if self.limit is not None:
+            return self.limit
         match = re.search(r"^(?:\S*: )?ERROR:.*(?:\n(?!\S).*)*", self.log, flags=re.M)
         if match:
             return match.group(0).strip()
@@ -38,13 +42,22 @@ class Yosys(ExternalTool):
     version_argv = ("-V",)
 
     def run_script(
-        self, script: str, *, cwd: Path, timeout: float | None = None, name: str = "run"
+        self,
+        script: str,
+        *,
+        cwd: Path,
+        timeout: float | None = None,
+        name: str = "run",
+        reads: Sequence[Path] = (),
     ) -> YosysRun:
-        """Write ``script`` to ``cwd/<name>.ys`` and run it quietly; the whole log is returned."""
+        """Write ``script`` to ``cwd/<name>.ys`` and run it quietly; the whole log is returned.
+
+        ``reads``: files outside ``cwd`` the script reads (the box shows yosys nothing else).
+        """
         path = write_text(cwd / f"{name}.ys", script)
-        result = self.run(["-q", "-l", f"{name}.log", "-s", path.name], cwd=cwd, timeout=timeout)
+        result = self.run(["-q", "-l", f"{name}.log", "-s", path.name], cwd=cwd, timeout=timeout, reads=reads)
         log_path = cwd / f"{name}.log"
-        log = log_path.read_text(errors="replace") if log_path.exists() else ""
+        log = read_capped(log_path)
         if result.stderr.strip():
             log += "\n" + result.stderr
         return YosysRun(
@@ -53,6 +66,7 @@ class Yosys(ExternalTool):
             seconds=result.seconds,
             timed_out=result.timed_out,
             returncode=result.returncode,
+            limit=stopped_by_limit("yosys", result),
         )
 
 

@@ -63,6 +63,7 @@ class Net:
     offset: int  # HDL index of bits[0] (for [7:0]: 0; for [8:1]: 1)
     upto: bool  # declared ascending ([0:7])
     signed: bool
+    init: str = ""  # the ``init`` attribute (an initial value as a bit string), "" when none
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,33 @@ class ModuleNetlist:
         name = _escape(net.name)
         return f"{name}[{lo}]" if hi == lo else f"{name}[{hi}:{lo}]"
 
+    def expr_of(self, bits: Iterable[Bit]) -> str | None:
+        """Like :meth:`text_of`, also for a concatenation of named slices and 0/1 constants."""
+        bits = tuple(bits)
+        whole = self.text_of(bits)
+        if whole is not None or not bits:
+            return whole
+        pieces: list[str] = []
+        i = 0
+        while i < len(bits):
+            j = i + 1
+            if isinstance(bits[i], str):
+                while j < len(bits) and isinstance(bits[j], str):
+                    j += 1
+            else:
+                first = self._named.get(bits[i])  # type: ignore[arg-type]
+                if first is None:
+                    return None
+                net, start = first
+                while j < len(bits) and start + j - i < len(net.bits) and net.bits[start + j - i] == bits[j]:
+                    j += 1
+            text = self.text_of(bits[i:j])
+            if text is None:
+                return None
+            pieces.append(text)
+            i = j
+        return "{" + ", ".join(reversed(pieces)) + "}"
+
 
 @dataclass(frozen=True)
 class Netlist:
@@ -150,6 +178,7 @@ def parse_json(text: str) -> Netlist:
                 offset=int(net.get("offset", 0)),
                 upto=bool(net.get("upto", 0)),
                 signed=bool(net.get("signed", 0)),
+                init=str(attributes.get("init", "")),
             )
         ports = {p: str(v.get("direction", "")) for p, v in (body.get("ports") or {}).items()}
         module = ModuleNetlist(name, cells, nets, ports)
@@ -190,3 +219,68 @@ def word_netlist(text: str, timeout_s: float = NETLIST_TIMEOUT_S) -> Netlist:
         if not run.ok or not out.exists():
             raise ToolError(f"yosys could not build the word-level netlist: {run.error}")
         return parse_json(out.read_text())
+
+
+_FOUND = re.compile(r"^Found FSM state register (\S+?)\.(\S+?)\.$", re.M)
+_NOT = re.compile(r"^Not marking (\S+?)\.(\S+) as FSM state register:\s*\n\s*(.+)$", re.M)
+
+
+@functools.lru_cache(maxsize=32)
+def fsm_registers(text: str, timeout_s: float = NETLIST_TIMEOUT_S) -> dict[tuple[str, str], str]:
+    """What Yosys's ``fsm_detect`` says of each candidate state register: "" (it re-encodes it) or why not.
+
+    Keys are (module, register name). Synthesis (``synth``) re-encodes the registers marked "" on its
+    own (one-hot unless an ``fsm_encoding`` attribute says otherwise); the others keep their codes.
+    """
+    with tempfile.TemporaryDirectory(prefix="evoforge-fsm-") as tmp:
+        cwd = Path(tmp)
+        (cwd / "design.sv").write_text(text)
+        script = "read_verilog -sv design.sv\nproc\nopt_expr\nopt_clean\nopt -nodffe -nosdff\nfsm_detect\n"
+        run = Yosys(timeout=timeout_s).run_script(script, cwd=cwd, name="fsm")
+        if not run.ok:
+            raise ToolError(f"yosys could not look for FSMs: {run.error}")
+        out: dict[tuple[str, str], str] = {}
+        for module, wire in _FOUND.findall(run.log):
+            out[(module.lstrip("\\"), wire.lstrip("\\"))] = ""
+        for module, wire, reason in _NOT.findall(run.log):
+            out[(module.lstrip("\\"), wire.lstrip("\\"))] = reason.strip()
+        return out
+
+
+@functools.lru_cache(maxsize=32)
+def flat_netlist(text: str, top: str, timeout_s: float = NETLIST_TIMEOUT_S) -> ModuleNetlist:
+    """The word-level netlist of ``top`` with its submodules flattened into it."""
+    with tempfile.TemporaryDirectory(prefix="evoforge-flat-") as tmp:
+        cwd = Path(tmp)
+        (cwd / "design.sv").write_text(text)
+        script = (
+            f"read_verilog -sv design.sv\nhierarchy -top {top}\nproc\nflatten\nopt_merge\nopt_clean\n"
+            "write_json netlist.json\n"
+        )
+        run = Yosys(timeout=timeout_s).run_script(script, cwd=cwd, name="flat")
+        out = cwd / "netlist.json"
+        if not run.ok or not out.exists():
+            raise ToolError(f"yosys could not flatten {top}: {run.error}")
+        modules = parse_json(out.read_text()).modules
+        if top not in modules:
+            raise ToolError(f"yosys did not keep module {top}")
+        return modules[top]
+
+
+def prove(text: str, check: str, top: str, timeout_s: float = 60.0) -> bool | None:
+    """Whether output ``ok`` of module ``top`` (in ``check``, which may instantiate modules of
+    ``text``) is 1 for every input: True (proven), False (a counterexample), None (no answer in time)."""
+    with tempfile.TemporaryDirectory(prefix="evoforge-prove-") as tmp:
+        cwd = Path(tmp)
+        (cwd / "design.sv").write_text(text)
+        (cwd / "check.sv").write_text(check)
+        script = (
+            f"read_verilog -sv design.sv\nread_verilog -sv check.sv\nhierarchy -top {top}\nproc\nflatten\n"
+            "opt_clean\nsat -prove ok 1 -verify\n"
+        )
+        run = Yosys(timeout=timeout_s).run_script(script, cwd=cwd, name="prove")
+        if run.ok:
+            return True
+        if "SAT proof finished - model found: FAIL!" in run.log or "Proof failed" in run.log:
+            return False
+        return None

@@ -23,10 +23,23 @@ log = logging.getLogger(__name__)
 Context = TypeVar("Context")
 
 
+#: the longest stage detail kept: a reason quotes a bounded part of what the candidate produced
+DETAIL_LIMIT_CHARS = 4000
+
+
+def _capped(result: StageResult) -> StageResult:
+    if len(result.detail) <= DETAIL_LIMIT_CHARS:
+        return result
+    half = DETAIL_LIMIT_CHARS // 2
+    cut = len(result.detail) - 2 * half
+    detail = f"{result.detail[:half]}\n… [{cut} characters cut] …\n{result.detail[-half:]}"
+    return replace(result, detail=detail)
+
+
 def run_stage(name: str, fn: Callable[[Context], StageResult], ctx: Context) -> StageResult:
     start = time.monotonic()
     try:
-        return fn(ctx)
+        return _capped(fn(ctx))
     except EvoforgeError as exc:
         log.warning("stage %s failed in the verifier: %s", name, exc)
         return StageResult(name, False, time.monotonic() - start, detail=str(exc), error=True)

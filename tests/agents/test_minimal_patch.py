@@ -77,10 +77,11 @@ def test_an_edited_case_arm_is_the_only_hunk(rule_proposals) -> None:
     assert proposal.source.startswith(text.split("(", 1)[0])
 
 
-def test_a_macro_on_a_patched_line_falls_back_to_a_whole_print(rule_proposals) -> None:
+def test_a_macro_on_a_patched_line_is_kept(rule_proposals) -> None:
+    """Text rules edit byte ranges: a macro next to the renamed name stays as the user wrote it."""
     text = "`define ZERO 32'd0\n" + COUNTER.replace(
         "count <= 32'd0;\n            tick", "count <= `ZERO;\n            tick"
     )
     proposals = rule_proposals(text, "tick", "width_reduction")
-    assert proposals, "the rule still proposes (printing the whole module)"
-    assert "`ZERO" not in proposals[0].source and "count_q" in proposals[0].source
+    assert proposals, "the rule still proposes"
+    assert "count_q <= `ZERO;" in proposals[0].source

@@ -127,3 +127,115 @@ def test_unsafe_registers_are_left_alone(text: str, rule_proposals) -> None:
         assert [p.note for p in proposals if "to 13 bits" in p.note] == [proposals[0].note]
         return
     assert proposals == []
+
+
+# The same bounded counter in more spellings (SystemVerilog, ANSI output ports, several names in one
+# declaration, case with parameter labels): found on the netlist, patched in place.
+MORE_SPELLINGS = {
+    "sv_always_ff_localparam": (
+        """\
+module cnt (input logic clk, input logic rst, input logic en, output logic wrap);
+  localparam logic [15:0] LAST = 16'd11;
+  logic [15:0] n;
+  always_ff @(posedge clk)
+    if (rst) n <= '0;
+    else if (en) n <= (n == LAST) ? '0 : n + 16'd1;
+  assign wrap = en && n == LAST;
+endmodule
+""",
+        "rst",
+        4,
+    ),
+    "ansi_output_port": (
+        """\
+module cnt (input clk, input rst_n, output reg [9:0] n);
+  always @(posedge clk or negedge rst_n)
+    if (!rst_n) n <= 10'd0;
+    else if (n < 10'd20) n <= n + 10'd1;
+endmodule
+""",
+        "rst_n",
+        5,
+    ),
+    "several_names_one_declaration": (
+        """\
+module cnt (input clk, input rst, output [7:0] q, output t);
+  reg [7:0] a, n, b;
+  always @(posedge clk) begin
+    a <= rst ? 8'd0 : a + 8'd1;
+    n <= rst ? 8'd0 : (n == 8'd6 ? 8'd0 : n + 8'd1);
+    b <= a ^ {5'd0, n[2:0]};
+  end
+  assign q = b;
+  assign t = n == 8'd6;
+endmodule
+""",
+        "rst",
+        3,
+    ),
+    "case_parameter_labels_down": (
+        """\
+module cnt (input clk, input rst, output reg [11:0] left);
+  parameter TOP = 12'd9, ZERO = 12'd0;
+  always @(posedge clk)
+    if (rst) left <= TOP;
+    else case (left)
+      ZERO: left <= TOP;
+      default: left <= left - 12'd1;
+    endcase
+endmodule
+""",
+        "rst",
+        4,
+    ),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(MORE_SPELLINGS))
+def test_more_spellings_are_narrowed_and_equivalent(spelling: str, tmp_path: Path) -> None:
+    import random
+
+    from rtl_checks import reset_equivalent
+
+    from evoforge.agents.rtl_rules import width_reduction
+    from evoforge.agents.rtl_rules.text_sites import Design, apply_edits
+
+    text, reset, bits = MORE_SPELLINGS[spelling]
+    sites = width_reduction.RULE.text_sites(Design(text), random.Random(0))
+    narrowed = [s for s in sites if f"to {bits} bits" in s.note]
+    assert len(narrowed) == 1, [s.note for s in sites]
+    patched = apply_edits(text, narrowed[0].edits)
+    low = reset.endswith("_n")
+    ok, log = reset_equivalent(text, patched, "cnt", tmp_path / "eq", reset, low, steps=30)
+    assert ok, f"{patched}\n{log[-1500:]}"
+
+
+def test_array_words_whose_high_bits_nothing_reads_are_narrowed(tmp_path: Path) -> None:
+    import random
+
+    from rtl_checks import reset_equivalent
+
+    from evoforge.agents.rtl_rules import width_reduction
+    from evoforge.agents.rtl_rules.text_sites import Design, apply_edits
+
+    text = """\
+module mem (input clk, input rst_n, input we, input [1:0] wa, ra, input [5:0] wd, output reg [5:0] rd);
+  reg [7:0] m [0:3];
+  integer i;
+  always @(posedge clk or negedge rst_n)
+    if (!rst_n) for (i = 0; i < 4; i = i + 1) m[i] <= 8'd0;
+    else if (we) m[wa] <= wd;
+  always @(posedge clk) rd <= m[ra];
+endmodule
+"""
+    sites = width_reduction.RULE.text_sites(Design(text), random.Random(0))
+    (site,) = [s for s in sites if "array m" in s.note]
+    patched = apply_edits(text, site.edits)
+    assert "reg [5:0] m [0:3];" in patched
+    ok, log = reset_equivalent(text, patched, "mem", tmp_path / "eq", "rst_n", True, steps=12)
+    assert ok, log[-1500:]
+    # a read that uses the high bits keeps the words whole
+    wide = text.replace("rd <= m[ra];", "rd <= m[ra][7:2];")
+    assert not [
+        s for s in width_reduction.RULE.text_sites(Design(wide), random.Random(0)) if "array" in s.note
+    ]

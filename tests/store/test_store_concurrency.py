@@ -10,9 +10,11 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState
 
-from evoforge.domain import Metrics, StageResult
+from evoforge.domain import Metrics, StageResult, TargetKind, VerdictContext
 from evoforge.store import Store, open_store
 from evoforge.store import repository as repo
+
+CONTEXT_V1 = VerdictContext(TargetKind.RTL, (("yosys", "v1"),), ())
 
 JOBS = 24
 
@@ -54,7 +56,7 @@ def _work(url: str, worker: str) -> list[int]:
                     target_fingerprint="fp",
                     hash_kind="source",
                     hash="shared",  # every worker races to write the same key
-                    tool_versions="v1",
+                    context=CONTEXT_V1,
                     verdict={"by": worker},
                 )
                 repo.bump_job_counts(session, job, proposed=3, evaluated=3)
@@ -72,7 +74,11 @@ def _check(store: Store, job_ids: list[int], claims: dict[str, list[int]]) -> No
             assert job.worker in claims and job_id in claims[job.worker]
             assert repo.count_candidates(session, job_id)["pending"] == 3
         hit = repo.find_cache(
-            session, target_fingerprint="fp", hash_kind="source", hash="shared", tool_versions="v1"
+            session,
+            target_fingerprint="fp",
+            hash_kind="source",
+            hash="shared",
+            context=CONTEXT_V1,
         )
         assert hit is not None and hit.verdict["by"] in claims
 

@@ -18,10 +18,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import make_url
 
-from evoforge.domain import Metrics, StageResult, Verdict
+from evoforge.domain import Metrics, StageResult, TargetKind, Verdict, VerdictContext
 from evoforge.store import Base, Store, make_engine, migrate, open_store
 from evoforge.store import repository as repo
 from evoforge.store.engine import current_revision, head_revision
+
+CONTEXT_V = VerdictContext(TargetKind.RTL, (("yosys", "v"),), ())
 
 POSTGRES_URL = os.environ.get("EVOFORGE_TEST_POSTGRES_URL")
 
@@ -109,7 +111,7 @@ def test_round_trip_and_cache(store: Store) -> None:
                 target_fingerprint="fp",
                 hash_kind="source",
                 hash="h",
-                tool_versions="v",
+                context=CONTEXT_V,
                 verdict=verdict,
             )
             assert entry.verdict == {"first": True}

@@ -10,10 +10,14 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import selectinload
 
-from evoforge.domain import Assurance, Metrics, StageResult, Verdict
+from evoforge.domain import Assurance, Metrics, StageResult, TargetKind, Verdict, VerdictContext
 from evoforge.errors import BadInputError, NotFoundError, StoreError
 from evoforge.store import Candidate, Job, Store, open_store
 from evoforge.store import repository as repo
+
+CONTEXT_0_23 = VerdictContext(TargetKind.RTL, (("yosys", "0.23"),), ())
+CONTEXT_0_40 = VerdictContext(TargetKind.RTL, (("yosys", "0.40"),), ())
+CONTEXT_V = VerdictContext(TargetKind.RTL, (("yosys", "v"),), ())
 
 
 @pytest.fixture
@@ -220,14 +224,18 @@ def test_cache_put_twice_keeps_first_and_does_not_fail(store: Store) -> None:
         "target_fingerprint": "fp",
         "hash_kind": "functional",
         "hash": "abc",
-        "tool_versions": "yosys 0.23",
+        "context": CONTEXT_0_23,
     }
     with store.transaction() as session:
         assert repo.find_cache(session, **key) is None  # type: ignore[arg-type]
         first = repo.put_cache(session, **key, verdict={"accepted": False, "stage": "simulate"})  # type: ignore[arg-type]
     with store.transaction() as session:  # the duplicate in a new transaction, as another job would
         again = repo.put_cache(session, **key, verdict={"accepted": True})  # type: ignore[arg-type]
-        other = repo.put_cache(session, **{**key, "tool_versions": "yosys 0.40"}, verdict={"accepted": True})  # type: ignore[arg-type]
+        other = repo.put_cache(
+            session,
+            **{**key, "context": CONTEXT_0_40},
+            verdict={"accepted": True},
+        )  # type: ignore[arg-type]
     assert again.id == first.id and again.verdict == {"accepted": False, "stage": "simulate"}
     assert other.id != first.id
     with store.transaction() as session:
@@ -240,7 +248,12 @@ def test_cache_put_twice_keeps_first_and_does_not_fail(store: Store) -> None:
 def test_cache_put_duplicate_keeps_the_callers_transaction(store: Store) -> None:
     """The duplicate is ignored without rolling back the caller's other writes."""
     job_id = _job(store)
-    key = {"target_fingerprint": "fp", "hash_kind": "source", "hash": "s1", "tool_versions": "v"}
+    key = {
+        "target_fingerprint": "fp",
+        "hash_kind": "source",
+        "hash": "s1",
+        "context": CONTEXT_V,
+    }
     with store.transaction() as session:
         repo.put_cache(session, **key, verdict={"n": 1})  # type: ignore[arg-type]
     with store.transaction() as session:

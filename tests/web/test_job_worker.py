@@ -111,11 +111,13 @@ def test_a_killed_worker_leaves_its_job_resumable(tmp_path: Path) -> None:
     settings = settings.model_copy(
         update={"search": settings.search.model_copy(update={"budget": 8, "workers": 1, "proposer": "llm"})}
     )
-    plan = "1. Share one adder between the mutually exclusive branches."
-    # one plan per draft, two drafts a round (repairs are coder requests): the third plan — the
-    # first of round 2 — is held until the kill; every coder request gets the shared-adder rewrite
-    script = [Step(plan, role="planner"), Step(plan, role="planner"), Step(plan, role="planner", delay_s=900)]
-    with ScriptedServer(script, fallback=fenced(SHARED_ADDSEL)) as llm:
+    # two coder requests a round (a plan serves both; the second draft repeats the first, so it is
+    # neither checked nor repaired): the third coder request — the first of round 2 — is held until
+    # the kill; every coder request gets the shared-adder rewrite
+    rewrite = fenced(SHARED_ADDSEL)
+    script = [Step(rewrite, role="coder"), Step(rewrite, role="coder")]
+    script.append(Step(rewrite, role="coder", delay_s=900))
+    with ScriptedServer(script, fallback=rewrite) as llm:
         (job_id,) = _queue(settings, 1, tmp_path)
         env = {
             **os.environ,

@@ -60,6 +60,14 @@ _INDEX: dict[tuple[str, str], dict[str, str]] = {
         "tensor_scalar": "tl.load({t}_ptr)",
     },
     ("gemm_epilogue", "c"): {"full": "{t}[i * N + j]", "row": "{t}[j]", "tensor_scalar": "{t}[0]"},
+    ("conv2d_epilogue", "c"): {
+        "full": "{t}[(n * M + i) * P + j]",
+        "row": "{t}[j % OW]",
+        "channel": "{t}[i]",
+        "tensor_scalar": "{t}[0]",
+    },
+    ("pool2d", "c"): {"channel": "{t}[c]", "tensor_scalar": "{t}[0]"},
+    ("strided_reduction", "c"): {"tensor_scalar": "{t}[0]"},
 }
 #: per-row scalars: a reduction's epilogue sees only scalar operands
 _SCALAR_ONLY = {"tensor_scalar": "tl.load({t}_ptr)"}
@@ -85,6 +93,7 @@ class OfflineKernelProposer:
         pool = tuple(templates) if templates is not None else load_templates()
         self.templates = tuple(t for t in pool if t.backend in self.backends)
         self._offered: set[str] = set()
+        self._said: set[str] = set()
 
     def propose(self, request: ProposalRequest) -> list[Proposal]:
         if request.target.kind is not TargetKind.KERNEL or request.count <= 0:
@@ -92,10 +101,18 @@ class OfflineKernelProposer:
         summary = request.target.kernel_summary or {}
         patterns = [p for p in summary.get("patterns") or () if isinstance(p, dict)]
         if not patterns:
+            self._explain(f"no template applies: {summary.get('no_pattern') or 'no recognised pattern'}")
             return []
         pattern = patterns[0]
-        matching = [t for t in self.templates if t.pattern == pattern.get("kind")]
+        allowed = summary.get("backends")
+        of_kind = [t for t in self.templates if t.pattern == pattern.get("kind")]
+        matching = [t for t in of_kind if allowed is None or t.backend in allowed]
         if not matching:
+            have = sorted({t.backend for t in of_kind})
+            self._explain(
+                f"no template for the {pattern.get('kind')} pattern in backend(s) {', '.join(allowed or [])}"
+                + (f" (templates exist for {', '.join(have)}: ask for them with --backend)" if have else "")
+            )
             return []
         rng = random.Random(request.seed)
         seen = {
@@ -121,6 +138,12 @@ class OfflineKernelProposer:
             )
         log.debug("offline kernel proposer: %d proposals for %s", len(proposals), pattern.get("kind"))
         return proposals
+
+    def _explain(self, why: str) -> None:
+        """Say once per proposer why it has nothing to offer (a run shows it on stderr)."""
+        if why not in self._said:
+            self._said.add(why)
+            log.warning("offline kernel proposer: %s", why)
 
     # -- what to try -------------------------------------------------------------------------------
 
@@ -182,6 +205,14 @@ def describe(pattern: dict[str, Any]) -> str:
         return f"Computed the row-wise {pattern.get('op')} in one kernel"
     epilogue = [str(o.get("op")) for o in pattern.get("epilogue", [])]
     tail = f" with the {'→'.join(epilogue)} epilogue fused" if epilogue else ""
+    if kind == "conv2d_epilogue":
+        size = "×".join(str(k) for k in pattern.get("kernel", []))
+        return f"Wrote the {size} convolution as an implicit GEMM{tail}"
+    if kind == "pool2d":
+        return f"Wrote the {pattern.get('op')}-pooling in one pass{tail}"
+    if kind == "strided_reduction":
+        op, dim = pattern.get("op"), pattern.get("dim")
+        return f"Computed the {op} over dim {dim} with the inner dimension vectorised"
     return f"Wrote the {pattern.get('in_features')}→{pattern.get('out_features')} GEMM{tail}"
 
 
@@ -259,6 +290,24 @@ def instantiate(
         context["layout"] = pattern.get("layout", "nk")
         bias = pattern.get("bias_source")
         context["bias"] = tensors.add(bias) if bias else None
+        context["epilogue"] = op_lines(pattern.get("epilogue", []), backend, index, tensors)
+    elif kind == "conv2d_epilogue":
+        context["weight"] = tensors.python(pattern["weight"])
+        bias = pattern.get("bias_source")
+        context["bias"] = tensors.add(bias) if bias else None
+        context.update({k: pattern[k] for k in ("stride", "padding", "dilation")})
+        context["epilogue"] = op_lines(pattern.get("epilogue", []), backend, index, tensors)
+    elif kind == "pool2d":
+        context.update({k: pattern[k] for k in ("kernel", "stride", "padding", "dilation")})
+        context["count_include_pad"] = bool(pattern.get("count_include_pad", True))
+        context["epilogue"] = op_lines(pattern.get("epilogue", []), backend, index, tensors)
+    elif kind == "strided_reduction":
+        context.update(
+            dim=int(pattern["dim"]),
+            keepdim=bool(pattern.get("keepdim", False)),
+            eps=repr(float(pattern.get("eps", 0.0))),
+        )
+        context["prologue"] = op_lines(pattern.get("prologue", []), backend, index, tensors)
         context["epilogue"] = op_lines(pattern.get("epilogue", []), backend, index, tensors)
     else:
         raise Unsupported(f"pattern {kind}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,8 +102,54 @@ def op_lines(
     for C e.g. ``{"full": "{t}[i]", "row": "{t}[c]", "tensor_scalar": "{t}[0]"}``.
     """
     lines = []
+    end = ";" if backend == "c" else ""
     for op in ops:
-        lines.append(f"v = {_expression(op, backend, index, tensors)}" + (";" if backend == "c" else ""))
+        if op["op"] == "expr":
+            lines += _steps(op["steps"], backend, index, tensors)
+            continue
+        lines.append(f"v = {_expression(op, backend, index, tensors)}{end}")
+    return lines
+
+
+def _steps(
+    steps: list[dict[str, Any]], backend: str, index: dict[str, str], tensors: TensorArgs
+) -> list[str]:
+    """A pointwise expression graph as single assignments ``e0 = …; e1 = …;`` then ``v = eN``."""
+    c = backend == "c"
+    num = c_float if c else py_float
+    lines = []
+
+    def arg(ref: dict[str, Any]) -> str:
+        if ref.get("x"):
+            return "v"
+        if "step" in ref:
+            return f"e{int(ref['step'])}"
+        if "scalar" in ref:
+            return num(float(ref["scalar"]))
+        operand = ref["operand"]
+        if operand["kind"] not in index:
+            raise Unsupported(f"operand kind {operand['kind']}")
+        return index[operand["kind"]].format(t=tensors.add(operand["source"]))
+
+    for k, step in enumerate(steps):
+        args = [arg(a) for a in step["args"]]
+        name = step["op"]
+        if name in _SYMBOL:
+            text = f"({args[0]}) {_SYMBOL[name]} ({args[1]})"
+        elif name == "pow":
+            a, exponent = f"({args[0]})", float(step["exponent"])
+            powers = {1.0: a, 2.0: f"{a} * {a}", 3.0: f"{a} * {a} * {a}", 4.0: f"({a} * {a}) * ({a} * {a})"}
+            if exponent in powers:
+                text = powers[exponent]
+            elif exponent == 0.5:
+                text = f"sqrtf{a}" if c else f"tl.sqrt{a}"
+            else:
+                raise Unsupported(f"pow with exponent {exponent}")
+        else:
+            one = {key: value for key, value in step.items() if key != "args"}
+            text = re.sub(r"\bv\b", f"({args[0]})", _expression(one, backend, index, tensors))
+        lines.append(f"float e{k} = {text};" if c else f"e{k} = {text}")
+    lines.append(f"v = e{len(steps) - 1};" if c else f"v = e{len(steps) - 1}")
     return lines
 
 

@@ -7,6 +7,13 @@ jitter (a server's ``Retry-After`` is honoured when it is short); other errors a
 caps the requests in flight; tokens are counted per call and for the whole job (the client lives as
 long as the job), and an optional token budget refuses further requests once it is spent.
 
+The budget is tokens (``token_budget``) and requests (``call_budget``): either, once spent, refuses
+further requests. A local endpoint (a loopback address) gets one request in flight unless configured
+otherwise (``concurrency_for``): local servers answer one at a time, and a queued request's wait
+would count toward its timeout; a timeout with several requests in flight says to lower the
+concurrency. ``exhausted()`` tells the proposer why no more requests can go out (budget spent, or the
+endpoint failing request after request).
+
 ``openai`` errors are mapped to ``evoforge.errors.LlmError`` subclasses at this boundary; ``chat``
 itself never raises for an endpoint failure — the reply carries the error, so callers record it.
 The API key is handed to the ``openai`` client only: it is never logged, stored or put in a record.
@@ -34,6 +41,36 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 MAX_RETRY_AFTER_S = 30.0
 #: longest backoff between two attempts
 MAX_BACKOFF_S = 60.0
+#: requests in flight at once when nothing is configured: local servers, remote services
+LOCAL_CONCURRENCY = 1
+REMOTE_CONCURRENCY = 4
+#: failed requests in a row (no success between) after which the endpoint counts as down
+FAILING_STREAK = 6
+
+
+def is_local_endpoint(base_url: str | None) -> bool:
+    """A loopback endpoint (127.0.0.0/8, ::1, localhost): a server on this machine."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if not base_url:
+        return False
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def concurrency_for(settings: LlmSettings, served_models: int | None = None) -> int:
+    """The configured concurrency, else 1 for a local endpoint (loopback or one served model), else 4."""
+    if settings.max_concurrency is not None:
+        return settings.max_concurrency
+    if is_local_endpoint(settings.base_url) or served_models == 1:
+        return LOCAL_CONCURRENCY
+    return REMOTE_CONCURRENCY
 
 
 @dataclass(frozen=True)
@@ -56,7 +93,9 @@ class LlmReply:
 class ChatClient(Protocol):
     """What the agent graph needs of a client (``LlmClient``, or a fake in tests)."""
 
-    def chat(self, messages: Sequence[Message], *, role: str) -> LlmReply: ...
+    def chat(
+        self, messages: Sequence[Message], *, role: str, temperature: float | None = None
+    ) -> LlmReply: ...
 
 
 def render_messages(messages: Sequence[Message]) -> str:
@@ -115,6 +154,7 @@ class LlmClient:
         settings: LlmSettings,
         *,
         tokens_spent: int = 0,
+        requests_made: int = 0,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         on_record: Callable[[LlmCallRecord], int | None] | None = None,
@@ -126,10 +166,15 @@ class LlmClient:
         self.planner_model = settings.planner_model or settings.model
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._slots = threading.Semaphore(settings.max_concurrency)
+        self.concurrency = concurrency_for(settings)
+        self._slots = threading.Semaphore(self.concurrency)
         self._lock = threading.Lock()
         self._tokens_spent = tokens_spent
         self._on_record = on_record  # stores each request as it completes; returns its row id
+        self._requests = requests_made
+        self._in_flight = 0
+        self._failed_streak = 0
+        self._last_error: str | None = None
         self._openai = make_openai_client(settings)
 
     # -- accounting ------------------------------------------------------------------------------
@@ -144,6 +189,28 @@ class LlmClient:
         budget = self.settings.token_budget
         return budget is not None and self.tokens_spent >= budget
 
+    @property
+    def requests_made(self) -> int:
+        with self._lock:
+            return self._requests
+
+    @property
+    def calls_spent(self) -> bool:
+        budget = self.settings.call_budget
+        return budget is not None and self.requests_made >= budget
+
+    def exhausted(self) -> str | None:
+        """Why no more requests should go out, or None."""
+        if self.budget_spent:
+            return f"the LLM token budget of {self.settings.token_budget} is spent ({self.tokens_spent} used)"
+        if self.calls_spent:
+            return f"the LLM call budget of {self.settings.call_budget} requests is spent"
+        with self._lock:
+            streak, last = self._failed_streak, self._last_error
+        if streak >= FAILING_STREAK:
+            return f"the LLM endpoint failed {streak} requests in a row (last: {last})"
+        return None
+
     def _count(self, prompt_tokens: int | None, completion_tokens: int | None, estimate: int) -> None:
         used = (prompt_tokens or 0) + (completion_tokens or 0)
         with self._lock:
@@ -154,25 +221,30 @@ class LlmClient:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def chat(self, messages: Sequence[Message], *, role: str) -> LlmReply:
-        """Send ``messages``; retry transient failures; never raises for an endpoint failure."""
+    def chat(self, messages: Sequence[Message], *, role: str, temperature: float | None = None) -> LlmReply:
+        """Send ``messages``; retry transient failures; never raises for an endpoint failure.
+
+        ``temperature`` overrides the configured one for this request (the proposer raises it when
+        drafts repeat)."""
         model = self.model_for(role)
         prompt = render_messages(messages)
         attempts: list[LlmCallRecord] = []
         started = time.monotonic()
         error: LlmError | None = None
         for attempt in range(self.settings.max_retries + 1):
-            if self.budget_spent:
+            if self.budget_spent or self.calls_spent:
                 error = LlmBudgetError(
-                    f"the token budget of {self.settings.token_budget} is spent",
-                    hint="raise --token-budget",
+                    f"the token budget of {self.settings.token_budget} is spent"
+                    if self.budget_spent
+                    else f"the call budget of {self.settings.call_budget} requests is spent",
+                    hint="raise --token-budget" if self.budget_spent else "raise --llm-calls",
                 )
                 break
             if attempt:
                 delay = self._backoff(attempt, error)
                 log.info("%s request: retry %d in %.2fs after: %s", role, attempt, delay, error)
                 self._sleep(delay)
-            record, text, error = self._attempt(messages, prompt, model, role)
+            record, text, error = self._attempt(messages, prompt, model, role, temperature)
             attempts.append(self._stored(record))
             if error is None:
                 return LlmReply(
@@ -209,15 +281,19 @@ class LlmClient:
         return min(MAX_BACKOFF_S, base * (1 + self._rng.random()))
 
     def _attempt(
-        self, messages: Sequence[Message], prompt: str, model: str, role: str
+        self, messages: Sequence[Message], prompt: str, model: str, role: str, temperature: float | None
     ) -> tuple[LlmCallRecord, str | None, LlmError | None]:
         with self._slots:
             start = time.monotonic()
+            with self._lock:
+                self._requests += 1
+                self._in_flight += 1
+                in_flight = self._in_flight
             try:
                 response = self._openai.chat.completions.create(
                     model=model,
                     messages=list(messages),
-                    temperature=self.settings.temperature,
+                    temperature=self.settings.temperature if temperature is None else temperature,
                     max_tokens=self.settings.max_tokens,
                 )
                 text, prompt_tokens, completion_tokens = _parse(response)
@@ -225,11 +301,18 @@ class LlmClient:
                 try:
                     raise map_openai_error(exc, self.settings.timeout_s) from exc
                 except LlmError as mapped:
-                    error = mapped
+                    error = self._overload_hint(mapped, exc, in_flight)
                 latency = time.monotonic() - start
                 self._count(None, None, len(prompt) // 4)
+                with self._lock:
+                    self._in_flight -= 1
+                    self._failed_streak += 1
+                    self._last_error = error.message
                 record = LlmCallRecord(role, model, prompt, None, None, None, latency, error.message)
                 return record, None, error
+            with self._lock:
+                self._in_flight -= 1
+                self._failed_streak = 0
         latency = time.monotonic() - start
         self._count(prompt_tokens, completion_tokens, (len(prompt) + len(text)) // 4)
         record = LlmCallRecord(role, model, prompt, text, prompt_tokens, completion_tokens, latency, None)
@@ -237,6 +320,25 @@ class LlmClient:
             "%s reply from %s in %.2fs (%s+%s tokens)", role, model, latency, prompt_tokens, completion_tokens
         )
         return record, text, None
+
+    def _overload_hint(self, error: LlmError, exc: Exception, in_flight: int) -> LlmError:
+        """A timeout or 429/503 while several requests were in flight: say what to change."""
+        import openai
+
+        overloaded = isinstance(exc, openai.APITimeoutError) or (
+            isinstance(exc, openai.APIStatusError) and exc.status_code in (429, 503)
+        )
+        if not overloaded or self.concurrency <= 1:
+            return error
+        hint = (
+            "lower the concurrency (--llm-concurrency 1 or EVOFORGE_LLM__MAX_CONCURRENCY=1) "
+            f"or raise the timeout (--llm-timeout, now {self.settings.timeout_s:g}s)"
+        )
+        message = (
+            f"{error.message} with {in_flight} of at most {self.concurrency} requests in flight "
+            f"(a server that answers one request at a time makes the others wait): {hint}"
+        )
+        return type(error)(message, hint=hint)
 
 
 def _parse(response: Any) -> tuple[str, int | None, int | None]:

@@ -32,6 +32,8 @@ class PromptContext:
     knowledge: tuple[str, ...] = ()
     index: int = 0  # which of the request's drafts this is (asks for a different idea each time)
     count: int = 1
+    variant: int = 0  # how often drafts for this parent repeated: rotates inspirations
+    tried: tuple[str, ...] = ()  # approaches already tried on this parent (the planner avoids them)
 
 
 class PromptBuilder(Protocol):
@@ -77,6 +79,32 @@ def _feedback_lines(feedback: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _planner_variety(ctx: PromptContext) -> str:
+    """Asks for another idea: a later plan of a request, or approaches already tried on this parent."""
+    parts = []
+    if ctx.tried:
+        tried = "\n".join(f"- {clip(t, 300)}" for t in ctx.tried[-8:])
+        parts.append(
+            "## Approaches already tried on this version\n"
+            f"{tried}\n\nThey gave nothing new. Propose an approach that is not on this list."
+        )
+    if ctx.count > 1 and ctx.index > 0:
+        parts.append(
+            f"This is plan {ctx.index + 1} of {ctx.count}: prefer a different idea from the obvious one."
+        )
+    return "".join(f"\n\n{p}" for p in parts)
+
+
+def _coder_variety(ctx: PromptContext) -> str:
+    """The second and later drafts from one plan ask for another step or another way to do it."""
+    if ctx.count > 1 and ctx.index > 0:
+        return (
+            f"\n\nThis is draft {ctx.index + 1} of {ctx.count} from this plan: implement a different step, "
+            "or the same step another way, than the most obvious rewrite."
+        )
+    return ""
+
+
 def _number(value: Any) -> bool:
     try:
         float(value)
@@ -105,7 +133,11 @@ def _reported(feedback: list[str], ctx: PromptContext, language: str) -> list[st
     parts = []
     if feedback:
         parts.append("## What the verifier reported\n" + "\n".join(feedback))
-    inspirations = _inspirations(ctx.request.inspirations, language)
+    items = ctx.request.inspirations
+    if items and ctx.variant:  # drafts repeated: show other members of the population
+        shift = (ctx.variant * 2) % len(items)
+        items = (*items[shift:], *items[:shift])
+    inspirations = _inspirations(items, language)
     if inspirations:
         parts.append("## Other verified versions (for ideas)\n" + "\n\n".join(inspirations))
     if ctx.knowledge:
@@ -139,10 +171,14 @@ class RtlPrompts:
         ports = ", ".join(
             f"{p.direction} {'signed ' if p.signed else ''}[{p.width}] {p.name}" for p in rtl.ports
         )
-        clock = f"clock {rtl.clock}" if rtl.clock else "combinational (no clock)"
-        reset = f", reset {rtl.reset} ({'active low' if rtl.reset_active_low else 'active high'})"
+        clocks = [f"clock {c.port} ({'/'.join(c.edges)})" for c in rtl.clocks] or ["combinational (no clock)"]
+        resets = [
+            f"{'asynchronous ' if r.asynchronous else ''}reset {r.port} "
+            f"({'active low' if r.active_low else 'active high'})"
+            for r in rtl.resets
+        ]
         return (
-            f"Top module `{rtl.top}` with ports: {ports}; {clock}{reset if rtl.reset else ''}. "
+            f"Top module `{rtl.top}` with ports: {ports}; {', '.join(clocks + resets)}. "
             "Keep the module name, every port (name, direction, width, signedness) and the cycle-by-cycle "
             "behaviour at the ports exactly."
         )
@@ -172,11 +208,7 @@ class RtlPrompts:
             "it is checked by simulation and formal equivalence. Optimise area first, then delay. Do not "
             "write code."
         )
-        variety = (
-            f"\n\nThis is plan {ctx.index + 1} of {ctx.count}: prefer a different idea from the obvious one."
-            if ctx.count > 1 and ctx.index > 0
-            else ""
-        )
+        variety = _planner_variety(ctx)
         return [
             {"role": "system", "content": system},
             {"role": "user", "content": self._situation(ctx) + variety + "\n\nWrite the plan."},
@@ -197,7 +229,7 @@ class RtlPrompts:
                 "role": "user",
                 "content": f"{self._situation(ctx)}\n\n## The plan\n{plan.strip() or '(no plan)'}\n\n"
                 "Implement the plan's first step (more steps if they are safe). Reply with a one-sentence "
-                "summary, then the complete design in a ```verilog block.",
+                "summary, then the complete design in a ```verilog block." + _coder_variety(ctx),
             },
         ]
 
@@ -281,11 +313,7 @@ class KernelPrompts:
             "operation must run inside a custom kernel; outputs must stay correct within tolerance. If an "
             "earlier attempt failed, say how to avoid its failure. Do not write code."
         )
-        variety = (
-            f"\n\nThis is plan {ctx.index + 1} of {ctx.count}: prefer a different idea from the obvious one."
-            if ctx.count > 1 and ctx.index > 0
-            else ""
-        )
+        variety = _planner_variety(ctx)
         return [
             {"role": "system", "content": system},
             {"role": "user", "content": self._situation(ctx) + variety + "\n\nWrite the plan."},
@@ -298,7 +326,7 @@ class KernelPrompts:
                 "role": "user",
                 "content": f"{self._situation(ctx)}\n\n## The plan\n{plan.strip() or '(no plan)'}\n\n"
                 "Implement the plan. Reply with a one-sentence summary, then the complete module (imports, "
-                "kernels, `class ModelNew`) in a ```python block.",
+                "kernels, `class ModelNew`) in a ```python block." + _coder_variety(ctx),
             },
         ]
 

@@ -1,21 +1,33 @@
-"""Rule-based RTL rewrites on the pyverilog AST; ``RULES`` maps each rule's name to the rule.
+"""Rule-based RTL rewrites; ``RULES`` maps each rule's name to the rule.
 
-A rule's ``apply(parsed, rng)`` returns :class:`~evoforge.agents.rtl_rules.ast_utils.Rewrite` sites
-(never text edits); :mod:`evoforge.agents.rtl_rules.proposer` turns sites into proposals.
+Two kinds. A *text rule* (:class:`~evoforge.agents.rtl_rules.text_sites.TextRule`) finds its sites
+on Yosys's word-level netlist, so spelling does not matter, and returns byte-range edits of the
+user's text (Verilog-2005 or SystemVerilog). An *AST rule* reads the pyverilog AST of Verilog-2001
+designs: ``apply(parsed, rng)`` returns :class:`~evoforge.agents.rtl_rules.ast_utils.Rewrite` sites.
+:mod:`evoforge.agents.rtl_rules.proposer` turns both kinds of sites into proposals.
 """
 
 from evoforge.agents.rtl_rules import (
     addsub_sharing,
+    fsm_encoding,
     fsm_rules,
     mask_select,
+    mux_tree,
+    prefix_adder,
     rebalance,
     resource_sharing,
     strength_reduction,
     width_reduction,
+    word_operator,
 )
 from evoforge.agents.rtl_rules.ast_utils import Rewrite, Rule
+from evoforge.agents.rtl_rules.text_sites import TextRule
 
-RULES: dict[str, Rule] = {
+RULES: dict[str, Rule | TextRule] = {
+    fsm_encoding.NAME: fsm_encoding.RULE,
+    prefix_adder.NAME: prefix_adder.RULE,
+    mux_tree.NAME: mux_tree.RULE,
+    word_operator.NAME: word_operator.RULE,
     resource_sharing.NAME: resource_sharing.RULE,
     fsm_rules.MINIMISE: fsm_rules.MINIMISE_RULE,
     fsm_rules.REENCODE: fsm_rules.REENCODE_RULE,
@@ -26,4 +38,4 @@ RULES: dict[str, Rule] = {
     addsub_sharing.NAME: addsub_sharing.RULE,
 }
 
-__all__ = ["RULES", "Rewrite", "Rule"]
+__all__ = ["RULES", "Rewrite", "Rule", "TextRule"]

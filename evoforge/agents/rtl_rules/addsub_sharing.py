@@ -48,7 +48,7 @@ from typing import Any
 
 from pyverilog.vparser import ast as vast
 
-from evoforge.agents.rtl_rules import facts
+from evoforge.agents.rtl_rules import facts, operator_sharing
 from evoforge.agents.rtl_rules.ast_utils import (
     Path,
     Rewrite,
@@ -62,7 +62,9 @@ from evoforge.agents.rtl_rules.ast_utils import (
     signedness,
     walk_paths,
 )
-from evoforge.tools.verilog_ast import ParsedVerilog, const_value
+from evoforge.agents.rtl_rules.text_sites import Design, TextSite
+from evoforge.errors import TargetError
+from evoforge.tools.verilog_ast import ParsedVerilog, const_value, parse_verilog
 
 NAME = "addsub_sharing"
 
@@ -404,6 +406,16 @@ class AddSubSharing:
                     )
                 )
         return rewrites
+
+    def text_sites(self, design: Design, rng: random.Random) -> list[TextSite]:
+        """The same sharing found on the word-level netlist (any spelling, SystemVerilog too), for
+        designs the statement matcher above cannot read or finds nothing in."""
+        try:
+            if self.apply(parse_verilog(design.text), rng):
+                return []
+        except TargetError:
+            pass
+        return operator_sharing.text_sites(design, NAME, mixed=True)
 
 
 RULE = AddSubSharing()

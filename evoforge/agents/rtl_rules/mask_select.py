@@ -46,7 +46,9 @@ from evoforge.agents.rtl_rules.ast_utils import (
     walk_paths,
 )
 from evoforge.agents.rtl_rules.resource_sharing import share_select
-from evoforge.tools.verilog_ast import ParsedVerilog, const_value
+from evoforge.agents.rtl_rules.text_sites import Design, TextSite
+from evoforge.errors import TargetError
+from evoforge.tools.verilog_ast import ParsedVerilog, const_value, parse_verilog
 
 NAME = "mask_select"
 
@@ -186,6 +188,18 @@ class MaskSelect:
                     )
                 )
         return rewrites
+
+    def text_sites(self, design: Design, rng: random.Random) -> list[TextSite]:
+        """Masked ORs found on the word-level netlist (any spelling), for designs the expression
+        matcher above cannot read or finds nothing in."""
+        try:
+            if self.apply(parse_verilog(design.text), rng):
+                return []
+        except TargetError:
+            pass
+        from evoforge.agents.rtl_rules import netlist_mask
+
+        return netlist_mask.text_sites(design, NAME)
 
 
 def _whole_rhs_of_width(root: Any, path: Path, width: int, sigs: dict[str, facts.Signal]) -> bool:

@@ -38,6 +38,15 @@ from evoforge.agents.rtl_rules.ast_utils import (
     collecting_declines,
 )
 from evoforge.agents.rtl_rules.patch import minimal_patch
+from evoforge.agents.rtl_rules.text_sites import (
+    Design,
+    Overlap,
+    TextRule,
+    TextSite,
+    apply_edits,
+    check_patch,
+    compatible,
+)
 from evoforge.domain import TargetKind, normalise_source
 from evoforge.errors import ConfigError, TargetError
 from evoforge.kb import KnowledgeBase, cell_shares, design_query
@@ -56,9 +65,26 @@ def _signal_name(name: str) -> str:
     return name.lstrip("\\").strip()
 
 
+Site = Rewrite | TextSite
+
+
+def _parse(source: str) -> tuple[ParsedVerilog | None, str]:
+    """The pyverilog AST the older rules read, or why there is none."""
+    try:
+        return parse_verilog(source), ""
+    except TargetError as exc:
+        return None, exc.message
+
+
+def _site_key(site: Site) -> str:
+    if isinstance(site, TextSite):
+        return f"{site.rule}:{site.module}:{site.key or id(site)}"
+    return f"{site.rule}:{site.module}:{site.path}"
+
+
 @dataclass(frozen=True)
 class _Scored:
-    site: Rewrite
+    site: Site
     score: float
     hits: int  # critical-path signals the site touches
     tiebreak: float  # seeded
@@ -73,7 +99,7 @@ class OfflineRtlProposer:
         if unknown:
             valid = ", ".join(sorted(RULES))
             raise ConfigError(f"unknown RTL rule(s) {', '.join(unknown)}; valid rules: {valid}", hint=valid)
-        self.rules: tuple[Rule, ...] = tuple(RULES[n] for n in names)
+        self.rules: tuple[Rule | TextRule, ...] = tuple(RULES[n] for n in names)
         self.knowledge = knowledge if knowledge is not None else KnowledgeBase.load()
         self._offered: set[str] = set()
         self.last_outcomes: list[RuleOutcome] = []
@@ -81,23 +107,26 @@ class OfflineRtlProposer:
     def propose(self, request: ProposalRequest) -> list[Proposal]:
         if request.target.kind is not TargetKind.RTL or request.count <= 0:
             return []
-        try:
-            parsed = parse_verilog(request.parent_source)
-        except TargetError as exc:
-            log.warning("offline proposer: the parent does not parse, no proposals: %s", exc.message)
-            return []
+        design = Design(request.parent_source)
+        parsed, why_not = _parse(request.parent_source)
         rng = random.Random(request.seed)
-        sites, outcomes = self.sites(parsed, rng)
+        sites, outcomes = self.sites(design, parsed, why_not, rng)
         self.last_outcomes = outcomes
         scored = self.score(sites, request.feedback, request.parent_source, rng)
         groups = _groups(scored)
-        parent_norm = normalise_source(generate_verilog(parsed.ast))
-        seen: set[str] = {parent_norm, normalise_source(request.parent_source)}
+        seen: set[str] = {normalise_source(request.parent_source)}
+        if parsed is not None:
+            seen.add(normalise_source(generate_verilog(parsed.ast)))
         proposals: list[Proposal] = []
         for group in groups:
             if len(proposals) >= request.count:
                 break
-            proposal = _proposal(parsed, group, request.parent_source)
+            if isinstance(group[0], TextSite):
+                proposal = _text_proposal(design, [s for s in group if isinstance(s, TextSite)])
+            elif parsed is not None:
+                proposal = _proposal(parsed, [s for s in group if isinstance(s, Rewrite)], design.text)
+            else:
+                proposal = None
             if proposal is None:
                 continue
             key = normalise_source(proposal.source)
@@ -109,14 +138,27 @@ class OfflineRtlProposer:
         log.debug("offline proposer: %d sites, %d proposals", len(sites), len(proposals))
         return proposals
 
-    def sites(self, parsed: ParsedVerilog, rng: random.Random) -> tuple[list[Rewrite], list[RuleOutcome]]:
+    def sites(
+        self, design: Design, parsed: ParsedVerilog | None, why_not: str, rng: random.Random
+    ) -> tuple[list[Site], list[RuleOutcome]]:
         """Every rule's sites on a design, and per rule what it made of it (applied, or why not)."""
-        sites: list[Rewrite] = []
+        sites: list[Site] = []
         outcomes: list[RuleOutcome] = []
         for rule in self.rules:
+            text_rule = getattr(rule, "text_sites", None)
+            ast_rule = getattr(rule, "apply", None)
+            if text_rule is None and parsed is None:
+                outcomes.append(
+                    RuleOutcome(rule.name, 0, f"not applied: its matcher reads Verilog-2001 only ({why_not})")
+                )
+                continue
+            found: list[Site] = []
             with collecting_declines() as declined:
                 try:
-                    found = rule.apply(parsed, rng)
+                    if text_rule is not None:
+                        found.extend(text_rule(design, rng))
+                    if ast_rule is not None and parsed is not None:
+                        found.extend(ast_rule(parsed, rng))
                 except Exception as exc:  # a rule bug must not end the job; the others still propose
                     log.warning(
                         "offline proposer: rule %s failed on the parent (skipped): %r", rule.name, exc
@@ -124,27 +166,25 @@ class OfflineRtlProposer:
                     outcomes.append(RuleOutcome(rule.name, 0, f"the rule failed on this design: {exc!r}"))
                     continue
             sites.extend(found)
+            count = len({_site_key(s) for s in found})
             if found:
                 reason = ""
             elif declined:
                 reason = "site found but the exactness argument fails: " + "; ".join(declined)
             else:
                 reason = f"no site (looks for {rule.looks_for})"
-            outcomes.append(RuleOutcome(rule.name, len(found), reason))
+            outcomes.append(RuleOutcome(rule.name, count, reason))
         return sites, outcomes
 
     def explain(self, source: str) -> list[RuleOutcome]:
         """Per rule, on ``source``: applied (with its number of sites) or the reason it does not apply."""
-        try:
-            parsed = parse_verilog(source)
-        except TargetError as exc:
-            return [RuleOutcome(r.name, 0, f"the design does not parse: {exc.message}") for r in self.rules]
-        return self.sites(parsed, random.Random(0))[1]
+        parsed, why_not = _parse(source)
+        return self.sites(Design(source), parsed, why_not, random.Random(0))[1]
 
     # -- ranking ---------------------------------------------------------------------------------
 
     def score(
-        self, sites: Sequence[Rewrite], feedback: dict[str, Any], source: str, rng: random.Random
+        self, sites: Sequence[Site], feedback: dict[str, Any], source: str, rng: random.Random
     ) -> list[_Scored]:
         """Sites with their scores, best first (see the module docstring for the terms)."""
         objectives = [str(o) for o in (feedback.get("objectives") or DEFAULT_OBJECTIVES)]
@@ -195,31 +235,82 @@ def _overlaps(a: Path, b: Path) -> bool:
     return long[: len(short)] == short
 
 
-def _source_order(site: Rewrite) -> tuple[str, tuple[tuple[str, int], ...]]:
+def _source_order(site: Site) -> tuple[str, tuple[tuple[str, int], ...]]:
+    if isinstance(site, TextSite):
+        return site.module, tuple(("", e.start) for e in site.edits)
     return site.module, tuple((attr, -1 if index is None else index) for attr, index in site.path)
 
 
-def _groups(scored: list[_Scored]) -> list[list[Rewrite]]:
-    """All compatible sites together, each rule's sites together, then single sites (best first)."""
-    groups: list[list[Rewrite]] = []
-    combined: list[Rewrite] = []
-    for item in scored:  # a site nested in another rule's site would be rewritten twice: keep the better
-        site = item.site
-        clash = any(
-            o.rule != site.rule and o.module == site.module and _overlaps(o.path, site.path) for o in combined
-        )
-        if not clash:
-            combined.append(site)
-    if len(combined) > 1:
-        groups.append(sorted(combined, key=_source_order))
+def _groups(scored: list[_Scored]) -> list[list[Site]]:
+    """All compatible sites together, each rule's sites together, then single sites (best first).
+
+    Text sites with the same key are alternatives of one site (say, encodings of one FSM): a group
+    holds at most one of them. AST rewrites and text edits are never mixed in one group.
+    """
+    groups: list[list[Site]] = []
+    for kind in (TextSite, Rewrite):
+        mine = [s for s in scored if isinstance(s.site, kind)]
+        combined: list[Site] = []
+        for item in mine:
+            if _fits(item.site, combined):
+                combined.append(item.site)
+        if len(combined) > 1:
+            groups.append(sorted(combined, key=_source_order))
     rules_in_order = list(dict.fromkeys(s.site.rule for s in scored))
-    if len(rules_in_order) > 1:
+    if len(rules_in_order) > 1 or any(isinstance(s.site, TextSite) for s in scored):
         for rule in rules_in_order:
-            mine = [s.site for s in scored if s.site.rule == rule]
-            if len(mine) > 1:
-                groups.append(mine)
+            mine_rule: list[Site] = []
+            for item in scored:
+                if item.site.rule == rule and _fits(item.site, mine_rule):
+                    mine_rule.append(item.site)
+            if len(mine_rule) > 1 and mine_rule not in groups:
+                groups.append(mine_rule)
     groups.extend([s.site] for s in scored)
     return groups
+
+
+def _fits(site: Site, group: list[Site]) -> bool:
+    """``site`` can join ``group``: same kind, no overlap, not an alternative of a member."""
+    if group and type(group[0]) is not type(site):
+        return False
+    if isinstance(site, TextSite):
+        return all(
+            isinstance(o, TextSite) and _site_key(o) != _site_key(site) and compatible(o.edits, site.edits)
+            for o in group
+        )
+    return not any(
+        isinstance(o, Rewrite)
+        and o.rule != site.rule
+        and o.module == site.module
+        and _overlaps(o.path, site.path)
+        for o in group
+    )
+
+
+def _text_proposal(design: Design, group: list[TextSite]) -> Proposal | None:
+    """The patched text of ``group``'s edits, checked: it parses, builds, keeps every module's ports."""
+    try:
+        text = apply_edits(design.text, [e for s in group for e in s.edits])
+    except Overlap:
+        return None
+    problem = check_patch(design, text)
+    if problem is not None:
+        log.warning("offline proposer: a %s patch is unusable (skipped): %s", group[0].rule, problem)
+        return None
+    rules = sorted({s.rule for s in group})
+    if len(group) == 1:
+        note = group[0].note
+    elif len(rules) == 1:
+        note = f"Applied all {len(group)} {rules[0]} sites together: " + "; ".join(s.note for s in group)
+    else:
+        note = f"Applied all {len(group)} rewrite sites together: " + "; ".join(s.note for s in group)
+    return Proposal(
+        source=text,
+        origin="offline:" + "+".join(rules),
+        note=note,
+        rule="+".join(rules),
+        touched=tuple(dict.fromkeys(n for s in group for n in s.touched)),
+    )
 
 
 def _proposal(parsed: ParsedVerilog, group: list[Rewrite], original: str) -> Proposal | None:

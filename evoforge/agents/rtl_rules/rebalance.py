@@ -47,7 +47,9 @@ from evoforge.agents.rtl_rules.ast_utils import (
     signedness,
     walk_paths,
 )
-from evoforge.tools.verilog_ast import ParsedVerilog
+from evoforge.agents.rtl_rules.text_sites import Design, TextSite
+from evoforge.errors import TargetError
+from evoforge.tools.verilog_ast import ParsedVerilog, parse_verilog
 
 NAME = "rebalance"
 
@@ -343,10 +345,16 @@ class Rebalance:
                             transform=functools.partial(_rebalance, block_index=index, acc=chain.acc),
                         )
                     )
-        # the same chains in any other spelling, found on the word-level netlist
-        covered = {r.touched[0] for r in rewrites}
-        rewrites.extend(select_tree.sites(parsed, NAME, covered))
         return rewrites
+
+    def text_sites(self, design: Design, rng: random.Random) -> list[TextSite]:
+        """Max/min chains in any spelling, found on the word-level netlist (value only), except those
+        whose output the statement matcher above rebuilds with its payloads."""
+        try:
+            covered = {r.touched[0] for r in self.apply(parse_verilog(design.text), rng)}
+        except TargetError:
+            covered = set()
+        return [s for s in select_tree.text_sites(design, NAME) if s.touched[0] not in covered]
 
 
 RULE = Rebalance()

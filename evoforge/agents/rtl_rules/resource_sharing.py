@@ -34,6 +34,7 @@ from typing import Any
 
 from pyverilog.vparser import ast as vast
 
+from evoforge.agents.rtl_rules import operator_sharing
 from evoforge.agents.rtl_rules.ast_utils import (
     Path,
     Rewrite,
@@ -46,7 +47,9 @@ from evoforge.agents.rtl_rules.ast_utils import (
     signedness,
     walk_paths,
 )
-from evoforge.tools.verilog_ast import ParsedVerilog
+from evoforge.agents.rtl_rules.text_sites import Design, TextSite
+from evoforge.errors import TargetError
+from evoforge.tools.verilog_ast import ParsedVerilog, parse_verilog
 
 NAME = "resource_sharing"
 
@@ -305,6 +308,16 @@ def _rewrite_statement(current: Any, *, op: type, signs: dict[str, bool]) -> Any
         )
     rhs = _shared(now.tree, op)
     return now.kind(copy.deepcopy(now.lvalue), vast.Rvalue(rhs), lineno=current.lineno)
+
+    def text_sites(self, design: Design, rng: random.Random) -> list[TextSite]:
+        """The same sharing found on the word-level netlist (any spelling, SystemVerilog too), for
+        designs the statement matcher above cannot read or finds nothing in."""
+        try:
+            if self.apply(parse_verilog(design.text), rng):
+                return []
+        except TargetError:
+            pass
+        return operator_sharing.text_sites(design, NAME, mixed=False)
 
 
 RULE = ResourceSharing()

@@ -26,19 +26,14 @@ is the value the chain read (the netlist identifies the two).
 
 from __future__ import annotations
 
-import copy
-import functools
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from pyverilog.vparser import ast as vast
-
-from evoforge.agents.rtl_rules import facts
-from evoforge.agents.rtl_rules.ast_utils import Path, Rewrite, decline, module_definitions, walk_paths
-from evoforge.errors import EvoforgeError
-from evoforge.tools.verilog_ast import ParsedVerilog, parse_preprocessed
-from evoforge.tools.yosys_netlist import Bit, Cell, ModuleNetlist, word_netlist
+from evoforge.agents.rtl_rules.ast_utils import decline
+from evoforge.agents.rtl_rules.redrive import redrive
+from evoforge.agents.rtl_rules.text_sites import Design, Edit, TextSite, fresh_name, module_pairs
+from evoforge.tools.sv_syntax import Node
+from evoforge.tools.yosys_netlist import Bit, Cell, ModuleNetlist
 
 log = logging.getLogger(__name__)
 
@@ -164,119 +159,39 @@ def _tree(chain: Chain, base: str) -> tuple[list[tuple[str, str]], str]:
     return nodes, level[0]
 
 
-def _parse_items(text: str) -> list[Any]:
-    return list(
-        parse_preprocessed(f"module evoforge_snippet;\n{text}\nendmodule\n")
-        .ast.description.definitions[0]
-        .items
-    )
-
-
-def _drivers(module: vast.ModuleDef, name: str) -> list[int]:
-    return [i for i, item in enumerate(module.items or ()) if name in _written(item)]
-
-
-def _written(item: Any) -> set[str]:
-    names: set[str] = set()
-    for _, node in walk_paths(item):
-        if isinstance(node, vast.Substitution | vast.Assign):
-            left = node.left.var if isinstance(node.left, vast.Lvalue) else node.left
-            for _, sub in walk_paths(left):
-                if isinstance(sub, vast.Identifier):
-                    names.add(sub.name)
-    return names
-
-
-def _transform(module: vast.ModuleDef, *, chain: Chain) -> vast.ModuleDef:
-    result = copy.deepcopy(module)
-    items = list(result.items)
-    [index] = _drivers(result, chain.output)
-    item = items[index]
-    base = facts.fresh_name(result, f"{chain.output}_tree")
+def _patch(design: Design, module: Node, chain: Chain) -> list[Edit] | str:
+    base = fresh_name(design, f"{chain.output}_tree")
     nodes, root = _tree(chain, base)
-    width = f"[{chain.width - 1}:0] " if chain.width > 1 else ""
-    if isinstance(item, vast.Always):
-        decls = _parse_items("\n".join(f"reg {width}{n};" for n, _ in nodes))
-        body = _parse_items(
-            "always @* begin\n"
-            + "".join(f"{n} = {e};\n" for n, e in nodes)
-            + f"{chain.output} = {root};\nend"
-        )[0].statement.statements
-        statement = item.statement
-        old = (
-            list(statement.statements)
-            if isinstance(statement, vast.Block) and statement.scope is None
-            else None
-        )
-        if old is None:
-            item.statement = vast.Block([statement, *body], lineno=statement.lineno)
-        else:
-            statement.statements = tuple([*old, *body])
-    else:
-        decls = _parse_items("".join(f"wire {width}{n};\nassign {n} = {e};\n" for n, e in nodes))
-        target = (
-            item
-            if isinstance(item, vast.Assign)
-            else next(x for x in item.list if isinstance(x, vast.Assign))
-        )
-        target.right = vast.Rvalue(vast.Identifier(root))
-    result.items = tuple([*items[:index], *decls, *items[index:]])
-    return result
+    return redrive(design, module, chain.output, chain.width, nodes, root)
 
 
-def _patchable(module: vast.ModuleDef, chain: Chain) -> str | None:
-    """Why the chain's output cannot be re-driven in place (None when it can)."""
-    drivers = _drivers(module, chain.output)
-    if len(drivers) != 1:
-        return f"{chain.output} is written in {len(drivers)} places"
-    item = module.items[drivers[0]]
-    if isinstance(item, vast.Always):
-        sens = item.sens_list.list if item.sens_list is not None else ()
-        if any(s.type not in ("all", "level") for s in sens):
-            return f"{chain.output} is written in a clocked block"
-        return None
-    if isinstance(item, vast.Assign):
-        return None
-    if isinstance(item, vast.Decl) and sum(isinstance(x, vast.Assign) for x in item.list) == 1:
-        return None
-    return f"{chain.output} is driven by a {type(item).__name__}"
-
-
-def sites(parsed: ParsedVerilog, rule: str, covered: set[str]) -> list[Rewrite]:
-    """Netlist chain sites of every module, except outputs in ``covered`` (another matcher has them)."""
-    try:
-        netlist = word_netlist(parsed.text)
-    except EvoforgeError as exc:
-        decline(f"no word-level netlist: {exc.message}")
+def text_sites(design: Design, rule: str) -> list[TextSite]:
+    """Netlist chain sites of every module, as text patches."""
+    views = design.views()
+    if isinstance(views, str):
+        decline(f"no netlist or syntax tree: {views}")
         return []
-    out: list[Rewrite] = []
-    for path, module in module_definitions(parsed):
-        mod_netlist = netlist.modules.get(module.name)
-        if mod_netlist is None:
-            continue
-        for chain in chains(mod_netlist):
-            if chain.output in covered:
+    out: list[TextSite] = []
+    for module_name, module, node in module_pairs(design):
+        for chain in chains(module):
+            edits = _patch(design, node, chain)
+            if isinstance(edits, str):
+                decline(f"a {chain.kind} chain into {chain.output}: {edits}")
                 continue
-            why = _patchable(module, chain)
-            if why is not None:
-                decline(f"a {chain.kind} chain into {chain.output}: {why}")
-                continue
-            out.append(_rewrite(rule, module.name, path, chain))
+            levels = (len(chain.leaves) - 1).bit_length()
+            where = f"lines {chain.lines[0]}–{chain.lines[-1]}" if chain.lines else "the netlist"
+            note = (
+                f"rebalanced the {len(chain.leaves)}-input {chain.kind} chain into {chain.output} ({where}, "
+                f"{chain.depth} compare-selects in series) into a {levels}-level tree"
+            )
+            out.append(
+                TextSite(
+                    rule,
+                    module_name,
+                    note,
+                    (chain.output,),
+                    tuple(edits),
+                    key=f"{module_name}.{chain.output}",
+                )
+            )
     return out
-
-
-def _rewrite(rule: str, module: str, path: Path, chain: Chain) -> Rewrite:
-    levels = (len(chain.leaves) - 1).bit_length()
-    where = f"lines {chain.lines[0]}–{chain.lines[-1]}" if chain.lines else "the netlist"
-    note = (
-        f"rebalanced the {len(chain.leaves)}-input {chain.kind} chain into {chain.output} ({where}, "
-        f"{chain.depth} compare-selects in series) into a {levels}-level tree"
-    )
-    return Rewrite(
-        rule=rule,
-        module=module,
-        path=path,
-        note=note,
-        touched=(chain.output,),
-        transform=functools.partial(_transform, chain=chain),
-    )

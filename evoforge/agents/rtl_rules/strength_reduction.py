@@ -36,7 +36,9 @@ from evoforge.agents.rtl_rules.ast_utils import (
     signedness,
     walk_paths,
 )
-from evoforge.tools.verilog_ast import ParsedVerilog, const_value
+from evoforge.agents.rtl_rules.text_sites import Design, TextSite
+from evoforge.errors import TargetError
+from evoforge.tools.verilog_ast import ParsedVerilog, const_value, parse_verilog
 
 NAME = "strength_reduction"
 
@@ -168,6 +170,18 @@ class StrengthReduction:
                 )
             )
         return out
+
+    def text_sites(self, design: Design, rng: random.Random) -> list[TextSite]:
+        """Products by constants found on the word-level netlist (any spelling), for designs the
+        expression matcher above cannot read or finds nothing in."""
+        try:
+            if self.apply(parse_verilog(design.text), rng):
+                return []
+        except TargetError:
+            pass
+        from evoforge.agents.rtl_rules import constant_multiply
+
+        return constant_multiply.text_sites(design, NAME)
 
 
 def _reduce(node: Any, *, value: int) -> Any:

@@ -1,431 +1,410 @@
 """Width reduction: a register narrower than declared, when its value is provably bounded or its high
 bits provably never reach anything.
 
-Two analyses on one clocked ``always`` block that alone assigns an unsigned register ``r`` (W bits,
-whole-register non-blocking assignments only):
+Sites are found on the word-level netlist, whatever the spelling (``if``/``case``/``?:`` next states,
+enables, up or down counts, one process or several, ``always`` or ``always_ff``), for an unsigned
+register R of W bits. Two analyses, each sufficient on its own:
 
-* **Bounded value** (``cnt <= (cnt == 99) ? 0 : cnt + 1``, if/else, case, enables, up or down):
-  the register is reset to a constant by the block's top-level ``if (reset)``; every assignment is
-  a constant, ``r ± c`` or a ternary of those, and under the conditions on ``r`` of its path
-  (``r == K``, ``r != K``, ``r < K``, …, negated on else branches) it yields a value in ``[0, M]``
-  when ``r`` is in ``[0, M]``, without wrapping. By induction from the reset, ``r ≤ M`` in every
-  reachable state, so ``clog2(M+1)`` bits hold it.
-* **Unused high bits**: every read of ``r`` outside its own next-state is a bit or part select
-  below bit k, and inside its next-state ``r`` only passes through operators whose low k bits
-  depend only on their operands' low k bits (``+ - * & | ^ ~^ ~`` unary ``-``, the arms of ``?:``,
-  the shifted operand of ``<<``). So ``r[k-1:0]`` evolves on its own and nothing reads the rest.
+* **Bounded value** (:func:`~evoforge.agents.rtl_rules.netlist_range.register_bound`): from the
+  value a reset loads (asynchronous reset value, or the constant a synchronous reset selects, or an
+  ``initial`` value), interval analysis of the next-state cone with branch conditions proves
+  R ≤ M in every reachable state, so k = bits(M) < W bits hold it.
+* **Unused high bits**: bits k..W-1 of R reach nothing but R's own bits k..W-1 (an output bit i of
+  ``+ - * & | ^ ~`` and of a select's data depends only on operand bits ≤ i, so the low bits evolve
+  on their own; any other reader — an output, another register, a compare, a select — of a high bit
+  keeps it).
 
-The rewrite is the same for both: ``r`` becomes a W-bit wire driven by a new k-bit register
-``r_q`` (``assign r = r_q;`` zero-extends), and the block assigns ``r_q`` instead of ``r``. Every
-read keeps its text, width and (unsigned) type: in the bounded case the wire equals the original
-register in every reachable state (its value fits in k bits); in the high-bits case it equals it
-in every bit that is read, and each next-state value truncated to k bits equals the original's
-low k bits. Assumes the reset is applied before the outputs are compared, as the cascade does.
+The patch renames R's register and re-declares R as a wire of its old type that zero-extends it::
+
+    reg [6:0] cnt;        →    reg [5:0] cnt_q; wire [6:0] cnt = cnt_q;
+    cnt <= cnt + 1;       →    cnt_q <= cnt + 1;
+
+Only the declaration and the left-hand sides of R's (nonblocking, whole-register) assignments change;
+every read keeps its text and now reads the wire, which has R's old width and signedness, so every
+expression keeps its width. Why the values agree: in the bounded case every value R takes after
+reset is ≤ M < 2^k, so it survives truncation to k bits and the wire's zero extension gives it back;
+in the high-bits case the low k bits of each next value depend only on the low k bits (and on
+signals other than R), so ``cnt_q`` equals R's low bits in every cycle, and nothing reads the high
+bits, which are now 0. Like the cascade, this assumes the reset is applied before outputs are compared.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import random
 import re
-from typing import Any
+from dataclasses import dataclass
 
-from pyverilog.vparser import ast as vast
-
-from evoforge.agents.rtl_rules import facts
-from evoforge.agents.rtl_rules.ast_utils import (
-    Path,
-    Rewrite,
-    identifiers,
-    module_definitions,
-    node_at,
-    walk_paths,
-)
-from evoforge.tools.verilog_ast import ParsedVerilog, const_value, module_info
+from evoforge.agents.rtl_rules.ast_utils import decline
+from evoforge.agents.rtl_rules.netlist_eval import Register, registers
+from evoforge.agents.rtl_rules.netlist_range import register_bound
+from evoforge.agents.rtl_rules.text_sites import Design, Edit, TextSite, fresh_name, module_pairs
+from evoforge.tools.sv_syntax import Node
+from evoforge.tools.yosys_netlist import Bit, Cell, ModuleNetlist
 
 NAME = "width_reduction"
-
-Interval = tuple[int, int]
-
-_RESET_NAME = re.compile(r"(?i)(rst|reset|clr|clear)")
-
-
-# ---------------------------------------------------------------------------------------------
-# Which register, which block
-
-
-def _clocked(item: Any) -> bool:
-    return (
-        isinstance(item, vast.Always)
-        and item.sens_list is not None
-        and any(s.type in ("posedge", "negedge") for s in item.sens_list.list)
-    )
-
-
-def _candidates(module: vast.ModuleDef) -> list[tuple[int, str]]:
-    """(item index of the clocked block, register name) for every register written only there."""
-    sigs = facts.module_signals(module)
-    out: list[tuple[int, str]] = []
-    for index, item in enumerate(module.items):
-        if not _clocked(item):
-            continue
-        names: list[str] = []
-        for _, node in walk_paths(item):
-            if (
-                isinstance(node, vast.Substitution)
-                and isinstance(node.left.var, vast.Identifier)
-                and node.left.var.name not in names
-            ):
-                names.append(node.left.var.name)
-        for name in names:
-            sig = sigs.get(name)
-            if sig is None or sig.kind != "reg" or sig.signed or sig.array or sig.width is None:
-                continue
-            if sig.width < 2 or sig.lsb != 0 or sig.msb != sig.width - 1:
-                continue
-            if _only_written_here(module, index, name):
-                out.append((index, name))
-    return out
-
-
-def _only_written_here(module: vast.ModuleDef, index: int, name: str) -> bool:
-    root: Path = (("items", index),)
-    for path in facts.writes(module, name):
-        if path[: len(root)] != root:
-            return False
-        sub = node_at(module, path[:-2])  # the Substitution holding the Lvalue holding the name
-        if not isinstance(sub, vast.NonblockingSubstitution) or not isinstance(sub.left.var, vast.Identifier):
-            return False
-    return True
-
-
-def _unwrap(stmt: Any) -> Any:
-    while isinstance(stmt, vast.Block) and len(stmt.statements or ()) == 1:
-        stmt = stmt.statements[0]
-    return stmt
-
-
-# ---------------------------------------------------------------------------------------------
-# Bounded value
-
-
-class _Bound:
-    """Interval reasoning over one register's assignments, with the facts of each path."""
-
-    def __init__(self, name: str, width: int, params: dict[str, int]) -> None:
-        self.name, self.width, self.params = name, width, params
-
-    def _const(self, node: Any) -> int | None:
-        if isinstance(node, vast.Rvalue):
-            return self._const(node.var)
-        if isinstance(node, vast.IntConst):
-            value = const_value(node, {})
-            if value is None or value < 0 or value >= 1 << facts.literal_width(node):
-                return None
-            return value
-        if isinstance(node, vast.Identifier) and node.name in self.params:
-            value = self.params[node.name]
-            return value if 0 <= value < 1 << 32 else None
-        return None
-
-    def _is_reg(self, node: Any) -> bool:
-        return isinstance(node, vast.Identifier) and node.name == self.name
-
-    def refine(self, cond: Any, truth: bool, box: Interval) -> Interval:
-        lo, hi = box
-        if isinstance(cond, vast.Ulnot):
-            return self.refine(cond.right, not truth, box)
-        if (isinstance(cond, vast.Land) and truth) or (isinstance(cond, vast.Lor) and not truth):
-            return self.refine(cond.right, truth, self.refine(cond.left, truth, box))
-        flip = {vast.LessThan: vast.GreaterThan, vast.GreaterThan: vast.LessThan}
-        flip |= {vast.LessEq: vast.GreaterEq, vast.GreaterEq: vast.LessEq, vast.Eq: vast.Eq}
-        flip |= {vast.NotEq: vast.NotEq}
-        kind = type(cond)
-        if kind not in flip:
-            return box
-        if self._is_reg(cond.left) and self._const(cond.right) is not None:
-            c = self._const(cond.right)
-        elif self._is_reg(cond.right) and self._const(cond.left) is not None:
-            c, kind = self._const(cond.left), flip[kind]
-        else:
-            return box
-        assert c is not None
-        if not truth:
-            kind = {
-                vast.LessThan: vast.GreaterEq,
-                vast.GreaterEq: vast.LessThan,
-                vast.GreaterThan: vast.LessEq,
-                vast.LessEq: vast.GreaterThan,
-                vast.Eq: vast.NotEq,
-                vast.NotEq: vast.Eq,
-            }[kind]
-        if kind is vast.Eq:
-            return max(lo, c), min(hi, c)
-        if kind is vast.NotEq:
-            return (lo + 1 if c == lo else lo), (hi - 1 if c == hi else hi)
-        if kind is vast.LessThan:
-            return lo, min(hi, c - 1)
-        if kind is vast.LessEq:
-            return lo, min(hi, c)
-        if kind is vast.GreaterThan:
-            return max(lo, c + 1), hi
-        return max(lo, c), hi
-
-    def value(self, expr: Any, box: Interval) -> Interval | None:
-        """The interval of an assigned value (None when it may leave [0, 2^W))."""
-        if box[0] > box[1]:
-            return box  # an unreachable path assigns nothing
-        if isinstance(expr, vast.Rvalue):
-            return self.value(expr.var, box)
-        const = self._const(expr)
-        if const is not None:
-            return (const, const) if const < 1 << self.width else None
-        if self._is_reg(expr):
-            return box
-        if isinstance(expr, vast.Cond):
-            then = self.value(expr.true_value, self.refine(expr.cond, True, box))
-            other = self.value(expr.false_value, self.refine(expr.cond, False, box))
-            if then is None or other is None:
-                return None
-            return _hull(then, other)
-        if isinstance(expr, vast.Plus | vast.Minus):
-            left, right = expr.left, expr.right
-            if isinstance(expr, vast.Plus) and self._is_reg(right):
-                left, right = right, left
-            step = self._const(right)
-            if not self._is_reg(left) or step is None:
-                return None
-            lo, hi = (
-                (box[0] + step, box[1] + step)
-                if isinstance(expr, vast.Plus)
-                else (box[0] - step, box[1] - step)
-            )
-            return (lo, hi) if lo >= 0 and hi < 1 << self.width else None
-        return None
-
-    def check(self, stmt: Any, box: Interval, bound: int) -> bool:
-        """True when every assignment of the register under ``stmt`` stays in [0, bound]."""
-        stmt = _unwrap(stmt)
-        if stmt is None or box[0] > box[1]:
-            return True
-        if isinstance(stmt, vast.Block):
-            return all(self.check(s, box, bound) for s in stmt.statements)
-        if isinstance(stmt, vast.IfStatement):
-            return self.check(stmt.true_statement, self.refine(stmt.cond, True, box), bound) and self.check(
-                stmt.false_statement, self.refine(stmt.cond, False, box), bound
-            )
-        if isinstance(stmt, vast.CaseStatement) and type(stmt) is vast.CaseStatement:
-            rest = box  # what reaches the next item: every earlier single value excluded
-            for item in stmt.caselist:
-                sub = rest
-                if self._is_reg(stmt.comp) and item.cond is not None and len(item.cond) == 1:
-                    sub = self.refine(vast.Eq(stmt.comp, item.cond[0]), True, rest)
-                    rest = self.refine(vast.Eq(stmt.comp, item.cond[0]), False, rest)
-                if not self.check(item.statement, sub, bound):
-                    return False
-            return True
-        if isinstance(stmt, vast.Substitution):
-            if not self._is_reg(stmt.left.var):
-                return True
-            value = self.value(stmt.right, box)
-            return value is not None and value[0] >= 0 and value[1] <= bound
-        # loops, event controls, anything else that may assign the register: give up
-        return not any(self._is_reg(n) for _, n in walk_paths(stmt))
-
-
-def _hull(a: Interval, b: Interval) -> Interval:
-    if a[0] > a[1]:
-        return b
-    if b[0] > b[1]:
-        return a
-    return min(a[0], b[0]), max(a[1], b[1])
-
-
-def _reset_value(always: vast.Always, name: str, bound: _Bound) -> int | None:
-    """The constant a top-level ``if (reset)`` assigns the register (None without one)."""
-    top = _unwrap(always.statement)
-    if not isinstance(top, vast.IfStatement):
-        return None
-    cond = top.cond
-    while isinstance(cond, vast.Ulnot | vast.Unot):
-        cond = cond.right
-    if not isinstance(cond, vast.Identifier) or not _RESET_NAME.search(cond.name):
-        return None  # a register is only known to start in range after a reset the cascade applies
-    branch = _unwrap(top.true_statement)
-    statements = branch.statements if isinstance(branch, vast.Block) else (branch,)
-    for stmt in statements:
-        if isinstance(stmt, vast.Substitution) and bound._is_reg(stmt.left.var):
-            return bound._const(stmt.right)
-    return None
-
-
-def _bounded_bits(module: vast.ModuleDef, index: int, name: str) -> int | None:
-    sig = facts.module_signals(module)[name]
-    assert sig.width is not None
-    always = module.items[index]
-    bound = _Bound(name, sig.width, module_info(module).parameters)
-    reset = _reset_value(always, name, bound)
-    if reset is None:
-        return None
-    candidates = sorted(
-        {
-            c
-            for _, n in walk_paths(always)
-            if (c := bound._const(n)) is not None and reset <= c < (1 << sig.width) - 1
-        }
-    )
-    for limit in candidates:
-        if bound.check(always.statement, (0, limit), limit):
-            bits = max(1, limit.bit_length())
-            return bits if bits < sig.width else None
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Unused high bits
-
-_LOW_CLOSED = (
-    vast.Plus,
-    vast.Minus,
-    vast.Times,
-    vast.And,
-    vast.Or,
-    vast.Xor,
-    vast.Xnor,
-    vast.Unot,
-    vast.Uminus,
+_LOW_CLOSED = frozenset({"$add", "$sub", "$mul", "$and", "$or", "$xor", "$xnor", "$not", "$neg", "$pos"})
+_SELECTS = frozenset({"$mux", "$pmux"})
+_ASSIGNMENTS = ("NonblockingAssignmentExpression", "AssignmentExpression")
+_COMPOUND = (
+    "AddAssignmentExpression",
+    "SubtractAssignmentExpression",
+    "MultiplyAssignmentExpression",
+    "DivideAssignmentExpression",
+    "ModAssignmentExpression",
+    "AndAssignmentExpression",
+    "OrAssignmentExpression",
+    "XorAssignmentExpression",
+    "LogicalLeftShiftAssignmentExpression",
+    "LogicalRightShiftAssignmentExpression",
+    "ArithmeticLeftShiftAssignmentExpression",
+    "ArithmeticRightShiftAssignmentExpression",
+    "PostincrementExpression",
+    "PreincrementExpression",
+    "PostdecrementExpression",
+    "PredecrementExpression",
 )
 
 
-def _low_bits(module: vast.ModuleDef, index: int, name: str) -> int | None:
-    sig = facts.module_signals(module)[name]
-    assert sig.width is not None
-    high = 0
-    for path in facts.reads(module, name):
-        parent = node_at(module, path[:-1])
-        step = path[-1][0]
-        if isinstance(parent, vast.Partselect) and step == "var":
-            msb, lsb = const_value(parent.msb, {}), const_value(parent.lsb, {})
-            if msb is None or lsb is None or msb < lsb or lsb < 0:
-                return None
-            high = max(high, msb + 1)
-        elif isinstance(parent, vast.Pointer) and step == "var":
-            bit = const_value(parent.ptr, {})
-            if bit is None or bit < 0:
-                return None
-            high = max(high, bit + 1)
-        elif not _in_own_next_state(module, path, name, index):
+# ---------------------------------------------------------------------------------------------
+# Analyses
+
+
+def _input_bit(module: ModuleNetlist, bit: Bit) -> tuple[int, bool] | None:
+    """(input bit, active high) when ``bit`` is an input port bit or its negation."""
+    inputs = {b for p, d in module.ports.items() if d == "input" for b in module.nets[p].bits}
+    polarity = True
+    for _ in range(4):
+        if bit in inputs:
+            return bit, polarity  # type: ignore[return-value]
+        found = module.driver(bit)
+        if found is None or found[0].type not in ("$not", "$logic_not") or len(found[0].port("A")) != 1:
             return None
-    return high if 0 < high < sig.width else None
+        bit = found[0].port("A")[0]
+        polarity = not polarity
+    return None
 
 
-def _in_own_next_state(module: vast.ModuleDef, path: Path, name: str, index: int) -> bool:
-    """The read sits in ``name <= …`` of block ``index``, below low-bit-closed operators only."""
-    if path[:1] != (("items", index),):
-        return False
-    for cut in range(len(path) - 1, 0, -1):
-        node = node_at(module, path[:cut])
-        step = path[cut][0]
-        if isinstance(node, vast.Substitution):
-            return (
-                step == "right" and isinstance(node.left.var, vast.Identifier) and node.left.var.name == name
-            )
-        if isinstance(node, (vast.Rvalue, *_LOW_CLOSED)):
+def _const(word: tuple[Bit, ...]) -> int | None:
+    if any(not isinstance(b, str) or b not in "01" for b in word):
+        return None
+    return sum(1 << i for i, b in enumerate(word) if b == "1")
+
+
+def start_values(module: ModuleNetlist, reg: Register) -> list[int]:
+    """Values the register can hold before its first ordinary update: the reset value (asynchronous,
+    or the constant a synchronous reset selects at the head of the next state) and an initial value."""
+    net = module.net_with_bits(reg.q)
+    out: list[int] = []
+    if reg.reset_value is not None:
+        out.append(reg.reset_value)
+    else:
+        found = module.driver(reg.d[0]) if isinstance(reg.d[0], int) else None
+        cell = found[0] if found is not None else None
+        if cell is not None and cell.type == "$mux" and cell.port("Y") == reg.d:
+            sel = _input_bit(module, cell.port("S")[0])
+            if sel is not None:
+                value = _const(cell.port("B") if sel[1] else cell.port("A"))
+                if value is not None:
+                    out.append(value)
+    if net is not None and net.init and set(net.init) <= {"0", "1"}:
+        out.append(int(net.init, 2))
+    return out
+
+
+def _consumers(module: ModuleNetlist) -> dict[int, list[tuple[Cell, str, int]]]:
+    """For each bit: the cells, ports and bit positions that read it."""
+    out: dict[int, list[tuple[Cell, str, int]]] = {}
+    for cell in module.cells:
+        for port, bits in cell.connections.items():
+            if port in ("Y", "Q", "X", "CO"):
+                continue
+            for i, bit in enumerate(bits):
+                if isinstance(bit, int):
+                    out.setdefault(bit, []).append((cell, port, i))
+    return out
+
+
+def _reach(
+    module: ModuleNetlist, reg: Register, bit: int, consumers: dict[int, list[tuple[Cell, str, int]]]
+) -> set[int] | None:
+    """The indexes of ``reg``'s D bits that ``bit`` reaches, or None when it reaches anything else."""
+    outputs = {b for p, d in module.ports.items() if d != "input" for b in module.nets[p].bits}
+    d_index = {b: i for i, b in enumerate(reg.d) if isinstance(b, int)}
+    hits: set[int] = set()
+    todo = [bit]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
             continue
-        if isinstance(node, vast.Cond) and step in ("true_value", "false_value"):
-            continue
-        if isinstance(node, vast.Sll | vast.Sla) and step == "left":
-            continue
-        return False
-    return False
+        seen.add(current)
+        if current in outputs:
+            return None
+        for cell, port, i in consumers.get(current, ()):
+            if cell is reg.cell:
+                if port != "D":
+                    return None
+                hits.add(i)
+                continue
+            out = cell.port("Y")
+            if not out:
+                return None  # a register, a memory port …
+            if cell.type in _LOW_CLOSED or (cell.type in _SELECTS and port in ("A", "B")):
+                if cell.type in _SELECTS and port == "B" and cell.type == "$pmux":
+                    i %= cell.param("WIDTH")
+                todo.extend(b for b in out[i:] if isinstance(b, int))
+            else:
+                todo.extend(b for b in out if isinstance(b, int))
+        if current in d_index:
+            hits.add(d_index[current])
+    return hits
+
+
+def live_bits(module: ModuleNetlist, reg: Register) -> int:
+    """The fewest low bits of ``reg`` that carry everything the design reads of it."""
+    consumers = _consumers(module)
+    width = len(reg.q)
+    reach: list[set[int] | None] = []
+    for bit in reg.q:
+        reach.append(_reach(module, reg, bit, consumers) if isinstance(bit, int) else None)
+    for k in range(1, width):
+        if all(r is not None and min(r, default=k) >= k for r in reach[k:]):
+            return k
+    return width
 
 
 # ---------------------------------------------------------------------------------------------
-# The rewrite
+# The patch
 
 
-def _narrow(module: Any, *, name: str, bits: int, kind: str) -> Any:
-    """Re-find the site in the current tree and narrow it (unchanged when the site is gone)."""
-    sites = {(n, k): b for n, k, b, _ in _sites(module)}
-    if sites.get((name, kind)) != bits:
-        return module
-    index = next(i for i, n in _candidates(module) if n == name)
-    new = facts.fresh_name(module, f"{name}_q")
-    module = copy.copy(module)
-    module.portlist = copy.deepcopy(module.portlist)
-    items = [copy.deepcopy(item) for item in module.items]
-    for holder in [
-        *(p for p in (module.portlist.ports if module.portlist else ()) if isinstance(p, vast.Ioport)),
-        *items,
-    ]:
-        _reg_to_wire(holder, name)
-    for _, node in walk_paths(items[index]):
-        if isinstance(node, vast.Lvalue) and isinstance(node.var, vast.Identifier) and node.var.name == name:
-            node.var = vast.Identifier(new)
-    items[index:index] = [facts.declare(vast.Reg, new, bits, False), facts.assign(name, vast.Identifier(new))]
-    module.items = tuple(items)
-    return module
+@dataclass(frozen=True)
+class _Declaration:
+    declarator: Node
+    statement: Node  # DataDeclaration / PortDeclaration / ImplicitAnsiPort
+    type_node: Node  # RegType / LogicType
+    dimension: str  # the packed range as written, e.g. "[6:0]"
 
 
-def _reg_to_wire(holder: Any, name: str) -> None:
-    if isinstance(holder, vast.Ioport):
-        if isinstance(holder.second, vast.Reg) and holder.second.name == name:
-            old = holder.second
-            holder.second = vast.Wire(name, width=old.width, signed=old.signed)
-        return
-    if isinstance(holder, vast.Decl):
-        holder.list = tuple(
-            vast.Wire(v.name, width=v.width, signed=v.signed) if type(v) is vast.Reg and v.name == name else v
-            for v in holder.list
-        )
-
-
-def _sites(module: vast.ModuleDef) -> list[tuple[str, str, int, int]]:
-    """(register, analysis, bits, block index) for every register that can be narrowed."""
-    out: list[tuple[str, str, int, int]] = []
-    for index, name in _candidates(module):
-        bits = _bounded_bits(module, index, name)
-        if bits is not None:
-            out.append((name, "bounded", bits, index))
+def _declaration(design: Design, module: Node, name: str) -> _Declaration | str:
+    syntax = design.syntax
+    found: list[_Declaration] = []
+    for declarator in syntax.of_kind("Declarator", within=module):
+        if syntax.name(declarator) != name:
             continue
-        bits = _low_bits(module, index, name)
-        if bits is not None:
-            out.append((name, "high-bits", bits, index))
-    return out
+        parent = syntax.parent(declarator)
+        if parent is None or any(
+            a.kind in ("FunctionDeclaration", "TaskDeclaration") for a in syntax.ancestors(declarator)
+        ):
+            continue
+        if parent.kind == "DataDeclaration":
+            type_node = next((c for c in syntax.children(parent) if c.kind.endswith("Type")), None)
+        elif parent.kind in ("PortDeclaration", "ImplicitAnsiPort"):
+            header = next((c for c in syntax.children(parent) if c.kind == "VariablePortHeader"), None)
+            type_node = (
+                next((c for c in syntax.children(header) if c.kind.endswith("Type")), None)
+                if header
+                else None
+            )
+            if type_node is not None and type_node.kind == "ImplicitType":
+                continue  # `output [3:0] q;` with the variable declared elsewhere
+        else:
+            continue
+        if type_node is None or type_node.kind not in ("RegType", "LogicType"):
+            return f"{name} is declared with a type the rule does not rewrite"
+        dims = [c for c in syntax.children(type_node) if c.kind == "VariableDimension"]
+        if len(dims) != 1 or any(c.kind == "Token:SignedKeyword" for c in syntax.children(type_node)):
+            return f"{name} is not a plain unsigned vector"
+        if any(c.kind == "VariableDimension" for c in syntax.children(declarator)):
+            return f"{name} is an array"
+        if not syntax.clean(parent):
+            return f"the declaration of {name} comes from a macro"
+        found.append(_Declaration(declarator, parent, type_node, syntax.source(dims[0]) or ""))
+    if len(found) != 1:
+        return f"{name} has {len(found)} variable declarations the rule can read"
+    return found[0]
+
+
+def _lvalues(design: Design, module: Node, name: str) -> list[Node] | str:
+    """The identifier nodes of every assignment to ``name`` (whole-register only)."""
+    syntax = design.syntax
+    out: list[Node] = []
+    for node in syntax.of_kind("IdentifierName", "IdentifierSelectName", within=module):
+        if syntax.name(node) != name:
+            continue
+        parent = syntax.parent(node)
+        if parent is None:
+            continue
+        first = next((c for c in syntax.children(parent) if not c.is_token), None)
+        if parent.kind in _COMPOUND and first is node:
+            return f"{name} is updated with a compound assignment"
+        if parent.kind in ("ConcatenationExpression",) and any(
+            a.kind in _ASSIGNMENTS for a in syntax.ancestors(node)
+        ):
+            assignment = next(a for a in syntax.ancestors(node) if a.kind in _ASSIGNMENTS)
+            lhs = next(c for c in syntax.children(assignment) if not c.is_token)
+            if lhs.start is not None and node.start is not None and lhs.start <= node.start < (lhs.end or 0):
+                return f"{name} is assigned as part of a concatenation"
+        if parent.kind not in _ASSIGNMENTS or first is not node:
+            continue
+        if node.kind == "IdentifierSelectName":
+            return f"{name} is assigned bit by bit"
+        if any(a.kind == "ContinuousAssign" for a in syntax.ancestors(node)):
+            return f"{name} is driven by a continuous assignment"
+        blocking = parent.kind == "AssignmentExpression"
+        if blocking and not any(a.kind == "InitialBlock" for a in syntax.ancestors(node)):
+            return f"{name} is assigned with a blocking assignment (a later read would see the new value)"
+        out.append(node)
+    return out or f"no assignment to {name} found in the text"
+
+
+def _patch(design: Design, module: Node, name: str, bits: int) -> list[Edit] | str:
+    declaration = _declaration(design, module, name)
+    if isinstance(declaration, str):
+        return declaration
+    lvalues = _lvalues(design, module, name)
+    if isinstance(lvalues, str):
+        return lvalues
+    syntax = design.syntax
+    reg = fresh_name(design, f"{name}_q")
+    edits = [Edit(n.start, n.end, reg) for n in lvalues if n.start is not None and n.end is not None]
+    decl, stmt = declaration.declarator, declaration.statement
+    keyword = syntax.source(next(c for c in syntax.children(declaration.type_node) if c.is_token)) or "reg"
+    new_reg = f"{keyword} [{bits - 1}:0] {reg}"
+    clause = next((c for c in syntax.children(decl) if c.kind == "EqualsValueClause"), None)
+    if clause is not None:
+        new_reg += " " + (syntax.source(clause) or "")
+    assert stmt.start is not None and stmt.end is not None
+    if stmt.kind in ("PortDeclaration", "ImplicitAnsiPort"):
+        word = next(c for c in syntax.children(declaration.type_node) if c.is_token)
+        assert word.start is not None and word.end is not None
+        edits.append(Edit(word.start, word.end, "wire"))
+        lines = [f"{new_reg};", f"assign {name} = {reg};"]
+        if stmt.kind == "ImplicitAnsiPort":
+            edits.append(design.after_header(module, lines))
+        else:
+            edits.append(_after_statement(design, stmt, lines))
+        return edits
+    declarators = [c for c in syntax.children(stmt) if c.kind == "Declarator"]
+    wire = f"wire {declaration.dimension} {name} = {reg};"
+    if len(declarators) == 1:
+        start = declaration.type_node.start
+        assert start is not None
+        indent = design.indent_of(stmt)
+        edits.append(Edit(start, stmt.end, f"{new_reg};\n{indent}{wire}"))
+        return edits
+    # several names in one declaration: take this one out, declare it on the next line
+    tokens = syntax.children(stmt)
+    index = tokens.index(decl)
+    comma = tokens[index - 1] if index > 0 and tokens[index - 1].kind == "Token:Comma" else tokens[index + 1]
+    start = min(comma.start or 0, decl.start or 0)
+    end = max(comma.end or 0, decl.end or 0)
+    edits.append(Edit(start, end, ""))
+    edits.append(_after_statement(design, stmt, [f"{new_reg};", wire]))
+    return edits
+
+
+def _after_statement(design: Design, stmt: Node, lines: list[str]) -> Edit:
+    assert stmt.end is not None
+    indent = design.indent_of(stmt)
+    return Edit(stmt.end, stmt.end, "".join(f"\n{indent}{line}" for line in lines))
 
 
 class WidthReduction:
     name = NAME
-    looks_for = "a register whose reachable values need fewer bits than it is declared with"
+    looks_for = "a register whose value is bounded (from reset) or whose high bits nothing reads"
 
-    def apply(self, parsed: ParsedVerilog, rng: random.Random) -> list[Rewrite]:
-        rewrites: list[Rewrite] = []
-        for path, definition in module_definitions(parsed):
-            sigs = facts.module_signals(definition)
-            for name, kind, bits, index in _sites(definition):
-                width = sigs[name].width
-                why = (
-                    "its value provably stays within the reset-and-wrap range"
-                    if kind == "bounded"
-                    else "no read ever sees its high bits"
-                )
-                note = (
-                    f"narrowed register {name} from {width} to {bits} bits in module {definition.name} "
-                    f"(line {definition.items[index].lineno}): {why}; reads see it zero-extended"
-                )
-                touched = tuple(dict.fromkeys([name, *identifiers(definition.items[index])]))
-                rewrites.append(
-                    Rewrite(
-                        rule=NAME,
-                        module=definition.name,
-                        path=path,
-                        note=note,
-                        touched=touched,
-                        transform=functools.partial(_narrow, name=name, bits=bits, kind=kind),
-                    )
-                )
-        return rewrites
+    def text_sites(self, design: Design, rng: random.Random) -> list[TextSite]:
+        views = design.views()
+        if isinstance(views, str):
+            decline(f"no netlist or syntax tree: {views}")
+            return []
+        sites: list[TextSite] = []
+        for module_name, module, node in module_pairs(design):
+            elements: dict[str, list[Register]] = {}
+            for reg in registers(module):
+                net = module.net_with_bits(reg.q)
+                element = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_$]*)\[(\d+)\]", net.name) if net else None
+                if element is not None:
+                    elements.setdefault(element[1], []).append(reg)
+                    continue
+                site = self._site(design, module_name, module, node, reg)
+                if site is not None:
+                    sites.append(site)
+            for memory, regs in sorted(elements.items()):
+                site = self._memory(design, module_name, module, node, memory, regs)
+                if site is not None:
+                    sites.append(site)
+        return sites
+
+    def _memory(
+        self,
+        design: Design,
+        module_name: str,
+        module: ModuleNetlist,
+        node: Node,
+        memory: str,
+        regs: list[Register],
+    ) -> TextSite | None:
+        """An array (kept as registers, one per word) whose words' high bits nothing reads."""
+        width = len(regs[0].q)
+        if width < 2 or any(len(r.q) != width for r in regs):
+            return None
+        bits = max(live_bits(module, r) for r in regs)
+        if bits >= width:
+            return None
+        syntax = design.syntax
+        found = [d for d in syntax.of_kind("Declarator", within=node) if syntax.name(d) == memory]
+        decl = found[0] if len(found) == 1 else None
+        parent = syntax.parent(decl) if decl is not None else None
+        if decl is None or parent is None or parent.kind != "DataDeclaration":
+            decline(f"the words of {memory} need only {bits} bits but its declaration is not one array")
+            return None
+        type_node = next((c for c in syntax.children(parent) if c.kind in ("RegType", "LogicType")), None)
+        dims = [c for c in syntax.children(type_node) if c.kind == "VariableDimension"] if type_node else []
+        declarators = [c for c in syntax.children(parent) if c.kind == "Declarator"]
+        if len(dims) != 1 or len(declarators) != 1 or not syntax.clean(parent) or dims[0].start is None:
+            decline(f"the words of {memory} need only {bits} bits but its declaration is not one plain array")
+            return None
+        assert dims[0].end is not None
+        edit = Edit(dims[0].start, dims[0].end, f"[{bits - 1}:0]")
+        note = (
+            f"array {memory}: only the low {bits} bits of its words reach anything: "
+            f"words narrowed from {width} to {bits} bits"
+        )
+        return TextSite(NAME, module_name, note, (memory,), (edit,), key=f"{module_name}.{memory}")
+
+    def _site(
+        self, design: Design, module_name: str, module: ModuleNetlist, node: Node, reg: Register
+    ) -> TextSite | None:
+        width = len(reg.q)
+        nets = sorted(
+            (n for n in module.nets.values() if not n.hidden and n.bits == reg.q),
+            key=lambda n: (n.name in module.ports, n.name),
+        )
+        if width < 2 or not nets or any(n.signed for n in nets):
+            return None
+        bits, why = width, ""
+        starts = start_values(module, reg)
+        if starts:
+            bound = register_bound(module, reg, min(starts))
+            if bound is not None and max(starts) <= bound and max(1, bound.bit_length()) < bits:
+                bits, why = max(1, bound.bit_length()), f"holds at most {bound} after reset"
+        live = live_bits(module, reg)
+        if live < bits:
+            bits, why = live, f"only its low {live} bits reach anything"
+        if bits >= width:
+            return None
+        problems = []
+        for net in nets:
+            edits = _patch(design, node, net.name, bits)
+            if not isinstance(edits, str):
+                break
+            problems.append(edits)
+        else:
+            decline(f"{nets[0].name} could be {bits} bits ({why}) but {'; '.join(problems)}")
+            return None
+        note = f"register {net.name} {why}: narrowed from {width} to {bits} bits"
+        return TextSite(NAME, module_name, note, (net.name,), tuple(edits), key=f"{module_name}.{net.name}")
 
 
 RULE = WidthReduction()

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from evoforge.config import KernelSettings
-from evoforge.domain import Metrics, StageResult, Target, Verdict
+from evoforge.domain import Metrics, StageResult, Target, Verdict, VerdictContext
 from evoforge.verifiers.kernel import stages
+from evoforge.verifiers.kernel.scaling import scale_note
 from evoforge.verifiers.kernel.stages import KernelContext
-from evoforge.verifiers.kernel.target import PROBLEM_FILE
+from evoforge.verifiers.kernel.target import PROBLEM_FILE, interpreter_source, runnable_source
 from evoforge.verifiers.runner import merged_metrics, remember_stages, reused_stage, run_stage
 
 log = logging.getLogger(__name__)
@@ -92,23 +93,25 @@ class KernelVerifier:
     def __post_init__(self) -> None:
         self.work_root.mkdir(parents=True, exist_ok=True)
         self.problem_path = self.work_root / PROBLEM_FILE
-        self.problem_path.write_text(self.target.source)
+        self.problem_path.write_text(runnable_source(self.target))  # at the sizes the size check chose
+        interpret = interpreter_source(self.target)
+        self.interpret_problem_path: Path | None = None
+        if interpret is not None:  # Triton's interpreter checks at smaller sizes still
+            self.interpret_problem_path = self.work_root / "problem_interpret.py"  # to read; sent in requests
+            self.interpret_problem_path.write_text(interpret)
 
     @property
     def probe(self) -> dict[str, Any]:
         return dict((self.target.kernel_summary or {}).get("probe") or {})
 
-    def tool_versions(self) -> str:
-        """What a cached verdict depends on besides the sources: torch, Triton, compilers, knobs."""
+    def verdict_context(self) -> VerdictContext:
+        """Every setting a cached verdict depends on: versions, knobs and the machine of the timings."""
         from evoforge.verifiers.kernel.versions import kernel_tool_versions
+        from evoforge.verifiers.verdict_context import kernel_verdict_context
 
-        s = self.settings
-        knobs = (
-            f"verifier=replay-1,trials={s.trials},rtol={s.rtol},atol={s.atol_scale},"
-            f"policy={s.require_custom_kernel},arch=sm_{s.gpu_arch},threads={s.cpu_threads},"
-            f"spread={s.max_spread},cuda={self.probe.get('cuda')}"
-        )
-        return f"{kernel_tool_versions()};{knobs}"
+        # the verifier's own generation as a tool: verdicts of the in-harness verifier are not reused
+        versions = f"{kernel_tool_versions()};verifier=replay-1"
+        return kernel_verdict_context(self.settings, versions, self.probe)
 
     def _context(self, source: str, workdir: Path) -> KernelContext:
         return KernelContext(
@@ -136,6 +139,8 @@ class KernelVerifier:
             if runtime is not None
             else "not timed"
         )
+        note = scale_note((self.target.kernel_summary or {}).get("scaling"))
+        detail += f" — {note}" if note else ""
         stage = StageResult("benchmark", True, 0.0, metrics=metrics, detail=detail, data={"device": "cpu"})
         return Verdict(
             True,

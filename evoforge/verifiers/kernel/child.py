@@ -38,10 +38,16 @@ class ChildResult:
     timed_out: bool = False
     seconds: float = 0.0
     log: str = ""
+    stopped_because: str = ""  # set when a time budget (not a hang) stopped it: what to say
+    limit: str | None = None  # a resource limit of the box that stopped it (output, CPU, memory …)
 
     @property
     def failure(self) -> str:
         """Why there is no answer, in words."""
+        if self.timed_out and self.stopped_because:
+            return self.stopped_because
+        if self.limit is not None and not self.timed_out:
+            return f"was stopped at {self.limit} of its sandbox:\n{self.log[-1000:]}"
         if self.timed_out:
             return f"did not finish within {self.seconds:.0f} s (killed; a hang or far too slow)"
         return f"the process died without an answer:\n{self.log[-2000:]}"
@@ -54,6 +60,8 @@ def run_harness(
     workdir: Path,
     timeout_s: float,
     env: dict[str, str] | None = None,
+    limits: Limits | None = None,
+    reads: tuple[Path, ...] = (),
 ) -> ChildResult:
     nonce = secrets.token_hex(16)
     payload = json.dumps({**request, "mode": mode, "nonce": nonce})
@@ -63,8 +71,9 @@ def run_harness(
         workdir=workdir,
         timeout=timeout_s,
         env={"PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
-        limits=KERNEL_LIMITS,
+        limits=limits or KERNEL_LIMITS,
         stdin_text=payload,
+        reads=reads,  # files outside the workdir the harness reads (the problem), read-only
     )
     log = done.output
     if done.timed_out:
@@ -74,4 +83,6 @@ def run_harness(
         if line.startswith(prefix):
             answer = json.loads(line[len(prefix) :])
             return ChildResult(True, answer, seconds=done.seconds, log=log.replace(line, "")[-20000:])
-    return ChildResult(False, seconds=done.seconds, log=f"exit code {done.returncode}\n{log}")
+    return ChildResult(
+        False, seconds=done.seconds, log=f"exit code {done.returncode}\n{log}", limit=done.limit_exceeded
+    )

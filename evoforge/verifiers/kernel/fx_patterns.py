@@ -124,32 +124,152 @@ class Analyser:
         self.nodes = nodes
         self.placeholders = [n for n in nodes if n.op == "placeholder"]
         self.memo: dict[fx.Node, _Chain] = {}
+        self.why = ""
 
     def pattern(self) -> dict[str, Any] | None:
+        """The pattern of the graph, or None with the reason in ``self.why``."""
+        self.why = ""
+        try:
+            return self._pattern()
+        except _NoMatch as exc:
+            try:  # a pointwise graph that is not one chain: x * (1 + tanh(x + x³)) and friends
+                return self._expression()
+            except _NoMatch:
+                pass
+            self.why = str(exc)
+            log.debug("fx summary: no pattern: %s", exc)
+            return None
+
+    def _expression(self) -> dict[str, Any]:
+        """The whole graph as pointwise steps on one input: ``{"op": "expr", "steps": [...]}``."""
+        out = next(n for n in self.nodes if n.op == "output")
+        result = out.args[0]
+        if not isinstance(result, fx.Node) or (meta(result) or {}).get("dtype") != "float32":
+            raise _NoMatch("not one float32 output")
+        shape = _shape(result)
+        primary = [i for i, p in enumerate(self.placeholders) if _shape(p) == shape and meta(p)]
+        if not primary:
+            raise _NoMatch("no input of the output's shape")
+        steps: list[dict[str, Any]] = []
+        ids: dict[fx.Node, int] = {}
+        first = self.placeholders[primary[0]]
+
+        def ref(value: Any) -> dict[str, Any]:
+            if isinstance(value, bool):
+                raise _NoMatch("a boolean operand")
+            if isinstance(value, int | float):
+                return {"scalar": float(value)}
+            if value is first:
+                return {"x": True}
+            if isinstance(value, fx.Node) and value in ids:
+                return {"step": ids[value]}
+            operand = self._operand(value, shape)
+            if operand is None or operand["kind"] == "scalar":
+                raise _NoMatch(f"operand {value!r}")
+            return {"operand": operand}
+
+        for node in self.nodes:
+            if node.op in ("placeholder", "output", "get_attr"):
+                continue
+            if node.op == "call_module":
+                module: Any = self.root.get_submodule(str(node.target))
+                name = MODULE_UNARY.get(type(module).__name__)
+                if name is None or _shape(node) != shape:
+                    raise _NoMatch(f"module {type(module).__name__} in a pointwise expression")
+                step: dict[str, Any] = {"op": name, "args": [ref(node.args[0])]}
+                if name == "gelu":
+                    step["approximate"] = module.approximate
+            elif node.op in ("call_function", "call_method"):
+                key = _key(node)
+                if _shape(node) != shape:
+                    raise _NoMatch(f"{node.name} changes the shape")
+                if key in BINARY:
+                    if "alpha" in node.kwargs:
+                        raise _NoMatch("add/sub with alpha")
+                    step = {"op": BINARY[key], "args": [ref(node.args[0]), ref(_arg(node, 1, "other"))]}
+                elif key == "pow":
+                    exponent = _arg(node, 1, "exponent")
+                    if not isinstance(exponent, int | float) or float(exponent) not in (
+                        0.5,
+                        1.0,
+                        2.0,
+                        3.0,
+                        4.0,
+                    ):
+                        raise _NoMatch(f"pow with exponent {exponent!r}")
+                    step = {"op": "pow", "exponent": float(exponent), "args": [ref(node.args[0])]}
+                elif key in UNARY and isinstance(node.args[0], fx.Node):
+                    step = {**self._unary(node, UNARY[key]), "args": [ref(node.args[0])]}
+                else:
+                    raise _NoMatch(f"{key} in a pointwise expression")
+            else:
+                raise _NoMatch(f"{node.op} in a pointwise expression")
+            ids[node] = len(steps)
+            steps.append(step)
+        if result not in ids:
+            raise _NoMatch("the output is not computed pointwise")
+        steps = steps[: ids[result] + 1]
+        return {
+            "kind": "elementwise",
+            "input": primary[0],
+            "shape": shape,
+            "ops": [{"op": "expr", "steps": steps}],
+        }
+
+    def _pattern(self) -> dict[str, Any] | None:
         out = next(n for n in self.nodes if n.op == "output")
         result = out.args[0]
         metas = [meta(p) for p in self.placeholders]
-        if not isinstance(result, fx.Node) or any(m is None or m["dtype"] != "float32" for m in metas):
-            return None
+        if not isinstance(result, fx.Node):
+            raise _NoMatch("the forward returns more than one tensor")
+        if any(m is None or m["dtype"] != "float32" for m in metas):
+            raise _NoMatch("an input is not a float32 tensor (the templates are float32)")
         if (meta(result) or {}).get("dtype") != "float32":
-            return None
-        try:
-            chain = self.chain(result)
-        except _NoMatch as exc:
-            log.debug("fx summary: no pattern: %s", exc)
-            return None
+            raise _NoMatch("the output is not float32")
+        chain = self.chain(result)
         base: dict[str, Any] = {"input": chain.input, "shape": _shape(self.placeholders[chain.input])}
         if chain.head is None:
-            return {"kind": "elementwise", **base, "ops": chain.pre} if chain.pre else None
+            if not chain.pre:
+                raise _NoMatch("the forward returns its input unchanged")
+            return {"kind": "elementwise", **base, "ops": chain.pre}
         head = dict(chain.head)
-        if head.pop("kind") == "gemm":
+        head_kind = head.pop("kind")
+        if head_kind == "gemm":
             if chain.pre:
-                return None
+                raise _NoMatch("pointwise ops before a GEMM")
             return {"kind": "gemm_epilogue", **base, **head, "epilogue": chain.post}
+        if "dim" in head:
+            if head["op"] not in ("sum", "mean", "max", "softmax", "rmsnorm"):
+                raise _NoMatch(f"{head['op']} over a dimension other than the last")
+            for op in [*chain.pre, *chain.post]:
+                if op.get("operand", {"kind": "scalar"})["kind"] not in ("scalar", "tensor_scalar"):
+                    raise _NoMatch("a tensor operand around a reduction over an inner dimension")
+            if head["op"] == "rmsnorm" and (head.get("weight") or head.get("bias")):
+                raise _NoMatch("an affine RMSNorm over an inner dimension")
+            return {
+                "kind": "strided_reduction",
+                **base,
+                "op": head["op"],
+                "dim": head["dim"],
+                "keepdim": bool(head.get("keepdim", False)),
+                "eps": float(head.get("eps", 0.0)),
+                "prologue": chain.pre,
+                "epilogue": chain.post,
+            }
+        if head_kind == "conv":
+            return {"kind": "conv2d_epilogue", **base, **head, "epilogue": chain.post}
+        if head_kind == "pool":
+            if any(
+                op.get("operand", {"kind": "scalar"})["kind"] not in ("scalar", "channel")
+                for op in chain.post
+            ):
+                raise _NoMatch("a tensor operand after a pooling")
+            return {"kind": "pool2d", **base, **head, "epilogue": chain.post}
         if head["op"] in ("sum", "mean", "max") and any(
             op.get("operand", {"kind": "scalar"})["kind"] != "scalar" for op in chain.post
         ):
-            return None  # the reduced value has another shape: only scalars broadcast onto it
+            # the reduced value has another shape: only scalars broadcast onto it
+            raise _NoMatch("a tensor operand after a sum/mean/max reduction")
         return {"kind": "row_reduction", **base, **head, "prologue": chain.pre, "epilogue": chain.post}
 
     # -- one node ----------------------------------------------------------------------------------
@@ -193,6 +313,20 @@ class Analyser:
             return self._norm(node, "layernorm", len(shape), eps, self._source(weight), self._source(bias))
         if key == "linear":
             return self._gemm(node, x, _arg(node, 1, "weight"), _arg(node, 2, "bias"), "nk")
+        if key == "conv2d":
+            weight, bias = self._source(_arg(node, 1, "weight")), _arg(node, 2, "bias")
+            if weight is None or (bias is not None and self._source(bias) is None):
+                raise _NoMatch("conv2d weight or bias is computed")
+            return self._conv(
+                node,
+                x,
+                weight,
+                self._source(bias) if bias is not None else None,
+                _arg(node, 3, "stride", 1),
+                _arg(node, 4, "padding", 0),
+                _arg(node, 5, "dilation", 1),
+                _arg(node, 6, "groups", 1),
+            )
         if key in ("matmul", "mm"):
             w: Any = node.args[1]
             if _is(w, "t") or (_is(w, "getattr") and w.args[1] == "T"):
@@ -246,6 +380,22 @@ class Analyser:
         if kind == "Linear":
             bias = f"{path}.bias" if module.bias is not None else None
             return self._gemm(node, x, {"param": f"{path}.weight"}, {"param": bias} if bias else None, "nk")
+        if kind == "Conv2d":
+            if module.padding_mode != "zeros":
+                raise _NoMatch(f"Conv2d with padding_mode={module.padding_mode!r}")
+            conv_bias = {"param": f"{path}.bias"} if module.bias is not None else None
+            return self._conv(
+                node,
+                x,
+                {"param": f"{path}.weight"},
+                conv_bias,
+                module.stride,
+                module.padding,
+                module.dilation,
+                module.groups,
+            )
+        if kind in ("MaxPool2d", "AvgPool2d"):
+            return self._pool(node, x, module)
         if kind in ("LayerNorm", "RMSNorm"):
             affine = getattr(module, "weight", None) is not None
             has_bias = getattr(module, "bias", None) is not None
@@ -263,18 +413,27 @@ class Analyser:
     # -- reductions --------------------------------------------------------------------------------
 
     def _last_dim(self, node: fx.Node, dim: Any) -> None:
-        shape = _shape(node.args[0])
-        if shape is None or not isinstance(dim, int) or dim % len(shape) != len(shape) - 1:
+        if self._reduced_dim(node, dim) is not None:
             raise _NoMatch("reduction not over the last dimension")
+
+    def _reduced_dim(self, node: fx.Node, dim: Any) -> int | None:
+        """None for the last dimension, else the (non-negative) dimension reduced over."""
+        shape = _shape(node.args[0])
+        if isinstance(dim, list | tuple) and len(dim) == 1:
+            dim = dim[0]
+        if shape is None or not isinstance(dim, int) or not -len(shape) <= dim < len(shape):
+            raise _NoMatch(f"reduction over {dim!r} (one dimension, given as an int, is supported)")
+        dim %= len(shape)
+        return None if dim == len(shape) - 1 else dim
 
     def _reduce(self, node: fx.Node, op: str, *, dim: Any) -> _Chain:
         x = node.args[0]
         if not isinstance(x, fx.Node):
             raise _NoMatch("reduction of a constant")
-        if isinstance(dim, list | tuple) and len(dim) == 1:
-            dim = dim[0]
-        self._last_dim(node, dim)
+        strided = self._reduced_dim(node, dim)
         head: dict[str, Any] = {"kind": "reduction", "op": op, "row_dims": 1}
+        if strided is not None:
+            head["dim"] = strided
         if op in ("sum", "mean", "max"):
             head["keepdim"] = bool(_arg(node, 2, "keepdim", False))
             if _arg(node, 3 if op != "max" else 99, "dtype") is not None:
@@ -340,6 +499,8 @@ class Analyser:
             return {"kind": "full", "source": source}
         if shape and trimmed == [shape[-1]]:
             return {"kind": "row", "source": source}
+        if len(shape) >= 3 and trimmed == [shape[1]] + [1] * (len(shape) - 2):
+            return {"kind": "channel", "source": source}  # (C, 1, 1): one value per channel, NCHW
         return None
 
     def _source(self, value: Any) -> dict[str, Any] | None:
@@ -370,6 +531,70 @@ class Analyser:
         head.update(bias=b is not None, weight=w, bias_source=b, layout=layout)
         if chain.head is not None or chain.pre:
             raise _NoMatch("gemm after other ops")
+        return chain.reduce(head)
+
+    def _conv(
+        self,
+        node: fx.Node,
+        x: Any,
+        weight: dict[str, Any],
+        bias: dict[str, Any] | None,
+        stride: Any,
+        padding: Any,
+        dilation: Any,
+        groups: Any,
+    ) -> _Chain:
+        if not isinstance(x, fx.Node):
+            raise _NoMatch("conv of a constant")
+        if groups != 1:
+            raise _NoMatch(f"grouped/depthwise convolution (groups={groups}) has no template")
+        if isinstance(padding, str):
+            if padding != "valid":
+                raise _NoMatch(f"conv2d padding={padding!r}")
+            padding = 0
+        w_shape, x_shape = self._param_shape(weight), _shape(x)
+        if w_shape is None or len(w_shape) != 4 or x_shape is None or len(x_shape) != 4:
+            raise _NoMatch("conv2d of other than a 4-D NCHW input and weight")
+        chain = self.chain(x)
+        if chain.head is not None or chain.pre:
+            raise _NoMatch("ops before a convolution")
+        head = {
+            "kind": "conv",
+            "op": "conv2d",
+            "in_channels": w_shape[1],
+            "out_channels": w_shape[0],
+            "kernel": w_shape[2:],
+            "stride": _pair(stride),
+            "padding": _pair(padding),
+            "dilation": _pair(dilation),
+            "weight": weight,
+            "bias_source": bias,
+            "bias": bias is not None,
+        }
+        return chain.reduce(head)
+
+    def _pool(self, node: fx.Node, x: fx.Node, module: Any) -> _Chain:
+        kind = type(module).__name__
+        x_shape = _shape(x)
+        if x_shape is None or len(x_shape) != 4:
+            raise _NoMatch(f"{kind} of other than a 4-D NCHW input")
+        if getattr(module, "ceil_mode", False) or getattr(module, "return_indices", False):
+            raise _NoMatch(f"{kind} with ceil_mode or return_indices")
+        head: dict[str, Any] = {
+            "kind": "pool",
+            "op": "max" if kind == "MaxPool2d" else "avg",
+            "kernel": _pair(module.kernel_size),
+            "stride": _pair(module.stride if module.stride is not None else module.kernel_size),
+            "padding": _pair(module.padding),
+            "dilation": _pair(getattr(module, "dilation", 1)),
+        }
+        if kind == "AvgPool2d":
+            if module.divisor_override is not None:
+                raise _NoMatch("AvgPool2d with divisor_override")
+            head["count_include_pad"] = bool(module.count_include_pad)
+        chain = self.chain(x)
+        if chain.head is not None or chain.pre:
+            raise _NoMatch("ops before a pooling")
         return chain.reduce(head)
 
     def _param_shape(self, source: dict[str, Any]) -> list[int] | None:
@@ -426,8 +651,10 @@ class Analyser:
         is_var = _key(stat) == "var"
         if not _arg(stat, 3 if is_var else 2, "keepdim", False):
             return None
-        self._last_dim(stat, _arg(stat, 1, "dim"))
+        strided = self._reduced_dim(stat, _arg(stat, 1, "dim"))
         if is_var:
+            if strided is not None:
+                return None
             unbiased = bool(_arg(stat, 2, "unbiased", True)) and stat.kwargs.get("correction", 1) != 0
             centred = self._centred(x)
             if unbiased or centred is None or stat.args[0] is not centred.args[0]:
@@ -444,10 +671,15 @@ class Analyser:
         if base is None:
             return None
         if base is x:
-            centred = self._centred(x)
+            centred = self._centred(x) if strided is None else None
             if centred is not None:
                 return self.chain(centred.args[0]).reduce(_norm_head("layernorm", eps))
-            return self.chain(x).reduce(_norm_head("rmsnorm", eps))
+            head = _norm_head("rmsnorm", eps)
+            if strided is not None:
+                head["dim"] = strided
+            return self.chain(x).reduce(head)
+        if strided is not None:
+            return None
         centred_x, centred_b = self._centred(x), self._centred(base)
         if centred_x is not None and centred_b is not None and centred_x.args[0] is centred_b.args[0]:
             return self.chain(centred_x.args[0]).reduce(_norm_head("layernorm", eps))
@@ -466,6 +698,14 @@ class Analyser:
 
 def _norm_head(op: str, eps: float) -> dict[str, Any]:
     return {"kind": "reduction", "op": op, "row_dims": 1, "eps": eps, "weight": None, "bias": None}
+
+
+def _pair(value: Any) -> list[int]:
+    if isinstance(value, int):
+        return [value, value]
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return [int(value[0]), int(value[1])]
+    raise _NoMatch(f"a 2-D window parameter {value!r}")
 
 
 def _num(value: Any) -> float | None:

@@ -41,6 +41,7 @@ def summarise(model: torch.nn.Module, inputs: list[Any]) -> dict[str, Any]:
         graph_module = fx.symbolic_trace(model)
     except Exception as exc:
         summary["untraceable"] = f"{type(exc).__name__}: {exc}"[:500]
+        summary["no_pattern"] = f"torch.fx cannot trace the model ({summary['untraceable'][:200]})"
         summary["output"] = _run_output(model, inputs)
         return summary
     try:
@@ -60,9 +61,14 @@ def summarise(model: torch.nn.Module, inputs: list[Any]) -> dict[str, Any]:
             meta(out.args[0]) if out is not None and isinstance(out.args[0], fx.Node) else None
         )
         if summary["shapes"]:
-            pattern = Analyser(graph_module, nodes).pattern()
+            analyser = Analyser(graph_module, nodes)
+            pattern = analyser.pattern()
             if pattern is not None:
                 summary["patterns"].append(pattern)
+            else:
+                summary["no_pattern"] = analyser.why or "no recognised pattern"
+        else:
+            summary["no_pattern"] = f"shapes unknown ({summary.get('shape_error')})"
     except Exception as exc:  # a bug in the analysis must not lose the target
         log.warning("fx summary: analysis failed: %s", exc, exc_info=True)
         summary["analysis_error"] = f"{type(exc).__name__}: {exc}"[:500]

@@ -12,15 +12,23 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from evoforge.config import KernelSettings
 from evoforge.domain import Metrics, StageResult, Target
 from evoforge.verifiers.kernel import static
-from evoforge.verifiers.kernel.child import ChildResult, run_harness
-from evoforge.verifiers.kernel.target import INIT_SEED, PROBE_SEED, tolerance_of
+from evoforge.verifiers.kernel.budget import child_limits, stage_budget
+from evoforge.verifiers.kernel.child import KERNEL_LIMITS, ChildResult, run_harness
+from evoforge.verifiers.kernel.scaling import scale_note
+from evoforge.verifiers.kernel.target import (
+    INIT_SEED,
+    PROBE_SEED,
+    interpreter_source,
+    runnable_source,
+    tolerance_of,
+)
 
 CANDIDATE_FILE = "candidate.py"
 
@@ -51,9 +59,19 @@ class KernelContext:
         path.mkdir(exist_ok=True)
         return path
 
+    @property
+    def problem_source(self) -> str:
+        """The problem as every check runs it (both sides): at the sizes the size check chose, or the
+        Triton interpreter's smaller ones; sent with the request, never read from a file."""
+        if self.backend == "triton" and self.device == "cpu":
+            interpret = interpreter_source(self.target)
+            if interpret is not None:
+                return interpret
+        return runnable_source(self.target)
+
     def request(self, **extra: Any) -> dict[str, Any]:
         return {
-            "problem_source": self.target.source,
+            "problem_source": self.problem_source,
             "candidate_source": self.candidate_source,
             "require_custom_kernel": self.settings.require_custom_kernel,
             "max_spread": self.settings.max_spread,
@@ -79,13 +97,18 @@ class KernelContext:
     def harness(self, mode: str, *, interpret: bool | None = None, **extra: Any) -> ChildResult:
         if interpret is None:
             interpret = self.backend == "triton" and self.device == "cpu"
-        return run_harness(
+        budget = stage_budget(mode, self.settings, self.probe, backend=self.backend)  # too slow: stopped
+        child = run_harness(
             mode,
             self.request(**extra),
             workdir=self.workdir,
-            timeout_s=self.settings.stage_timeout_s,
+            timeout_s=budget.seconds,
             env=self.env(interpret=interpret),
+            limits=child_limits(self.settings, KERNEL_LIMITS),  # the problem travels in the request
         )
+        if child.timed_out and budget.limited:
+            child = replace(child, stopped_because=budget.reason)
+        return child
 
 
 def _result(name: str, start: float, ok: bool, detail: str, **kwargs: Any) -> StageResult:
@@ -311,14 +334,19 @@ def _benchmark_result(ctx: KernelContext, start: float, answer: dict[str, Any]) 
     )
     if answer.get("retimed"):
         timing_text += f"; re-timed in a fresh process: {answer['retimed']}"
+    note = scale_note((ctx.target.kernel_summary or {}).get("scaling"))
+    if note:
+        data["scaled"] = note
     if answer.get("unmeasured"):
         detail = (
             f"unmeasured: {answer['unmeasured']} — {timing_text}, ratio {answer.get('ratio')}x not reported"
         )
+        detail += f" — {note}" if note else ""
         metrics = Metrics(runtime_ms=round(float(answer["candidate_ms"]), 6))
         return _result("benchmark", start, True, detail, metrics=metrics, data=data)
     speedup = float(answer["speedup"])
     detail = f"{timing_text}: speedup {speedup:.2f}x"
+    detail += f" — {note}" if note else ""
     if speedup > ctx.settings.implausible_speedup:
         data["flag"] = "implausible"
         detail += (

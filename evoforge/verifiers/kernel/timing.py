@@ -38,6 +38,42 @@ class Timing:
         return self.reference_ms / self.candidate_ms if self.candidate_ms > 0 else float("inf")
 
 
+def time_cpu(
+    reference: Call,
+    candidate: Call,
+    make_inputs: Callable[[int], list[Any]],
+    *,
+    clock: Callable[[], float],
+    repeats: int,
+    budget_s: float,
+    seed: int,
+    warmup: int = 2,
+) -> Timing:
+    """Median wall time of each side over up to ``repeats`` rounds (at least 5, within ``budget_s``).
+
+    Both sides in one process: only for trusted code (torch eager beside ``torch.compile``); a
+    candidate's C kernels are timed by ``bench`` (replayed alone), never here."""
+    rng = random.Random(seed)
+    for _ in range(warmup):
+        inputs = make_inputs(rng.getrandbits(31))
+        candidate(inputs)
+        reference(inputs)
+    samples: dict[str, list[float]] = {"reference": [], "candidate": []}
+    sides = {"reference": reference, "candidate": candidate}
+    start = clock()
+    rounds = 0
+    while rounds < repeats and (rounds < 5 or clock() - start < budget_s):
+        order = list(sides)
+        rng.shuffle(order)
+        for side in order:
+            inputs = make_inputs(rng.getrandbits(31))
+            begin = clock()
+            sides[side](inputs)
+            samples[side].append((clock() - begin) * 1e3)
+        rounds += 1
+    return _timing(samples, rounds)
+
+
 def time_cuda(
     reference: Call,
     candidate: Call,

@@ -20,7 +20,7 @@ def _first_line(argv: list[str]) -> str:
     if shutil.which(argv[0]) is None:
         return f"{argv[0]}=absent"
     try:
-        done = process.run(argv, timeout=30)
+        done = process.run(argv, timeout=30, env=process.scrubbed_env())
     except OSError:
         return f"{argv[0]}=absent"
     lines = [line for line in done.stdout.splitlines() if line.strip()]

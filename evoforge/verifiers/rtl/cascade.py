@@ -19,16 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from evoforge.config import RtlSettings
-from evoforge.domain import Assurance, StageResult, Target, Verdict
+from evoforge.domain import Assurance, StageResult, Target, Verdict, VerdictContext
 from evoforge.errors import TargetError, VerifierError
 from evoforge.tools.liberty import Liberty
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.equivalence import run_equivalence
 from evoforge.verifiers.rtl.front import run_interface, run_lint, run_parse
-from evoforge.verifiers.rtl.simulate import run_simulate
+from evoforge.verifiers.rtl.simulate import reference_probe, run_simulate
 from evoforge.verifiers.rtl.synthesis import run_synthesis
 from evoforge.verifiers.rtl.timing import run_timing
 from evoforge.verifiers.runner import merged_metrics, remember_stages, reused_stage, run_stage
+from evoforge.verifiers.verdict_context import rtl_verdict_context
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +63,13 @@ class RtlVerifier:
     reference: dict[str, Any] = field(default_factory=dict)
     implementation_cache: dict[str, dict[str, StageResult]] = field(default_factory=dict)
     implementation_stages: tuple[str, ...] = IMPLEMENTATION_STAGES
+    shared_dir: Path | None = None  # tool artefacts built once for every job (Verilator's runtime)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def tool_versions(self) -> str:
-        """What a cached verdict depends on besides the sources: tools, liberty, settings."""
-        from evoforge.tools.iverilog import Iverilog
-        from evoforge.tools.opensta import OpenSta
-        from evoforge.tools.verilator import Verilator
-        from evoforge.tools.yosys import Yosys
-
-        tools = [str(t().version()) for t in (Iverilog, Verilator, Yosys, OpenSta)]
-        knobs = (
-            f"cycles={self.settings.sim_cycles}x{self.settings.sim_seeds},probe={self.settings.probe_cycles},"
-            f"bmc={self.settings.bmc_depth},period={self.settings.clock_period_ns}"
-        )
-        return ";".join([*tools, f"liberty={self.liberty.content_hash[:16]}", knobs])
+    def verdict_context(self) -> VerdictContext:
+        """Every setting a cached verdict depends on (tools, liberty, clock/reset, every knob, the
+        required assurance, the user's test by content); see :mod:`evoforge.verifiers.verdict_context`."""
+        return rtl_verdict_context(self.target, self.settings, self.liberty.content_hash)
 
     def _context(self, source: str, workdir: Path) -> RtlContext:
         return RtlContext(
@@ -86,6 +79,7 @@ class RtlVerifier:
             settings=self.settings,
             liberty_path=self.liberty.path,
             reference=self.reference,
+            cache_dir=self.shared_dir or self.work_root / "shared",
         )
 
     def _workdir(self, label: str) -> Path:
@@ -113,6 +107,15 @@ class RtlVerifier:
                         f"the original design fails its own {name} stage: {result.detail}",
                         hint="fix the design (or pass the right --top / --clock / --reset) and try again",
                     )
+            if self.target.rtl is not None and self.target.rtl.outputs:
+                try:  # the probe every candidate is compared with; a trace that shows nothing is refused
+                    reference_probe(ctx)
+                except VerifierError as exc:
+                    raise TargetError(
+                        exc.message,
+                        hint=exc.hint
+                        or "pass the right --clock / --reset / --reset-active-low and try again",
+                    ) from exc
         finally:
             self._cleanup(workdir)
         metrics = merged_metrics(results)
@@ -195,6 +198,11 @@ class RtlVerifier:
         minimum = self.settings.minimum_assurance
         if not assurance.satisfies(minimum):
             reason = f"assurance {assurance} is below the required {minimum}"
+            equivalence = next((r for r in results if r.name == "equivalence"), None)
+            if equivalence is not None and equivalence.data.get("assurance_why"):
+                reason += f" ({equivalence.data['assurance_why']})"
+            if assurance.level == "sampled":
+                reason += "; --assurance sampled accepts such candidates"
             return Verdict(False, "equivalence", reason, metrics, tuple(results), assurance, functional, impl)
         reason = f"accepted ({assurance})"
         return Verdict(True, last.name, reason, metrics, tuple(results), assurance, functional, impl)
@@ -208,4 +216,4 @@ def _assurance_of(results: list[StageResult]) -> Assurance:
     for result in results:
         if result.name == "equivalence" and "assurance" in result.data:
             return Assurance.parse(str(result.data["assurance"]))
-    return Assurance.simulated()
+    return Assurance.sampled()

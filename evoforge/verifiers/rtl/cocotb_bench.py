@@ -3,10 +3,12 @@
 The toplevel is the wrapper that :func:`evoforge.verifiers.rtl.cocotb_diff.diff_wrapper` generates:
 the original (``gold_``) and the candidate (``gate_``) on one packed stimulus bus, a mismatch flag
 computed in Verilog with ``===`` (a gate bit that differs from, or is X/Z where, a 0/1 gold bit), and
-copies of both output sets latched just before the designs' clock edge. The test drives the clock
-(cocotb ``Clock``) and, per cycle, writes one stimulus word and reads one flag, so thousands of
-cycles take about a second; only on a mismatch does it read the outputs to describe it. It reads its
-spec from the ``+evoforge_spec=`` plusarg and writes ``bench.json`` next to it.
+copies of both output sets latched just before the designs' clock edge. The test drives the main
+clock (cocotb ``Clock``; the wrapper gates the other clocks with per-cycle stimulus bits, see
+:func:`evoforge.verifiers.rtl.probe.clock_drive`) and, per cycle, writes one stimulus word and reads
+one flag, so thousands of cycles take about a second; only on a mismatch does it read the outputs to
+describe it. It reads its spec from the ``+evoforge_spec=`` plusarg and writes ``bench.json`` next to
+it.
 """
 
 from __future__ import annotations
@@ -27,10 +29,7 @@ CLOCK_PERIOD_NS = 10
 
 
 def interface_from_json(data: dict[str, Any]) -> RtlInterface:
-    ports = tuple(Port(p["name"], p["direction"], p["width"], p.get("signed", False)) for p in data["ports"])
-    return RtlInterface(
-        data["top"], ports, data.get("clock"), data.get("reset"), data.get("reset_active_low", False)
-    )
+    return RtlInterface.from_dict(data)
 
 
 def mid_run_resets(seed: int, index: int, cycles: int, reset_cycles: int, has_reset: bool) -> tuple[int, ...]:

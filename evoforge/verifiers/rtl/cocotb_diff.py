@@ -22,6 +22,7 @@ from typing import Any
 
 from evoforge.domain import RtlInterface
 from evoforge.tools.base import write_text
+from evoforge.tools.iverilog import LANGUAGE_FLAG
 from evoforge.verifiers.rtl.rename import prefix_modules
 from evoforge.verifiers.sandbox import run_untrusted
 
@@ -62,18 +63,20 @@ def diff_wrapper(interface: RtlInterface) -> str:
     The designs are clocked by ``clk`` delayed 1 ns, so the ``posedge clk`` latches (``*_pre``) hold
     the outputs just before the designs' own edge, free of races with their always blocks.
     """
-    from evoforge.verifiers.rtl.probe import stimulus_ports
+    from evoforge.verifiers.rtl.probe import clock_drive, stimulus_ports
 
     ins, outs = stimulus_ports(interface), interface.outputs
     in_slices, out_slices = _packed(ins), _packed(outs)
+    enables = {name: f"stim{sl}" for name, sl in in_slices.items()}
+    clock_decls, clocks = clock_drive(interface, "dclk", enables, enable_delay_ns=2)
     width_in = max(1, sum(p.width for p in ins))
     width_out = sum(p.width for p in outs)
 
     def instance(prefix: str) -> str:
         conns = []
         for port in interface.ports:
-            if port.name == interface.clock:
-                conns.append(f".{port.name}(dclk)")
+            if port.name in clocks:
+                conns.append(f".{port.name}({clocks[port.name]})")
             elif port.name in in_slices:
                 conns.append(f".{port.name}(stim{in_slices[port.name]})")
             elif port.name in out_slices:
@@ -90,6 +93,7 @@ def diff_wrapper(interface: RtlInterface) -> str:
         f"  output reg [{width_out - 1}:0] gate_pre);\n"
         "  wire dclk;\n"
         "  assign #1 dclk = clk;\n"
+        f"{clock_decls}"
         f"{instance('gold')}{instance('gate')}"
         f"  wire [{width_out - 1}:0] bit_bad;\n"
         "  genvar i;\n"
@@ -109,16 +113,7 @@ def diff_wrapper(interface: RtlInterface) -> str:
 
 
 def _interface_json(interface: RtlInterface) -> dict[str, Any]:
-    return {
-        "top": interface.top,
-        "ports": [
-            {"name": p.name, "direction": p.direction, "width": p.width, "signed": p.signed}
-            for p in interface.ports
-        ],
-        "clock": interface.clock,
-        "reset": interface.reset,
-        "reset_active_low": interface.reset_active_low,
-    }
+    return interface.to_dict()
 
 
 def _child_env() -> dict[str, str]:
@@ -130,14 +125,19 @@ def _child_env() -> dict[str, str]:
     }
 
 
-def _run_child(workdir: Path, spec: dict[str, Any], timeout: float) -> SimOutcome:
+def _run_child(
+    workdir: Path, spec: dict[str, Any], timeout: float, reads: tuple[Path, ...] = ()
+) -> SimOutcome:
     spec_path = write_text(workdir / "spec.json", json.dumps(spec, indent=1))
     (workdir / RESULT_FILE).unlink(missing_ok=True)
     argv = [sys.executable, "-m", "evoforge.verifiers.rtl.cocotb_diff", spec_path.name]
-    result = run_untrusted(argv, workdir=workdir, timeout=timeout, env=_child_env())
+    result = run_untrusted(argv, workdir=workdir, timeout=timeout, env=_child_env(), reads=reads)
     if result.timed_out:
         return SimOutcome(False, 0, result.seconds, error=f"simulation did not finish within {timeout:g} s "
                           "(infinite loop or no progress?)", timed_out=True, log=result.output)  # fmt: skip
+    if result.limit_exceeded is not None:
+        return SimOutcome(False, 0, result.seconds, error=f"the simulation was stopped at "
+                          f"{result.limit_exceeded} of its sandbox", log=result.output[-20000:])  # fmt: skip
     path = workdir / RESULT_FILE
     if not path.exists():
         tail = "\n".join(result.output.strip().splitlines()[-8:])
@@ -199,7 +199,8 @@ def run_user_test(candidate: str, top: str, test_path: Path, workdir: Path, *, t
         "test_module": test_path.stem,
         "test_dir": str(test_path.resolve().parent),
     }
-    return _run_child(workdir, spec, timeout)
+    # the box shows the child the test module alone, not the rest of its directory
+    return _run_child(workdir, spec, timeout, reads=(test_path.resolve(),))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,7 +239,7 @@ def _child(spec_path: Path) -> dict[str, Any]:
             sources=spec["sources"],
             hdl_toplevel=spec["toplevel"],
             build_dir=workdir / "sim_build",
-            build_args=["-g2005"],  # the runner says -g2012; lint and probe use Icarus's default, 2005
+            build_args=[LANGUAGE_FLAG],  # as lint and probe: SystemVerilog
             timescale=("1ns", "1ps"),
             always=True,
             log_file=build_log,

@@ -14,17 +14,19 @@ from typing import Any
 
 from evoforge.config import RtlSettings
 from evoforge.domain import RtlInterface, Target
+from evoforge.verifiers.rtl.source_policy import elaborate_original
 
 
 @dataclass
 class RtlContext:
     target: Target
-    candidate_source: str
+    candidate_source: str  # after the parse stage: the elaborated text every tool reads
     workdir: Path
     settings: RtlSettings
     liberty_path: Path  # a filtered liberty file, ready for yosys and OpenSTA
     reference: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict)
+    cache_dir: Path | None = None  # where tool artefacts shared by candidates live (Verilator's runtime)
 
     @property
     def interface(self) -> RtlInterface:
@@ -37,7 +39,11 @@ class RtlContext:
 
     @property
     def original_source(self) -> str:
-        return self.target.source
+        """The original as every tool reads it: its elaborated text (see ``source_policy``)."""
+        text = self.reference.get("original_text")
+        if not isinstance(text, str):
+            text = self.reference["original_text"] = elaborate_original(self.target.source, self.workdir)
+        return text
 
     def write_candidate(self) -> Path:
         path = self.workdir / "candidate.v"

@@ -3,15 +3,20 @@
 ``run_equivalence`` returns ``ok=False`` only when the candidate is *disproven* (``detail`` and
 ``data["counterexample"]`` then hold the inputs per cycle and the differing output) or cannot be
 checked because it instantiates an undefined module or a black box (reward hack #19). Otherwise
-``ok=True`` with ``data["assurance"]`` = ``proven``, ``bounded(N cycles)`` or ``simulated`` (formal
-gave no verdict in time; the simulate stage before this one is what vouches). Every attempt is a
+``ok=True`` with ``data["assurance"]`` = ``proven``, or, when formal gave no proof in time
+(:func:`label_without_proof`): ``bounded(N cycles)`` when the bounded check's N reaches the designs'
+state horizon, ``simulated(N cycles)`` when the simulate stage's uninterrupted run does, and
+``sampled(N cycles)`` when neither does. Every attempt is a
 separate yosys/ABC process limited by ``settings.equivalence_timeout_s`` and all of them together by
 ``settings.equivalence_budget_s``; a timeout is recorded and the next attempt runs while budget is left.
 
 Attempts, stopping at the first decisive one:
 
 1. ``structural`` — ``equiv_make/equiv_simple/equiv_induct`` (fast when registers correspond;
-   unproven cells are inconclusive, never a disproof).
+   unproven cells are inconclusive, never a disproof). ``equiv_induct`` alone is a weak equivalence
+   (no divergence after N equal cycles), so on a sequential design it proves only together with the
+   base case: every matched signal equal for the first N cycles after reset (``sat`` on an
+   ``equiv_miter`` of the matched points).
 2. combinational designs (no state in either): ``sat`` on the miter, cofactored on the narrowest
    inputs (see :func:`equivalence_scripts.split_cases`), then ``abc`` (``&cec`` on an AIGER miter),
    which only ever *proves*: its two-valued model is not used to refute.
@@ -25,6 +30,12 @@ Attempts, stopping at the first decisive one:
    re-encoding), where k-induction fails on unreachable states; its counterexamples are not trusted
    as disproofs (two-valued). ABC's ``dsec``/``dprove`` are not used: they assume an all-zero initial
    state, which is not the reset semantics of the design.
+
+Clocks: Yosys's formal model updates every flop once per step and ignores what clocks it. That is
+the designs only when one edge of one input clocks every flop of both; otherwise (several clock
+domains, both edges, a clock from logic, latches: :func:`lockstep_gap`) a proof or a bound is of
+another circuit, so the label comes from the simulation alone (``simulated``/``sampled``), while a
+difference found in that model is still reported.
 
 X handling: inputs are defined; initial state is undefined (``-set-init-undef``) and the first
 (reset) cycle's outputs are not compared. The miter is built with ``-ignore_gold_x``: an undefined
@@ -42,11 +53,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evoforge.domain import StageResult
+from evoforge.domain import Assurance, StageResult
 from evoforge.tools.yosys import Yosys, YosysAbc, YosysRun
 from evoforge.verifiers.rtl import equivalence_scripts as scripts
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.counterexample import Counterexample, from_model, parse_sat_model
+from evoforge.verifiers.rtl.horizon import horizon_for, single_clock
 
 log = logging.getLogger(__name__)
 
@@ -184,15 +196,29 @@ class _Checker:
 
     def structural(self) -> Attempt:
         seq = self.ctx.settings.induction_depth
-        run = self._run(
-            scripts.structural_script(ORIGINAL, CANDIDATE, self.top, seq, self.has_state), "structural"
+        script = scripts.structural_script(
+            ORIGINAL, CANDIDATE, self.top, seq, self.has_state, self.reset, self.active_low
         )
+        run = self._run(script, "structural")
         if run.timed_out:
             return Attempt("structural", "timeout", run.seconds, f"timed out after {self.timeout:g} s")
         found = re.search(r"Found (\d+) \$equiv cells", run.log)
         proven = "Equivalence successfully proven!" in run.log
         if run.ok and found and int(found.group(1)) > 0 and proven:
-            return Attempt("structural", "proven", run.seconds, f"{found.group(1)} $equiv cells proven")
+            cells = f"{found.group(1)} $equiv cells proven"
+            if not self.has_state:
+                return Attempt("structural", "proven", run.seconds, cells)
+            if "no model found: SUCCESS!" in run.log:
+                base = "from reset" if self.reset else "from every initial state"
+                note = f"{cells}; base case {base} over {seq} cycles proven"
+                return Attempt("structural", "proven", run.seconds, note)
+            return Attempt(
+                "structural",
+                "unknown",
+                run.seconds,
+                f"{cells}, but only as a weak equivalence (equiv_induct): the matched signals are not "
+                f"shown equal for the first {seq} cycles after reset",
+            )
         unproven = re.search(r"Of those cells (\d+) are proven and (\d+) are unproven", run.log)
         note = (
             f"{unproven.group(2)} $equiv cells unproven"
@@ -330,6 +356,15 @@ def _result(ctx: RtlContext, attempts: list[Attempt], seconds: float, checker: _
         text = cex.describe() if cex else "(no counterexample could be read from the log)"
         detail = f"disproven by {LABELS[last.method]} ({last.seconds:.1f} s): {text}"
         return StageResult(name=STAGE, ok=False, seconds=seconds, detail=detail, log=log_text, data=data)
+    unmodelled = lockstep_gap(ctx) if last.outcome == "proven" else None
+    if unmodelled is not None:  # a proof of a model that is not the designs: evidence as without one
+        assurance, why = label_without_proof(ctx, 0)
+        data.update(assurance=str(assurance), assurance_why=why, method=None, unmodelled=unmodelled)
+        detail = (
+            f"{LABELS[last.method]} proved it stepping every flop together, which models neither design "
+            f"({unmodelled}); not a proof → {assurance} ({why})"
+        )
+        return StageResult(name=STAGE, ok=True, seconds=seconds, detail=detail, log=log_text, data=data)
     if last.outcome == "proven":
         data.update(assurance="proven", method=last.method)
         detail = f"proven by {LABELS[last.method]} ({last.seconds:.1f} s)"
@@ -337,15 +372,49 @@ def _result(ctx: RtlContext, attempts: list[Attempt], seconds: float, checker: _
     notes = "; ".join(
         f"{a.method}: {a.outcome} ({a.note})" if a.note else f"{a.method}: {a.outcome}" for a in attempts
     )
+    # a bounded check shares the formal model: it says nothing when that model is not the designs'
+    bounded = max(a.bounded_cycles for a in attempts) if lockstep_gap(ctx) is None else 0
+    assurance, why = label_without_proof(ctx, bounded)
     best = max(attempts, key=lambda a: a.bounded_cycles)
-    if best.bounded_cycles > 0:
-        assurance = f"bounded({best.bounded_cycles} cycles)"
-        data.update(assurance=assurance, method=best.method)
-        detail = (
-            f"inconclusive: {notes}; no mismatch within {best.bounded_cycles} cycles from reset → {assurance}"
-        )
-    else:
-        data.update(assurance="simulated", method=None)
-        detail = f"inconclusive: {notes} → simulated (the simulate stage vouches)"
+    data.update(
+        assurance=str(assurance), assurance_why=why, method=best.method if best.bounded_cycles else None
+    )
+    detail = f"inconclusive: {notes} → {assurance} ({why})"
     log.info("equivalence of %s: %s", ctx.top, data["assurance"])
     return StageResult(name=STAGE, ok=True, seconds=seconds, detail=detail, log=log_text, data=data)
+
+
+def lockstep_gap(ctx: RtlContext) -> str | None:
+    """Why Yosys's formal model (each flop updates once per step, clocks ignored) is not the designs':
+    several clocks, both edges of one, a clock from logic, latches — or None when one edge of one
+    input clocks every flop of both (or there is no state)."""
+    if not ctx.interface.sequential:
+        return None
+    horizon = horizon_for(ctx)
+    return single_clock(horizon.original, horizon.candidate)
+
+
+def label_without_proof(ctx: RtlContext, bounded_cycles: int) -> tuple[Assurance, str]:
+    """The assurance of a candidate that formal did not prove or refute, and why.
+
+    A bounded check of N cycles is ``bounded(N)`` only when N reaches the state horizon of the two
+    designs (:mod:`evoforge.verifiers.rtl.horizon`); else the simulate stage's uninterrupted cycles
+    (``ctx.artifacts["simulated_cycles"]``) make it ``simulated(N)`` when they reach the horizon, and
+    ``sampled(N)`` when nothing does.
+    """
+    horizon = horizon_for(ctx) if ctx.interface.sequential else None
+    simulated = int(ctx.artifacts.get("simulated_cycles", 0))
+    if horizon is None:  # combinational: no state, nothing hides in time
+        if bounded_cycles > 0:
+            return Assurance.bounded(bounded_cycles), "no state"
+        return Assurance.simulated(simulated), "combinational: no state for a difference to hide in"
+    reach = f"state horizon {horizon.describe()}"
+    if bounded_cycles > 0 and horizon.covered_by(bounded_cycles):
+        return Assurance.bounded(bounded_cycles), f"the bounded check reaches the {reach}"
+    if horizon.covered_by(simulated):
+        return Assurance.simulated(simulated), f"the simulation reaches the {reach}"
+    shown = f"bounded check {bounded_cycles} cycles, " if bounded_cycles else ""
+    return (
+        Assurance.sampled(simulated),
+        f"{shown}simulation {simulated} cycles: neither reaches the {reach}; a longer run could differ",
+    )

@@ -62,21 +62,42 @@ def check_script(original: str, candidate: str, top: str) -> str:
     return load_script(original, candidate, top) + f"tee -q -o {FF_LIST_FILE} select -list {cells}\n"
 
 
-def structural_script(original: str, candidate: str, top: str, seq: int, sequential: bool) -> str:
+#: the module :func:`structural_script` builds to check the base case of ``equiv_induct``
+BASE_MITER = "eq_base"
+
+
+def structural_script(
+    original: str,
+    candidate: str,
+    top: str,
+    seq: int,
+    sequential: bool,
+    reset: str | None = None,
+    active_low: bool = False,
+) -> str:
     """``equiv_*`` on matching signal names; proves when registers correspond.
 
     ``equiv_induct`` only helps with registers; on a combinational design it is a slow whole-cone SAT.
+    It proves a *weak* equivalence: matched points that agree for ``seq`` cycles agree forever. So on a
+    sequential design a miter of every matched point (``equiv_miter``, built before anything is
+    proven) is checked from reset for ``seq`` cycles after the reset cycle — the base case; only both
+    together are a proof (the caller reads the ``sat`` result that follows ``equiv_status``).
     """
-    return load_script(original, candidate, top) + "\n".join(
-        [
-            "equiv_make gold gate eq",
-            "hierarchy -top eq",
-            f"equiv_simple -undef -seq {seq}",
-            *([f"equiv_induct -undef -seq {seq}"] if sequential else []),
-            "equiv_status",
-            "",
+    lines = ["equiv_make gold gate eq", "hierarchy -top eq"]
+    if sequential:
+        lines.append(f"equiv_miter -trigger -undef {BASE_MITER} eq")
+    lines += [f"equiv_simple -undef -seq {seq} eq"]
+    if sequential:
+        lines.append(f"equiv_induct -undef -seq {seq} eq")
+    lines.append("equiv_status eq")
+    if sequential:
+        reset_flags = f"-set-at 1 {reset} {0 if active_low else 1} " if reset else ""
+        lines += [
+            f"hierarchy -top {BASE_MITER}",
+            f"sat -seq {seq + 1} -prove trigger 0 -prove-skip 1 -set-init-undef {reset_flags}"
+            f"-set-def-inputs {BASE_MITER}",
         ]
-    )
+    return load_script(original, candidate, top) + "\n".join([*lines, ""])
 
 
 def _miter(flags: str = "-ignore_gold_x") -> str:

@@ -1,84 +1,83 @@
 """The cheap front of the RTL cascade: ``parse``, ``lint`` and ``interface``.
 
-``parse`` enforces the candidate policy (no file or OS access from system tasks, no ``include``) and
-parses with pyverilog; ``lint`` compiles with Icarus, lints with Verilator and checks with Yosys that
-every instantiated module is defined (an unresolved module would otherwise be a black box that formal
-tools "prove" equal); ``interface`` requires the original's top with the same ports, widths,
-directions and signedness.
+``parse`` applies the source policy (:mod:`evoforge.verifiers.rtl.source_policy`: no control bytes,
+no ``include``, no file or OS access from system tasks, no translate pragmas, checked on the text
+after one preprocessing in the sandbox), puts the one elaborated text every later tool reads in place
+of the candidate's text, and elaborates it with slang (:mod:`evoforge.tools.slang`: SystemVerilog,
+parameters evaluated) with the original's top; ``lint`` runs every tool in its SystemVerilog mode —
+compiles with Icarus (``-g2012``), lints with Verilator (``-sv``) and checks with Yosys
+(``read_verilog -sv``) that every instantiated module is defined (an unresolved module would
+otherwise be a black box that formal tools "prove" equal); ``interface`` requires the original's top
+with the same ports, widths, directions and signedness.
 """
 
 from __future__ import annotations
 
-import re
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from evoforge.domain import Port, StageResult
-from evoforge.errors import TargetError, ToolError
+from evoforge.errors import TargetError, ToolError, ToolTimeoutError
 from evoforge.tools.iverilog import Iverilog
+from evoforge.tools.slang import Elaboration, Slang
 from evoforge.tools.verilator import Verilator
-from evoforge.tools.verilog_ast import parse_verilog
 from evoforge.tools.yosys import Yosys
 from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.probe import CANDIDATE_SYSTEM_CALLS, system_calls
+from evoforge.verifiers.rtl.source_policy import FORBIDDEN_SYSTEM_TASKS, elaborate, policy_violations
 
-#: system tasks a candidate may not name (prefixes: ``$fopen`` also covers ``$fopenw``/``$fopenr``);
-#: a first, textual line of defence. The lint stage checks the compiled design against an allowlist,
-#: which macros and token pasting cannot get around.
-FORBIDDEN_SYSTEM_TASKS = (
-    "fopen", "fclose", "fwrite", "fdisplay", "fmonitor", "fstrobe", "fscanf", "fgets", "fgetc", "fread",
-    "fputc", "fflush", "fseek", "frewind", "rewind", "ftell", "feof", "ferror", "ungetc", "readmem",
-    "writemem", "sreadmem", "system", "dump", "test$plusargs", "value$plusargs", "shm_",
-)  # fmt: skip
-_FORBIDDEN = re.compile(r"\$(" + "|".join(re.escape(t) for t in FORBIDDEN_SYSTEM_TASKS) + r")\w*")
-_DIRECTIVES = re.compile(r"`\s*(include|line)\b|``")
-_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
-_STRINGS = re.compile(r'"(?:\\.|[^"\\\n])*"')
-
-
-def _line_of(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
-
-
-def policy_violations(source: str) -> list[str]:
-    """What the candidate does that a rewrite must not: file/OS system tasks, ``include``."""
-    # keep offsets (so line numbers stay right) while blanking comments and string contents
-    blank = _COMMENTS.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
-    blank = _STRINGS.sub(lambda m: '"' + " " * (len(m.group(0)) - 2) + '"', blank)
-    found = []
-    for match in _FORBIDDEN.finditer(blank):
-        line = _line_of(blank, match.start())
-        found.append(f"line {line}: {match.group(0)} (file/OS access is not allowed)")
-    for match in _DIRECTIVES.finditer(blank):
-        what = f"`{match.group(1)}" if match.group(1) else "`` (macro token pasting)"
-        found.append(f"line {_line_of(blank, match.start())}: {what} (candidates must be self-contained)")
-    return found
+__all__ = ["FORBIDDEN_SYSTEM_TASKS", "policy_violations", "run_interface", "run_lint", "run_parse"]
 
 
 def run_parse(ctx: RtlContext) -> StageResult:
     start = time.monotonic()
-    violations = policy_violations(ctx.candidate_source)
-    if violations:
-        return StageResult(
-            "parse", False, time.monotonic() - start, detail="forbidden construct: " + "; ".join(violations)
-        )
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="elaborate-", dir=ctx.workdir))
     try:
-        parsed = parse_verilog(ctx.candidate_source, workdir=ctx.workdir / "parse")
-    except TargetError as exc:
+        elaborated = elaborate(ctx.candidate_source, role="candidate", workdir=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if not elaborated.ok:
+        return StageResult(
+            "parse",
+            False,
+            time.monotonic() - start,
+            detail="forbidden construct: " + "; ".join(elaborated.refusals),
+        )
+    ctx.artifacts["submitted_source"] = ctx.candidate_source
+    ctx.candidate_source = elaborated.text  # from here on every tool reads the elaborated text
+    try:
+        design = elaborate_candidate(ctx)
+    except (TargetError, ToolTimeoutError) as exc:
         return StageResult("parse", False, time.monotonic() - start, detail=exc.message)
-    if ctx.top not in parsed.modules:
-        defined = ", ".join(sorted(parsed.modules)) or "none"
+    if ctx.top not in design.definitions:
+        defined = ", ".join(sorted(design.definitions)) or "none"
         return StageResult(
             "parse",
             False,
             time.monotonic() - start,
             detail=f"the candidate does not define the top module {ctx.top!r} (it defines: {defined})",
         )
-    ctx.artifacts["parsed"] = parsed
-    return StageResult("parse", True, time.monotonic() - start, detail=f"{len(parsed.modules)} module(s)")
+    if design.errors:
+        more = f" (and {len(design.errors) - 1} more)" if len(design.errors) > 1 else ""
+        return StageResult("parse", False, time.monotonic() - start, detail=design.first_error + more)
+    ctx.artifacts["elaboration"] = design
+    return StageResult("parse", True, time.monotonic() - start, detail=f"{len(design.definitions)} module(s)")
+
+
+def elaborate_candidate(ctx: RtlContext) -> Elaboration:
+    """The candidate's elaborated text (preprocessed once, by the source policy) elaborated by slang
+    with the original's top."""
+    workdir = ctx.workdir / "parse"
+    workdir.mkdir(parents=True, exist_ok=True)
+    text = ctx.candidate_source
+    return Slang().elaborate(text, cwd=workdir, top=ctx.top, timeout=ctx.settings.tool_timeout_s)
 
 
 def _hierarchy_script(top: str) -> str:
-    return f"read_verilog -defer candidate.v\nhierarchy -check -top {top}\n"
+    return f"read_verilog -sv -defer candidate.v\nhierarchy -check -top {top}\n"
 
 
 def run_lint(ctx: RtlContext) -> StageResult:
@@ -162,9 +161,11 @@ def interface_differences(original: tuple[Port, ...], candidate: tuple[Port, ...
 
 def run_interface(ctx: RtlContext) -> StageResult:
     start = time.monotonic()
-    parsed = ctx.artifacts.get("parsed") or parse_verilog(ctx.candidate_source, workdir=ctx.workdir / "parse")
-    candidate_ports = parsed.modules[ctx.top].ports
+    design = ctx.artifacts.get("elaboration") or elaborate_candidate(ctx)
+    summary = design.modules[ctx.top]
+    candidate_ports = summary.ports
     problems = interface_differences(ctx.interface.ports, candidate_ports)
+    problems += [f"port {p}" for p in summary.unsupported_ports]
     if problems:
         return StageResult("interface", False, time.monotonic() - start, detail="; ".join(problems))
     return StageResult(

@@ -5,8 +5,10 @@ corners: 0, all-ones, signed min/max, walking ones and zeros); the cocotb differ
 same generator with other seeds. :func:`probe_trace` embeds the stimulus in a generated plain-Verilog
 testbench, compiles it with iverilog and runs ``vvp`` in the sandbox (candidates are untrusted); stdout
 is the trace, one row of ``%b`` values per sampled cycle, so X and Z stay visible. Sequential designs
-get inputs on the falling edge and are sampled just before each rising edge; combinational designs
-get a vector, ``#1``, a sample. :func:`first_mismatch` compares a candidate's trace to the reference's.
+get inputs just after the falling edge and are sampled just before each rising edge, every clock
+driven (:func:`clock_drive`: the main one free-running, the others gated per cycle by a stimulus
+bit); combinational designs get a vector, ``#1``, a sample. :func:`first_mismatch` compares a
+candidate's trace to the reference's.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ _DISPLAY = ("display", "write", "strobe", "monitor")
 CANDIDATE_SYSTEM_CALLS = frozenset(
     [f"${d}{r}" for d in _DISPLAY for r in ("", "b", "h", "o")]
     + ["$monitoron", "$monitoroff", "$finish", "$stop", "$fatal", "$error", "$warning", "$info"]
-    + ["$time", "$stime", "$realtime", "$simtime", "$printtimescale", "$timeformat"]
-    + ["$random", "$urandom", "$urandom_range", "$signed", "$unsigned", "$clog2", "$bits"]
+    + ["$printtimescale", "$timeformat"]
+    + ["$signed", "$unsigned", "$clog2", "$bits"]
     + ["$itor", "$rtoi", "$realtobits", "$bitstoreal", "$shortrealtobits", "$bitstoshortreal"]
     + ["$countones", "$countbits", "$onehot", "$onehot0", "$isunknown"]
     + ["$sformat", "$sformatf", "$swrite", "$swriteb", "$swriteh", "$swriteo", "$sscanf"]
@@ -46,6 +48,15 @@ CANDIDATE_SYSTEM_CALLS = frozenset(
     + [f"${f}" for f in ("sin", "cos", "tan", "asin", "acos", "atan", "atan2", "hypot")]
     + [f"${f}" for f in ("sinh", "cosh", "tanh", "asinh", "acosh", "atanh")]
 )
+#: calls whose value is the simulator's, not the circuit's: simulation time and random numbers. A
+#: candidate that reads them can behave one way in every simulation window and another later (Yosys
+#: reads them as undriven wires); Icarus compiles ``$time`` to an opcode, so they are refused on the
+#: preprocessed text (:func:`simulation_only_calls`), not only in the compiled design
+SIMULATION_ONLY_CALLS = frozenset(
+    ["$time", "$stime", "$realtime", "$simtime", "$random", "$urandom", "$urandom_range"]
+    + [f"$dist_{d}" for d in ("uniform", "normal", "exponential", "poisson", "chi_square", "t", "erlang")]
+)
+_SYSTEM_TOKEN = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|(\$[A-Za-z0-9_$]+)', re.S)
 _VPI_CALL = re.compile(r'^\s*%vpi_(?:call|func)\S*\s+(\d+)\s+(\d+)\s+"(\$[^"]+)"', re.M)
 _FILE_TABLE = re.compile(r"^:file_names \d+;\n((?:\s+\".*\";\n?)*)", re.M)
 
@@ -55,9 +66,42 @@ _FILE_TABLE = re.compile(r"^:file_names \d+;\n((?:\s+\".*\";\n?)*)", re.M)
 
 
 def stimulus_ports(interface: RtlInterface) -> tuple[Port, ...]:
-    """The inputs a stimulus row drives, in row order: the reset (if any), then the data inputs."""
-    reset = [p for p in interface.inputs if p.name == interface.reset]
-    return (*reset, *interface.data_inputs)
+    """The inputs a stimulus row drives, in row order: the resets, then one enable bit per clock
+    after the first (named as the clock: 1 = that clock ticks with the main one this cycle), then the
+    data inputs."""
+    by_name = {p.name: p for p in interface.inputs}
+    resets = [by_name[name] for name in interface.reset_ports if name in by_name]
+    enables = [Port(name, "input", 1) for name in secondary_clocks(interface)]
+    return (*resets, *enables, *interface.data_inputs)
+
+
+def secondary_clocks(interface: RtlInterface) -> tuple[str, ...]:
+    """The clocks after the main one: each is the main clock gated by a per-cycle stimulus bit."""
+    return interface.clock_ports[1:] if interface.sequential else ()
+
+
+def clock_drive(
+    interface: RtlInterface, clock: str, slices: dict[str, str], *, enable_delay_ns: int = 0
+) -> tuple[str, dict[str, str]]:
+    """(declarations, connection per clock port) for a bench whose main clock is the net ``clock``.
+
+    The main clock port gets ``clock``; every other clock gets ``clock & enable``, its enable being
+    its stimulus bit (``slices``), so all domains tick on the main clock's edges, each on a random
+    subset of cycles. The enable must change only while ``clock`` is low, or the gated clock would
+    glitch: a bench whose stimulus changes before its clock falls delays it by ``enable_delay_ns``.
+    """
+    if not interface.sequential:
+        return "", {}
+    conns = {interface.clock_ports[0]: clock}
+    decls: list[str] = []
+    for name in secondary_clocks(interface):
+        enable = slices[name]
+        if enable_delay_ns:
+            net = f"evoforge_ce_{len(decls)}"
+            decls.append(f"  wire {net};\n  assign #{enable_delay_ns} {net} = {enable};\n")
+            enable = net
+        conns[name] = f"{clock} & {enable}"
+    return "".join(decls), conns
 
 
 def _corners(width: int) -> tuple[int, ...]:
@@ -88,20 +132,25 @@ def corner_stimulus(
 ) -> list[tuple[int, ...]]:
     """``cycles`` rows of input values (order of :func:`stimulus_ports`).
 
-    Reset is asserted for the first ``reset_cycles`` rows and for two rows at each of ``resets_at``.
+    Every reset is asserted (at its own active level) for the first ``reset_cycles`` rows and for two
+    rows at each of ``resets_at``; every clock after the first ticks in those rows (so synchronous
+    resets take effect in every domain) and in a random three quarters of the others.
     """
     rng = random.Random(seed)
     ports = stimulus_ports(interface)
-    has_reset = interface.reset is not None and interface.sequential
-    asserted, released = (0, 1) if interface.reset_active_low else (1, 0)
+    levels = {r.port: r.active_low for r in interface.resets} if interface.sequential else {}
+    enables = set(secondary_clocks(interface))
     in_reset = set(range(reset_cycles)) | {c + k for c in resets_at for k in (0, 1)}
     previous = [0] * len(ports)
     rows: list[tuple[int, ...]] = []
     for cycle in range(cycles):
         row = []
         for i, port in enumerate(ports):
-            if has_reset and port.name == interface.reset:
-                value = asserted if cycle in in_reset else released
+            if port.name in levels:
+                active_low = levels[port.name]
+                value = int(active_low) ^ int(cycle in in_reset)
+            elif port.name in enables:
+                value = 1 if cycle in in_reset else int(rng.random() < 0.75)
             else:
                 value = _value(rng, port.width, previous[i])
             row.append(value)
@@ -181,6 +230,12 @@ def first_mismatch(reference: ProbeTrace, candidate: ProbeTrace, interface: RtlI
     return None
 
 
+def simulation_only_calls(preprocessed: str) -> list[str]:
+    """The :data:`SIMULATION_ONLY_CALLS` that ``preprocessed`` text uses (outside comments and strings)."""
+    found = (m.group(1) for m in _SYSTEM_TOKEN.finditer(preprocessed) if m.group(1))
+    return sorted({name for name in found if name in SIMULATION_ONLY_CALLS})
+
+
 def system_calls(vvp_text: str, source_name: str) -> list[tuple[str, int]]:
     """(``$name``, line) of every run-time system call that code from ``source_name`` makes, read from
     the compiled vvp file: macros, token pasting and includes cannot hide a call there."""
@@ -188,6 +243,61 @@ def system_calls(vvp_text: str, source_name: str) -> list[tuple[str, int]]:
     names = re.findall(r'"(.*)"', table.group(1)) if table else []
     wanted = {i for i, name in enumerate(names) if Path(name).name == source_name}
     return [(m.group(3), int(m.group(2))) for m in _VPI_CALL.finditer(vvp_text) if int(m.group(1)) in wanted]
+
+
+def probe_rows(
+    interface: RtlInterface, *, cycles: int, reset_cycles: int, seed: int = PROBE_SEED
+) -> list[tuple[int, ...]]:
+    """The probe's stimulus: reset at the start and once more two thirds in."""
+    return corner_stimulus(
+        interface, cycles=cycles, reset_cycles=reset_cycles, seed=seed, resets_at=((cycles * 2) // 3,)
+    )
+
+
+#: cycles after a reset is released that do not count as the design running (outputs settle)
+SETTLE_CYCLES = 2
+
+
+def vacuity(trace: ProbeTrace, interface: RtlInterface, rows: list[tuple[int, ...]]) -> str | None:
+    """Why a reference trace shows nothing worth comparing (``None``: it shows something).
+
+    A simulation vouches for nothing when no output ever takes a defined value that differs from the
+    previous cycle's while the design runs (reset released for more than :data:`SETTLE_CYCLES`
+    cycles), for example because a wrong reset polarity holds the design in reset the whole time, or
+    the clock never reaches its flops. X bits count as no value.
+    """
+    ports = stimulus_ports(interface)
+    reset_index = next((i for i, p in enumerate(ports) if p.name == interface.reset), None)
+    has_reset = reset_index is not None and interface.sequential
+    released = 1 if interface.reset_active_low else 0
+    running = 0  # consecutive cycles with the reset released
+    previous: str | None = None
+    for cycle, row in enumerate(trace.rows):
+        if has_reset and cycle < len(rows) and rows[cycle][reset_index] != released:  # type: ignore[index]
+            running = 0
+        else:
+            running += 1
+        defined = "".join(c if c in "01" else "." for c in row)
+        if running > SETTLE_CYCLES and previous is not None and _changed(previous, defined):
+            return None
+        previous = defined
+    if has_reset:
+        level = "low" if interface.reset_active_low else "high"
+        return (
+            f"no output changes while the reset is released ({len(trace.rows)} cycles; reset "
+            f"{interface.reset!r} taken as active {level}): the design looks held in reset or unclocked, "
+            "so a simulation would compare nothing. Check the reset and its polarity (--reset, "
+            "--reset-active-low) and the clock (--clock)"
+        )
+    return (
+        f"no output ever changes in {len(trace.rows)} cycles of simulation, so a simulation would "
+        "compare nothing. Check the clock (--clock) and that the outputs depend on the inputs"
+    )
+
+
+def _changed(before: str, after: str) -> bool:
+    """A bit defined in both rows that differs (X/Z, shown as '.', never counts)."""
+    return any(a != b and a != "." and b != "." for a, b in zip(before, after, strict=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,10 +329,13 @@ def testbench(interface: RtlInterface, cycles: int, token: str) -> str:
     width = max(1, sum(p.width for p in ports))
     slices = _slices(ports)
     outs = interface.outputs
+    # the stimulus changes 1 ns after the clock falls: no race with falling-edge flops, no glitch on
+    # the gated clocks of the other domains
+    decls, clocks = clock_drive(interface, "clk", slices)
     conns = []
     for port in interface.ports:
-        if port.name == interface.clock:
-            conns.append(f".{port.name}(clk)")
+        if port.name in clocks:
+            conns.append(f".{port.name}({clocks[port.name]})")
         elif port.name in slices:
             conns.append(f".{port.name}({slices[port.name]})")
         elif port.direction == "output":
@@ -234,7 +347,8 @@ def testbench(interface: RtlInterface, cycles: int, token: str) -> str:
     args = "".join(f", out_{p.name}" for p in outs)
     sample = f'$display("{token} {fmt}"{args});'
     if interface.sequential:
-        step = f"      stim = mem[i];\n      #4 {sample}\n      #1 clk = 1'b1;\n      #5 clk = 1'b0;\n"
+        clock = "      #1 clk = 1'b1;\n      #4 clk = 1'b0;\n      #1;\n"
+        step = f"      stim = mem[i];\n      #4 {sample}\n{clock}"
     else:
         step = f"      stim = mem[i];\n      #1 {sample}\n"
     return (
@@ -245,6 +359,7 @@ def testbench(interface: RtlInterface, cycles: int, token: str) -> str:
         "  reg clk;\n"
         "  integer i;\n"
         f"{wires}"
+        f"{decls}"
         f"  {interface.top} dut ({', '.join(conns)});\n"
         "  initial begin\n"
         f'    $readmemh("{STIM_FILE}", mem);\n'
@@ -269,17 +384,19 @@ def probe_trace(
     seed: int = PROBE_SEED,
     timeout: float,
     allowed_calls: frozenset[str] | None = None,
+    rows: list[tuple[int, ...]] | None = None,
 ) -> ProbeTrace:
     """Simulate ``source`` under the fixed stimulus; compile errors and early ends come back as ``error``.
 
     With ``allowed_calls`` (candidates: :data:`CANDIDATE_SYSTEM_CALLS`), a design that calls any other
-    system task or function is not run at all.
+    system task or function is not run at all. ``rows`` replaces the fixed stimulus (the deep run
+    replays its stimulus up to a mismatch this way, to see it with Icarus's X semantics).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     ports = stimulus_ports(interface)
-    rows = corner_stimulus(
-        interface, cycles=cycles, reset_cycles=reset_cycles, seed=seed, resets_at=((cycles * 2) // 3,)
-    )
+    if rows is None:
+        rows = probe_rows(interface, cycles=cycles, reset_cycles=reset_cycles, seed=seed)
+    cycles = len(rows)
     hex_digits = max(1, (sum(p.width for p in ports) + 3) // 4)
     write_text(workdir / STIM_FILE, "".join(f"{pack_row(ports, r):0{hex_digits}x}\n" for r in rows))
     # a fresh token per run, so that a design's own $display lines cannot pass for trace rows
@@ -312,7 +429,9 @@ def probe_trace(
     )
     done = f"{token}done {cycles}" in result.stdout
     error = None
-    if not done:
+    if result.limit_exceeded is not None:  # an output flood, or the CPU/memory limit of the box
+        error = f"the simulation was stopped at {result.limit_exceeded} of its sandbox"
+    elif not done:
         tail = "\n".join(result.output.strip().splitlines()[-3:])
         error = (
             f"simulation ended after {len(trace)} of {cycles} cycles ($finish/$stop in the design?): {tail}"

@@ -2,10 +2,10 @@
 
 The differential test compiles the original (prefix ``gold_``) and the candidate (prefix ``gate_``)
 side by side; both usually declare the same module names. :func:`prefix_modules` renames every module
-the source declares, at its declaration, at ``endmodule : name`` and at every instantiation of it, and
-leaves everything else alone: comments, strings, signals or instances that happen to share a module's
-name (modules live in their own namespace in Verilog, so a signal named like a module is not a
-reference to it).
+(and SystemVerilog package, interface and program) the source declares, at its declaration, at its
+end label, at every instantiation of it and at every ``pkg::`` scope, and leaves everything else
+alone: comments, strings, signals or instances that happen to share a module's name (modules live in
+their own namespace in Verilog, so a signal named like a module is not a reference to it).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ _TOKEN = re.compile(
     """,
     re.S | re.X,
 )
-_MODULE_KEYWORDS = ("module", "macromodule")
+_MODULE_KEYWORDS = ("module", "macromodule", "interface", "program", "package")
+_END_KEYWORDS = ("endmodule", "endinterface", "endprogram", "endpackage")
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,10 @@ def _reference_positions(code: list[_Token], names: set[str]) -> list[_Token]:
         previous = code[i - 1] if i > 0 else None
         if previous is not None and previous.kind == "ident" and previous.text in _MODULE_KEYWORDS:
             found.append(tok)  # the declaration
-        elif previous is not None and previous.text == ":" and i > 1 and code[i - 2].text == "endmodule":
+        elif previous is not None and previous.text == ":" and i > 1 and code[i - 2].text in _END_KEYWORDS:
             found.append(tok)  # SystemVerilog end label
+        elif i + 2 < len(code) and code[i + 1].text == ":" and code[i + 2].text == ":":
+            found.append(tok)  # a package scope: pkg::name, import pkg::*
         elif previous is not None and previous.text in (".", "#"):
             continue  # a port or parameter named like a module, or a hierarchical name
         elif _is_instantiation(code, i):

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 STAGE = "synthesis"
 NETLIST_NAME = "netlist.v"
-_SV_HINT = re.compile(r"\b(always_ff|always_comb|always_latch|logic|typedef|unique|priority|interface)\b")
 
 
 @dataclass(frozen=True)
@@ -89,9 +88,9 @@ def synthesize(
     lib_path = liberty.path if isinstance(liberty, Liberty) else Path(liberty)
     workdir.mkdir(parents=True, exist_ok=True)
     netlist = workdir / NETLIST_NAME
-    sv = bool(_SV_HINT.search(source.read_text(errors="replace")))
+    sv = True  # always SystemVerilog mode, as lint (Icarus -g2012, Verilator -sv) and the clock analysis
     script = synthesis_script(source.resolve(), top, lib_path.resolve(), netlist.name, clock_period_ns, sv)
-    run = Yosys().run_script(script, cwd=workdir, timeout=timeout, name="synth")
+    run = Yosys().run_script(script, cwd=workdir, timeout=timeout, name="synth", reads=(source, lib_path))
     if run.timed_out:
         raise SynthesisFailed(f"synthesis timed out after {timeout:g} s", run.log, timed_out=True)
     if not run.ok:

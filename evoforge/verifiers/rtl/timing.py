@@ -1,7 +1,8 @@
 """The ``timing`` stage: OpenSTA on the synthesised netlist — critical-path delay and its RTL names.
 
-Sequential designs get a clock on their clock port with the configured period; combinational ones a
-virtual clock. Every other input and every output gets a zero external delay, so the reported path is
+Sequential designs get a clock on each clock port (every domain, same period and phase: paths between
+domains are timed too, so no logic can hide on a crossing); combinational ones a virtual clock. Every
+other input and every output gets a zero external delay against every clock, so the reported path is
 the design's own: input or register → logic → output or register. ``data["critical_path"]`` lists the
 nets along that path whose names survived synthesis (ports, registers, kept wires; yosys internals
 such as ``_123_`` are left out), which is the timing-graph view later prompts show to agents.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -30,51 +32,71 @@ from evoforge.verifiers.rtl.synthesis import Netlist, parse_netlist
 STAGE = "timing"
 VIRTUAL_CLOCK = "evoforge_vclk"
 _INTERNAL = re.compile(r"^_\d+_(?:\[\d+\])?$")
+_UNCLOCKED = re.compile(r"There (?:are|is) (\d+) unclocked register")
 
 
 class TimingFailed(ToolError):
     """OpenSTA could not analyse the netlist."""
 
 
-def timing_script(netlist: Path, top: str, liberty: Path, clock: str | None, period_ns: float) -> str:
+def timing_script(
+    netlist: Path, top: str, liberty: Path, clocks: str | Sequence[str] | None, period_ns: float
+) -> str:
     lines = [
         f"read_liberty {tcl_quote(str(liberty))}",
         f"read_verilog {tcl_quote(str(netlist))}",
         f"link_design {tcl_quote(top)}",
     ]
-    if clock:
-        port = f"[get_ports {tcl_quote(clock)}]"
-        lines += [
-            f"create_clock -name {tcl_quote(clock)} -period {period_ns:g} {port}",
-            f"set data_inputs [delete_from_list [all_inputs] {port}]",
-            f"set_input_delay 0 -clock {tcl_quote(clock)} $data_inputs",
-            f"set_output_delay 0 -clock {tcl_quote(clock)} [all_outputs]",
-        ]
+    names = [clocks] if isinstance(clocks, str) else list(clocks or ())
+    if names:
+        ports = " ".join(tcl_quote(n) for n in names)
+        lines += [f"create_clock -name {tcl_quote(n)} -period {period_ns:g} [get_ports {tcl_quote(n)}]"
+                  for n in names]  # fmt: skip
+        lines.append(f"set data_inputs [delete_from_list [all_inputs] [get_ports [list {ports}]]]")
+        for i, name in enumerate(names):
+            add = " -add_delay" if i else ""
+            lines += [
+                f"set_input_delay 0 -clock {tcl_quote(name)}{add} $data_inputs",
+                f"set_output_delay 0 -clock {tcl_quote(name)}{add} [all_outputs]",
+            ]
     else:
         lines += [
             f"create_clock -name {VIRTUAL_CLOCK} -period {period_ns:g}",
             f"set_input_delay 0 -clock {VIRTUAL_CLOCK} [all_inputs]",
             f"set_output_delay 0 -clock {VIRTUAL_CLOCK} [all_outputs]",
         ]
-    lines += ["report_checks -path_delay max -fields {net} -digits 4", ""]
+    lines += [
+        "check_setup -verbose -no_clock",  # registers no declared clock reaches: their paths go untimed
+        "report_checks -path_delay max -fields {net} -digits 4",
+        "",
+    ]
     return "\n".join(lines)
+
+
+def unclocked_registers(log: str) -> int:
+    """How many register clock pins OpenSTA found no clock on (``check_setup -no_clock``)."""
+    match = _UNCLOCKED.search(log)
+    return int(match.group(1)) if match else 0
 
 
 def analyse_timing(
     netlist: Path,
     top: str,
     liberty: Path,
-    clock: str | None,
+    clock: str | Sequence[str] | None,
     period_ns: float,
     workdir: Path,
     timeout: float,
 ) -> TimingReport:
-    """The critical path of ``netlist``; raises TimingFailed / ToolTimeoutError when OpenSTA fails."""
+    """The critical path of ``netlist`` (``clock``: one clock port, several, or None for a combinational
+    design); raises TimingFailed / ToolTimeoutError when OpenSTA fails."""
     workdir.mkdir(parents=True, exist_ok=True)
     tcl = timing_script(netlist.resolve(), top, liberty.resolve(), clock, period_ns)
-    result = OpenSta().run_tcl(tcl, cwd=workdir, timeout=timeout, name="timing")
+    result = OpenSta().run_tcl(tcl, cwd=workdir, timeout=timeout, name="timing", reads=(netlist, liberty))
     if result.timed_out:
         raise ToolTimeoutError(f"OpenSTA did not finish within {timeout:g} s")
+    if result.limit_exceeded is not None:
+        raise TimingFailed(f"static timing analysis was stopped at {result.limit_exceeded} of its sandbox")
     errors = sta_errors(result.output)
     if errors or result.returncode != 0:
         first = errors[0] if errors else f"sta exited with {result.returncode}"
@@ -152,7 +174,7 @@ def run_timing(ctx: RtlContext) -> StageResult:
             Path(netlist_path),
             ctx.top,
             ctx.liberty_path,
-            clock,
+            ctx.interface.clock_ports,
             ctx.settings.clock_period_ns,
             ctx.workdir / "timing",
             ctx.settings.tool_timeout_s,
@@ -168,6 +190,11 @@ def run_timing(ctx: RtlContext) -> StageResult:
         detail = f"critical path {report.delay_ns:.3g} ns: " + " → ".join(names or [report.startpoint])
     else:
         detail = "no timed path (outputs do not depend on inputs or registers)"
+    unclocked = unclocked_registers(report.log)
+    if unclocked and clock is not None:
+        detail += (
+            f"; {unclocked} register(s) reached by no input clock (derived or gated clocks) are not timed"
+        )
     return StageResult(
         STAGE,
         ok=True,
@@ -184,5 +211,7 @@ def run_timing(ctx: RtlContext) -> StageResult:
             "endpoint": _describe(report.endpoint, netlist),
             "clock_period_ns": ctx.settings.clock_period_ns,
             "clock": clock,
+            "clocks": list(ctx.interface.clock_ports),
+            "unclocked_registers": unclocked,
         },
     )

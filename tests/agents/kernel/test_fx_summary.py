@@ -77,7 +77,7 @@ class Cumsum(nn.Module):
 
 class Branchy(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(x) * torch.sigmoid(x)  # two chains of one input: not one chain
+        return torch.tanh(x) * torch.sigmoid(x)  # two chains of one input: an expression graph
 
 
 class ControlFlow(nn.Module):
@@ -149,10 +149,19 @@ def test_gemm_epilogue() -> None:
     assert summary["inputs"] == [{"shape": [4, 16], "dtype": "float32"}]
 
 
-@pytest.mark.parametrize("model", [Cumsum(), Branchy()])
-def test_unrecognised_graphs_have_no_pattern(model: nn.Module) -> None:
-    summary = summarise(model, [torch.randn(4, 16)])
+def test_unrecognised_graphs_have_no_pattern_and_a_reason() -> None:
+    summary = summarise(Cumsum(), [torch.randn(4, 16)])
     assert summary["patterns"] == [] and summary["nodes"]
+    assert "cumsum" in summary["no_pattern"]
+
+
+def test_pointwise_graph_that_is_not_one_chain_is_an_expression() -> None:
+    summary = summarise(Branchy(), [torch.randn(4, 16)])
+    (pattern,) = summary["patterns"]
+    assert pattern["kind"] == "elementwise" and pattern["ops"][0]["op"] == "expr"
+    steps = pattern["ops"][0]["steps"]
+    assert [s["op"] for s in steps] == ["tanh", "sigmoid", "mul"]
+    assert steps[2]["args"] == [{"step": 0}, {"step": 1}]
 
 
 def test_untraceable_model_is_described_not_raised() -> None:

@@ -3,8 +3,9 @@
 ``POST /v1/chat/completions`` answers from a script: each ``Step`` is used by the next request of its
 role ("planner" or "coder"; a repair is a coder request) — or of any role when ``role`` is None.
 A step can reply with text, an HTTP error status, a raw (non-JSON) body, or sleep first (to outlast
-the client's timeout). When the script has no step left for a role, planners get ``plan`` and coders
-get ``fallback`` (no code by default). ``GET /v1/models`` lists one model. Every request is logged.
+the client's timeout). When the script has no step left for a role, the ``cycle`` steps of that role
+are replayed in a loop; without those, planners get ``plan`` and coders get ``fallback`` (no code by
+default). ``GET /v1/models`` lists one model. Every request is logged.
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ class ScriptedServer:
         plan: str = "1. Share one adder between the mutually exclusive branches.",
         fallback: str = "I have no further changes to suggest.",
         models: tuple[str, ...] = (MODEL,),
+        cycle: list[Step] | None = None,
     ) -> None:
         self.script = list(script or [])
+        self.cycle = list(cycle or [])  # replayed in a loop (per role) once the script has nothing left
+        self._cycled: dict[str, int] = {}
         self.plan = plan
         self.fallback = fallback
         self.models = models
@@ -124,6 +128,11 @@ class ScriptedServer:
             for i, step in enumerate(self.script):
                 if step.role is None or step.role == role:
                     return self.script.pop(i)
+            steps = [s for s in self.cycle if s.role is None or s.role == role]
+            if steps:
+                n = self._cycled.get(role, 0)
+                self._cycled[role] = n + 1
+                return steps[n % len(steps)]
         return None
 
     @property

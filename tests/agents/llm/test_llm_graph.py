@@ -36,11 +36,17 @@ class FakeChat:
     model: str = "fake"
     budget_spent: bool = False
     tokens_spent: int = 0
+    concurrency: int = 1
+    temperatures: list[float | None] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def chat(self, messages: Sequence[Message], *, role: str) -> LlmReply:
+    def exhausted(self) -> str | None:
+        return "the LLM token budget is spent" if self.budget_spent else None
+
+    def chat(self, messages: Sequence[Message], *, role: str, temperature: float | None = None) -> LlmReply:
         with self._lock:
             self.seen.append((role, list(messages)))
+            self.temperatures.append(temperature)
             queue = self.planner if role == "planner" else self.coder
             text = queue.pop(0) if queue else "nothing"
         error = "HTTP 500: boom" if text is None else None
@@ -102,9 +108,9 @@ def test_llm_proposer_returns_drafts_with_their_calls_and_keeps_the_rest() -> No
     proposals = proposer.propose(ProposalRequest(TARGET, TARGET.source, Metrics(), count=2))
     assert isinstance(proposer, CallSource)
     assert len(proposals) == 1 and proposals[0].origin == "llm:fake"
-    assert [c.role for c in proposals[0].calls] == ["planner", "coder"]
+    assert [c.role for c in proposals[0].calls] == ["planner", "coder"]  # one plan serves both drafts
     orphans = proposer.drain_calls()
-    assert [c.role for c in orphans] == ["planner", "coder", "repair"] and proposer.drain_calls() == []
+    assert [c.role for c in orphans] == ["coder", "repair"] and proposer.drain_calls() == []
     assert "share adders" in llm.seen[0][1][-1]["content"]  # retrieved knowledge reaches the prompt
 
 
@@ -127,4 +133,4 @@ def test_mixed_interleaves_llm_first_and_offline_fills_the_rest() -> None:
     mixed = MixedProposer(LlmProposer(llm, checker, max_repairs=0), Offline())  # type: ignore[arg-type]
     proposals = mixed.propose(ProposalRequest(TARGET, TARGET.source, Metrics(), count=4))
     assert [p.origin for p in proposals] == ["llm:fake", "offline:x", "offline:x", "offline:x"]
-    assert len(mixed.drain_calls()) == 2  # the planner and coder of the draft without code
+    assert len(mixed.drain_calls()) == 1  # the coder request of the draft without code
