@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -31,6 +32,8 @@ _CAP_VERSION_3 = 0x20080522
 _LAST_CAP = 63
 #: one clock tick of /proc/<pid>/stat, in nanoseconds
 TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+#: a worker's or replay process's output beyond this (or the box's file-size limit) rejects the candidate
+OUTPUT_LIMIT_BYTES = 64 * 2**20
 
 
 def _libc() -> ctypes.CDLL:
@@ -93,6 +96,22 @@ class Child:
                 return handle.read().decode(errors="replace")
         except OSError:
             return ""
+
+    def output_limit(self) -> str | None:
+        """Said when the child's log reached the output limit: the box's file-size limit (writes past it
+        fail) or ``OUTPUT_LIMIT_BYTES``, whichever is smaller; None otherwise."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        cap = OUTPUT_LIMIT_BYTES if soft == resource.RLIM_INFINITY else min(soft, OUTPUT_LIMIT_BYTES)
+        try:
+            size = self.log_path.stat().st_size
+        except OSError:
+            return None
+        if size < cap:
+            return None
+        return (
+            f"wrote {size / 2**20:.0f} MiB to stdout/stderr: it reached the output limit of its sandbox "
+            f"({cap / 2**20:.0f} MiB)"
+        )
 
     def exit_text(self) -> str:
         code = self.process.poll()

@@ -204,7 +204,10 @@ class ReplayHost:
         self.write(prepared, poison)
         self._load(prepared)
         seconds, problems, cpu_ms = self._timed(prepared.call_id)
-        assert self.watch is not None
+        assert self.watch is not None and self.child is not None
+        flooded = self.child.output_limit()
+        if flooded:  # said first: what else the call did is beside the point
+            problems.insert(0, f"the process running the candidate's kernels {flooded}")
         threads_now, cpu_now, process_now = (
             self.watch.threads(),
             self.watch.cpu_ns(),

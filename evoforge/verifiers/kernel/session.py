@@ -153,6 +153,11 @@ class WorkerSession:
         """One call of the model on ``inputs`` (``reuse``: the same tensor objects as the last call)."""
         specs, reused = self._place(inputs, reuse=reuse)
         answer, fds = self.request({"op": "forward", "inputs": specs, "reuse": reused, "label": label})
+        flooded = self.child.output_limit()
+        if flooded:
+            for fd in fds:
+                os.close(fd)
+            raise CandidateFailure(f"{label}: the candidate's process {flooded}")
         self._raise_for(answer)
         threads = self.watch.threads()
         data = self._received(fds, label)
