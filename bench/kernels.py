@@ -61,6 +61,9 @@ def measure(name: str, settings: KernelSettings, work: Path) -> dict[str, Any]:
         "candidate_ms": bench.data.get("candidate_ms") if bench else None,
         "reference_ms": bench.data.get("reference_ms") if bench else None,
         "rounds": bench.data.get("rounds") if bench else None,
+        "spread": bench.data.get("spread") if bench else None,
+        "roofline": bench.data.get("roofline_speedup") if bench else None,
+        "unmeasured": bench.data.get("unmeasured") if bench else None,
     }
     triton_file = EXAMPLES / f"{name}_triton.py"
     if triton_file.exists():
@@ -109,24 +112,32 @@ def render(rows: list[dict[str, Any]], command: str, searched: bool) -> str:
     lines = [
         SECTION,
         "",
-        f"Command: `{command}` on {platform.machine()}, {os.cpu_count()} cores, no GPU. torch eager and the "
-        "C candidate run with the same thread count, in one process run, in random order per round on fresh "
-        "inputs at the problem's benchmark shapes; medians. GPU columns are `unmeasured`: nothing here can "
-        "time a GPU, and the Triton interpreter's timings say nothing about GPU speed.",
+        f"Command: `{command}` on {platform.machine()}, {os.cpu_count()} cores, no GPU. torch eager (its own "
+        "process) and the C candidate's kernels (replayed alone) run pinned to the same CPUs with the same "
+        "thread count, in interleaved rounds in random order on the same fresh inputs at the problem's "
+        "benchmark shapes; the speed-up is the median of per-round ratios, ± half its interquartile range, "
+        "beside the memory-roofline bound measured in the same run; too wide a spread is unmeasured. GPU "
+        "columns are `unmeasured`: nothing here can time a GPU, and the Triton interpreter's timings say "
+        "nothing about GPU speed.",
         "",
-        "| example | torch eager (ms) | C candidate (ms) | C speed-up | Triton correctness (s) "
-        "| Triton AOT sm_90 (s) | registers / spills | GPU time | GPU speed-up |"
+        "| example | torch eager (ms) | C candidate (ms) | C speed-up | roofline bound "
+        "| Triton correctness (s) | Triton AOT sm_90 (s) | registers / spills | GPU time | GPU speed-up |"
         + (" offline search best C |" if searched else ""),
-        "|---|---|---|---|---|---|---|---|---|" + ("---|" if searched else ""),
+        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if searched else ""),
     ]
     for row in rows:
         c, t = row["c"], row.get("triton", {})
-        speed = fmt(c["speedup"], ".2f", "×") if c["accepted"] else f"rejected: {c['reason'][:60]}"
+        if not c["accepted"]:
+            speed = f"rejected: {c['reason'][:60]}"
+        elif c["speedup"] is None:
+            speed = f"unmeasured: {(c.get('unmeasured') or '')[:60]}"
+        else:
+            speed = f"{c['speedup']:.2f}× ±{(c.get('spread') or 0) / 2:.0%}"
         regs = f"{fmt(t.get('registers'), 'd')} / {fmt(t.get('spills'), 'd')}" if t else "–"
         tri = fmt(t.get("correctness_s")) if t.get("accepted") else f"rejected: {t.get('reason', '–')[:60]}"
         line = (
             f"| {row['name']} | {fmt(c['reference_ms'], '.3f')} | {fmt(c['candidate_ms'], '.3f')} "
-            f"| {speed} | "
+            f"| {speed} | {fmt(c.get('roofline'), '.1f', '×')} | "
             f"{tri} | {fmt(t.get('aot_s'))} | {regs} | unmeasured | unmeasured |"
         )
         if searched:

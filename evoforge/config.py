@@ -83,11 +83,19 @@ class KernelSettings(BaseModel):
     )
     gpu_arch: int = Field(90, ge=50, description="GPU architecture of the ahead-of-time compile (sm_XX)")
     cpu_threads: int | None = Field(
-        None, ge=1, description="threads for torch and OpenMP in the CPU benchmark; None = all cores"
+        None, ge=1, description="CPUs (and threads) both sides get in every stage; None = all cores here"
     )
     benchmark_repeats: int = Field(30, ge=5, description="timed runs per side (median reported)")
     benchmark_budget_s: float = Field(20.0, gt=0, description="time the benchmark may spend timing")
-    implausible_speedup: float = Field(10.0, gt=1, description="speed-ups beyond this are flagged")
+    implausible_speedup: float = Field(
+        10.0, gt=1, description="speed-ups beyond this are re-timed in a fresh process, then flagged"
+    )
+    max_spread: float = Field(
+        0.5,
+        gt=0,
+        description="the widest spread (interquartile range over median) of per-round speed-ups still "
+        "reported; wider is unmeasured",
+    )
     stage_timeout_s: float = Field(180.0, gt=0, description="wall-clock limit of one stage's child process")
     compile_timeout_s: float = Field(300.0, gt=0, description="limit of a C, nvcc or Triton compile")
     require_gpu: bool = Field(

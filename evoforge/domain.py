@@ -98,6 +98,10 @@ class Objective(StrEnum):
         return True
 
     def value_of(self, metrics: Metrics) -> float | None:
+        """The cost to minimise. Kernel runtime is relative: the candidate's time over torch eager's
+        measured in the same run on the same device (1 / speedup) — never milliseconds from two runs."""
+        if self is Objective.RUNTIME and (metrics.speedup is not None or metrics.runtime_ms is not None):
+            return None if not metrics.speedup else 1.0 / float(metrics.speedup)
         value = getattr(metrics, self.value)
         return None if value is None else float(value)
 
@@ -110,10 +114,19 @@ COST_METRICS: tuple[str, ...] = ("area_um2", "cells", "depth", "delay_ns", "runt
 
 
 def improvement(baseline: Metrics, candidate: Metrics) -> dict[str, float]:
-    """original/candidate for each cost both measured (2.0 = half the cost); bigger is better."""
+    """original/candidate for each cost both measured (2.0 = half the cost); bigger is better.
+
+    Kernel runtime is the exception: times from two processes (or a CPU and a GPU) are never
+    divided. Its improvement is the ratio of the two same-run speed-ups over torch eager (the
+    original's is 1.0), and it is absent when either was not measured.
+    """
     out: dict[str, float] = {}
     for name in COST_METRICS:
         base, cand = getattr(baseline, name), getattr(candidate, name)
+        if name == "runtime_ms" and (baseline.speedup is not None or candidate.speedup is not None):
+            if baseline.speedup and candidate.speedup:
+                out[name] = round(float(candidate.speedup) / float(baseline.speedup), 6)
+            continue
         if base is None or cand is None:
             continue
         if cand > 0:

@@ -18,13 +18,17 @@ Argument convention: a ``torch.Tensor`` is passed as a pointer to its first elem
 contiguous CPU tensor: anything else raises ``KernelCallError``), a Python ``int`` as ``int64_t``, a
 ``float`` as ``double``, a ``bool`` as ``int64_t`` 0/1. Functions return nothing (``void``).
 
-Every call is a *launch*: the verifier counts them (:func:`launch_count`) to check that the kernel
-actually ran on the path that produced the output. Builds are cached by a hash of the source, the
-flags and the compiler, in the directory :func:`configure` set (the verifier points it into the
-candidate's scratch directory) or a per-user temporary directory. This module imports nothing from
-the rest of evoforge and reads no environment variables except ``CC`` (the compiler), so candidates
-can import it cheaply. It is also why it starts the compiler with ``subprocess`` itself rather than
-through ``evoforge.tools.process``: it runs inside the candidate's sandbox, already under its limits.
+Every call is a *launch*. Inside the verifier, the process that runs the candidate's Python cannot
+start the compiler itself: :func:`configure` installs a ``builder`` (the verifier compiles the
+source and hands back the library) and a ``recorder`` that sees every launch with its arguments
+(the verifier replays the recorded launches, alone, in another process: what they compute there is
+what counts). Outside the verifier, builds are cached by a hash of the source, the flags and the
+compiler in a per-user temporary directory. Libraries are linked without start files
+(``-nostartfiles``): a kernel library has no code that runs when it is loaded. This module imports
+nothing from the rest of evoforge and reads no environment variables except ``CC`` (the compiler),
+so candidates can import it cheaply. It is also why it starts the compiler with ``subprocess``
+itself rather than through ``evoforge.tools.process``: it runs inside the stage's sandbox, already
+under its limits.
 """
 
 from __future__ import annotations
@@ -37,20 +41,26 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 __all__ = ["CLibrary", "CompileError", "KernelCallError", "configure", "launch_count", "load_c"]
 
-BASE_FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c11")
+BASE_FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=c11", "-nostartfiles")
 OPENMP_FLAG = "-fopenmp"
 #: extra flags a candidate may add: optimisation, code generation, machine and macro flags only
 _ALLOWED_FLAG = re.compile(r"^(-O[0-3s]|-f(?!plugin)[A-Za-z0-9][\w\-=.]*|-m[\w\-=.]+|-D\w+(=[\w.]+)?)$")
 COMPILE_TIMEOUT_S = 120.0
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {"build_dir": None, "launches": 0}
-_calls = threading.local()  # depth of C calls in progress in this thread (read by the verifier)
+_state: dict[str, Any] = {"build_dir": None, "launches": 0, "builder": None, "recorder": None}
+_calls = threading.local()  # depth of C calls in progress in this thread
+
+#: ``builder(source, openmp, flags) -> path of the built library`` (set by the verifier)
+Builder = Callable[[str, bool, tuple[str, ...]], str]
+#: ``recorder(library_key, function_name, args)``, called before every launch (set by the verifier)
+Recorder = Callable[[str, str, tuple[Any, ...]], None]
 
 
 class CompileError(RuntimeError):
@@ -61,9 +71,16 @@ class KernelCallError(TypeError):
     """A kernel was called with an argument the runtime cannot pass (non-contiguous, not on the CPU, …)."""
 
 
-def configure(*, build_dir: str | os.PathLike[str] | None) -> None:
-    """Where builds go (the verifier sets the candidate's scratch directory)."""
+def configure(
+    *,
+    build_dir: str | os.PathLike[str] | None = None,
+    builder: Builder | None = None,
+    recorder: Recorder | None = None,
+) -> None:
+    """Where builds go, who builds them and who sees each launch (the verifier sets all three)."""
     _state["build_dir"] = None if build_dir is None else Path(build_dir)
+    _state["builder"] = builder
+    _state["recorder"] = recorder
 
 
 def launch_count() -> int:
@@ -90,15 +107,25 @@ def _compiler() -> str:
     return compiler
 
 
-def load_c(source: str, *, openmp: bool = True, flags: tuple[str, ...] = ()) -> CLibrary:
-    """Compile ``source`` into a shared library (cached) and return its functions as a :class:`CLibrary`."""
+def check_flags(flags: tuple[str, ...]) -> None:
     bad = [f for f in flags if not _ALLOWED_FLAG.match(f)]
     if bad:
         raise CompileError(f"flags not allowed: {' '.join(bad)} (allowed: -O*, -f*, -m*, -DNAME[=VALUE])")
+
+
+def library_key(source: str, openmp: bool, flags: tuple[str, ...], compiler: str) -> str:
+    """The build's name: a hash of the compiler, every flag and the source."""
+    argv_flags = [*BASE_FLAGS, *([OPENMP_FLAG] if openmp else []), *flags]
+    return hashlib.sha256("\0".join([compiler, *argv_flags, source]).encode()).hexdigest()[:24]
+
+
+def build_library(source: str, *, openmp: bool, flags: tuple[str, ...], directory: Path) -> Path:
+    """Compile ``source`` into ``directory`` (reused when the same build is there) and return its path."""
+    check_flags(flags)
     compiler = _compiler()
     argv_flags = [*BASE_FLAGS, *([OPENMP_FLAG] if openmp else []), *flags]
-    key = hashlib.sha256("\0".join([compiler, *argv_flags, source]).encode()).hexdigest()[:24]
-    directory = _build_dir()
+    key = library_key(source, openmp, flags, compiler)
+    directory.mkdir(parents=True, exist_ok=True)
     library = directory / f"k_{key}.so"
     with _lock:
         if not library.exists():
@@ -118,15 +145,30 @@ def load_c(source: str, *, openmp: bool = True, flags: tuple[str, ...] = ()) -> 
             if done.returncode != 0:
                 raise CompileError(f"C compilation failed:\n{done.stderr.strip()[:4000]}")
             partial.replace(library)
-    return CLibrary(ctypes.CDLL(str(library)), str(library))
+    return library
+
+
+def load_c(source: str, *, openmp: bool = True, flags: tuple[str, ...] = ()) -> CLibrary:
+    """Compile ``source`` into a shared library (cached) and return its functions as a :class:`CLibrary`."""
+    flags = tuple(flags)
+    check_flags(flags)
+    builder = _state["builder"]
+    if builder is not None:
+        path = str(builder(source, openmp, flags))
+        key = Path(path).stem.removeprefix("k_")
+    else:
+        path = str(build_library(source, openmp=openmp, flags=flags, directory=_build_dir()))
+        key = Path(path).stem.removeprefix("k_")
+    return CLibrary(ctypes.CDLL(path), path, key)
 
 
 class CLibrary:
     """The functions of a compiled C source; ``lib.name(*args)`` calls ``name`` (one launch)."""
 
-    def __init__(self, handle: ctypes.CDLL, path: str) -> None:
+    def __init__(self, handle: ctypes.CDLL, path: str, key: str = "") -> None:
         self._handle = handle
         self.path = path
+        self.key = key
 
     def __getattr__(self, name: str) -> _CFunction:
         if name.startswith("_"):
@@ -136,18 +178,22 @@ class CLibrary:
         except AttributeError as exc:
             raise AttributeError(f"the compiled C source defines no function {name!r}") from exc
         function.restype = None
-        return _CFunction(name, function)
+        return _CFunction(name, function, self.key)
 
 
 class _CFunction:
-    def __init__(self, name: str, function: Any) -> None:
+    def __init__(self, name: str, function: Any, key: str = "") -> None:
         self.name = name
         self._function = function
+        self._key = key
 
     def __call__(self, *args: Any) -> None:
         converted = [_c_argument(self.name, i, a) for i, a in enumerate(args)]
         with _lock:
             _state["launches"] += 1
+        recorder = _state["recorder"]
+        if recorder is not None:
+            recorder(self._key, self.name, args)
         _calls.depth = getattr(_calls, "depth", 0) + 1
         try:
             self._function(*converted)

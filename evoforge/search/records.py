@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 ORIGINAL = "original"
 
+#: what a parent's benchmark tells the next proposal (spread and roofline included: 15.5)
+BENCHMARK_FEEDBACK = (
+    "device", "reference_ms", "candidate_ms", "speedup", "spread", "roofline_speedup", "unmeasured", "flag",
+)  # fmt: skip
+
 
 def start_job(session: Session, job_id: int) -> Job:
     job = repository.get_job(session, job_id)
@@ -142,10 +147,7 @@ def _feedback(session: Session, candidate_id: int) -> dict[str, Any]:
         if run.name == "resources" and run.data.get("kernels"):
             feedback["kernel_resources"] = {"arch": run.data.get("arch"), "kernels": run.data["kernels"]}
         if run.name == "benchmark" and run.data:
-            feedback["benchmark"] = {
-                k: run.data.get(k)
-                for k in ("device", "reference_ms", "candidate_ms", "speedup", "unmeasured", "flag")
-            }
+            feedback["benchmark"] = {k: run.data.get(k) for k in BENCHMARK_FEEDBACK}
         if run.name == "static" and run.data.get("backend"):
             feedback["backend"] = run.data["backend"]
     return feedback

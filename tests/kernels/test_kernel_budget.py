@@ -51,6 +51,16 @@ def test_budget_follows_the_reference_time() -> None:
     assert bench.seconds > settings.benchmark_budget_s and "timing budget" in bench.reason
 
 
+def test_one_correctness_child_and_the_benchmark_count_every_planned_and_replayed_call() -> None:
+    settings = KernelSettings(stage_timeout_s=600, slow_factor=20, trials=3)
+    correctness = stage_budget("correctness", settings, {"runtime_ms": 10.0})
+    # (3 trials + re-run + in-place + 4 transformed) planned and replayed; 8 reference calls
+    assert correctness.limited and "18 call(s)" in correctness.reason
+    assert correctness.seconds == pytest.approx(STARTUP_S + 18 * (20 + HARNESS_CALLS) * 0.010 + 8 * 0.010)
+    bench = stage_budget("benchmark", settings, {"runtime_ms": 10.0})
+    assert "42 call(s)" in bench.reason  # up to 6 warm-ups + 15 timed calls, planned and replayed
+
+
 @pytest.mark.slow
 def test_far_too_slow_candidate_is_stopped_with_the_reason(relu_problem: Path, tmp_path: Path) -> None:
     settings = KernelSettings(stage_timeout_s=400, benchmark_repeats=6, benchmark_budget_s=4)

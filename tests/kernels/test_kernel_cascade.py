@@ -9,6 +9,7 @@ from conftest import RELU_C, RELU_TRITON
 
 from evoforge.config import KernelSettings
 from evoforge.domain import Target
+from evoforge.verifiers.kernel import seccomp
 from evoforge.verifiers.kernel.cascade import KernelVerifier
 from evoforge.verifiers.kernel.target import load_kernel_target
 
@@ -32,8 +33,15 @@ def test_c_candidate_is_accepted_and_timed_against_torch(verifier: KernelVerifie
     assert verdict.metrics.runtime_ms is not None and verdict.metrics.runtime_ms > 0
     bench = verdict.stages[-1]
     assert bench.data["device"] == "cpu" and bench.data["unmeasured"] is None
+    # the spread and the roofline bound are stored beside the speed-up; every timed call was checked
+    assert bench.data["spread"] is not None and bench.data["roofline_speedup"] > 0
+    assert bench.data["rounds"] >= 5 and bench.data["threads"] == len(bench.data["cpus"])
+    assert bench.data["replay_seccomp"] is seccomp.available()
+    correctness = next(r for r in verdict.stages if r.name == "correctness")
+    assert correctness.data["replayed"] and any("sign-flipped" in c for c in correctness.data["cases"])
     assert verdict.functional_hash and verdict.implementation_hash
     assert verifier.baseline().metrics.runtime_ms is not None
+    assert verifier.baseline().metrics.speedup == 1.0  # the original against itself
 
 
 def test_triton_candidate_is_checked_in_the_interpreter_and_not_timed_here(verifier: KernelVerifier) -> None:
@@ -77,7 +85,8 @@ def test_wrong_candidate_is_rejected_with_the_first_mismatches(verifier: KernelV
 def test_bad_candidates_get_a_stage_and_reason(
     relu_target: Target, tmp_path: Path, source: str, stage: str, message: str
 ) -> None:
-    settings = KernelSettings(stage_timeout_s=20)
+    # the hang is killed after 20 s; the others get room for two torch start-ups on a loaded machine
+    settings = KernelSettings(stage_timeout_s=20 if "while True" in source else 120)
     verdict = KernelVerifier(relu_target, settings, tmp_path / "v").verify(source)
     assert not verdict.accepted and not verdict.error
     assert verdict.stage == stage

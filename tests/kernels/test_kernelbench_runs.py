@@ -84,7 +84,11 @@ def test_gemm_matmul_conv_runs_finish_scaled_within_budget(problem: str, tmp_pat
     accepted = [c for c in report["candidates"] if c["status"] == "accepted"]
     assert accepted, [(c["origin"], c["rejected_stage"], c["reason"]) for c in report["candidates"]]
     assert all(c["origin"].endswith(".c") for c in report["candidates"])  # no GPU: C only
-    assert all(c["metrics"].get("speedup") for c in accepted)
+    # timed, or honestly unmeasured (a busy machine widens the spread past the limit): never neither
+    assert all(c["metrics"].get("runtime_ms") for c in accepted)
+    assert all(c["metrics"].get("speedup") or "unmeasured" in c["reason"] for c in accepted), [
+        (c["metrics"], c["reason"]) for c in accepted
+    ]
     shown = evoforge("show", str(report["job_id"]), "--db", db)
     assert "sizes: timed at" in shown.stdout
     assert seconds < 900

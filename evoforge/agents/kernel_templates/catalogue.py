@@ -12,7 +12,7 @@ of ``"auto"`` is chosen from the problem's shape by the proposer). Every generat
 with a header line naming the template, the pattern's op and the parameters, so that a later round
 can recognise its own instances and mutate their parameters::
 
-    # evoforge-template: row_reduction.c softmax {"BLOCK": 256, "THREADS": 2}
+    # evoforge-template: row_reduction.c softmax {"SCHEDULE": "static", "VEC": 8}
 """
 
 from __future__ import annotations

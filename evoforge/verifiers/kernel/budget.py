@@ -25,9 +25,19 @@ C_COMPILE_S = 60.0
 #: the harness's own work per call (making inputs, digests, saving the trial's tensors), in reference
 #: calls: what a call costs besides the candidate's compute
 HARNESS_CALLS = 10
-#: calls of (candidate, reference) a mode makes, besides the benchmark's own time budget (the
-#: reference side of correctness runs no candidate code: it keeps the stage limit)
-_CALLS: dict[str, tuple[int | None, int]] = {"compile": (1, 0), "candidate": (None, 0), "benchmark": (8, 9)}
+#: correctness's calls besides the trials: the re-run, the in-place change and the four transformed
+#: inputs of ``checks.TRANSFORMS`` (the re-run has no reference call)
+CORRECTNESS_EXTRA_CALLS = 6
+#: the benchmark's calls planned whatever its time budget: at most 6 warm-ups + ``bench.MIN_PLANNED_TIMED``
+BENCHMARK_MIN_CALLS = 6 + 15
+#: calls of (candidate, reference) a mode makes, besides the benchmark's own time budget (``None``:
+#: from the trials). A C candidate's call runs twice: in its worker (the plan) and replayed alone.
+_CALLS: dict[str, tuple[int | None, int]] = {
+    "compile": (2, 1),
+    "candidate": (None, 0),
+    "correctness": (None, 0),
+    "benchmark": (2 * BENCHMARK_MIN_CALLS, BENCHMARK_MIN_CALLS),
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,10 @@ def stage_budget(mode: str, settings: KernelSettings, probe: dict[str, Any], *, 
     if mode not in _CALLS or not isinstance(ref_ms, int | float) or ref_ms <= 0:
         return Budget(cap, False, "")
     cand_calls, ref_calls = _CALLS[mode]
-    if cand_calls is None:
+    if mode == "correctness":  # one child: the candidate's calls (planned and replayed) and the reference's
+        cand_calls = 2 * (settings.trials + CORRECTNESS_EXTRA_CALLS)
+        ref_calls = settings.trials + CORRECTNESS_EXTRA_CALLS - 1
+    elif cand_calls is None:
         cand_calls = settings.trials + 1
     per_call_s = (settings.slow_factor + HARNESS_CALLS) * ref_ms / 1e3
     work_s = cand_calls * per_call_s + ref_calls * ref_ms / 1e3

@@ -97,7 +97,7 @@ class KernelVerifier:
         interpret = interpreter_source(self.target)
         self.interpret_problem_path: Path | None = None
         if interpret is not None:  # Triton's interpreter checks at smaller sizes still
-            self.interpret_problem_path = self.work_root / "problem_interpret.py"
+            self.interpret_problem_path = self.work_root / "problem_interpret.py"  # to read; sent in requests
             self.interpret_problem_path.write_text(interpret)
 
     @property
@@ -109,7 +109,9 @@ class KernelVerifier:
         from evoforge.verifiers.kernel.versions import kernel_tool_versions
         from evoforge.verifiers.verdict_context import kernel_verdict_context
 
-        return kernel_verdict_context(self.settings, kernel_tool_versions(), self.probe)
+        # the verifier's own generation as a tool: verdicts of the in-harness verifier are not reused
+        versions = f"{kernel_tool_versions()};verifier=replay-1"
+        return kernel_verdict_context(self.settings, versions, self.probe)
 
     def _context(self, source: str, workdir: Path) -> KernelContext:
         return KernelContext(
@@ -119,17 +121,24 @@ class KernelVerifier:
             settings=self.settings,
             problem_path=self.problem_path,
             probe=self.probe,
-            interpret_problem_path=self.interpret_problem_path,
         )
 
     def _workdir(self, label: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.work_root))
 
     def baseline(self) -> Verdict:
-        """The reference as loaded: its CPU time (torch eager) at the benchmark shapes."""
+        """The reference as loaded: its CPU time (torch eager) at the benchmark shapes, and speed-up 1.
+
+        The time is shown, never divided by a candidate's: candidates are compared with torch eager
+        in their own benchmark run (``speedup``), and the original's speed-up over itself is 1.
+        """
         runtime = self.probe.get("runtime_ms")
-        metrics = Metrics(runtime_ms=round(float(runtime), 6) if runtime is not None else None)
-        detail = f"torch eager on the CPU: {runtime:.4g} ms (median)" if runtime is not None else "not timed"
+        metrics = Metrics(runtime_ms=round(float(runtime), 6) if runtime is not None else None, speedup=1.0)
+        detail = (
+            f"torch eager on the CPU: {runtime:.4g} ms (median, when the problem was loaded)"
+            if runtime is not None
+            else "not timed"
+        )
         note = scale_note((self.target.kernel_summary or {}).get("scaling"))
         detail += f" — {note}" if note else ""
         stage = StageResult("benchmark", True, 0.0, metrics=metrics, detail=detail, data={"device": "cpu"})

@@ -1,9 +1,11 @@
 """Starting the harness in a sandboxed child and reading its one result line.
 
-``run_harness`` writes the request to the child's stdin (seeds included: never in a file), waits
-for it within a wall-clock limit, and returns a :class:`ChildResult`: the harness's JSON answer, or
-why there is none — killed on timeout (a hang), or the process died (a crash in a C kernel, an
-out-of-memory kill). Used by the verifier process only.
+``run_harness`` writes the request to the child's stdin (seeds and sources included: never in a
+file a candidate could have changed), starts the harness as ``python -I -B -m …`` (isolated: the
+scratch directory is not on its import path, so a planted ``evoforge`` package is never imported),
+waits for it within a wall-clock limit, and returns a :class:`ChildResult`: the harness's JSON
+answer — the last line carrying this run's random nonce — or why there is none: killed on timeout
+(a hang), or the process died (a crash, an out-of-memory kill). Used by the verifier process only.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def run_harness(
     nonce = secrets.token_hex(16)
     payload = json.dumps({**request, "mode": mode, "nonce": nonce})
     done = run_untrusted(
-        [sys.executable, "-m", "evoforge.verifiers.kernel.harness"],
+        # -I: isolated (no working directory, PYTHONPATH or user site on the import path); -B: no .pyc
+        [sys.executable, "-I", "-B", "-m", "evoforge.verifiers.kernel.harness"],
         workdir=workdir,
         timeout=timeout_s,
         env={"PYTHONDONTWRITEBYTECODE": "1", **(env or {})},

@@ -1,16 +1,17 @@
-"""What the harness watches while a candidate runs: torch ops outside kernels, threads, timers.
+"""What the candidate's worker watches while it runs: torch ops outside kernels, timers.
 
 ``OpRecorder`` is a ``TorchDispatchMode`` that notes every aten op dispatched while no kernel launch
 is in progress (``launches.in_launch()``). Allocation, views and copies are what a kernel wrapper
 needs; any other op outside a launch means torch did (some of) the work — a library fallback when
 the "must use a custom kernel" policy is on. ``Snapshot`` records the identities of the timing and
-synchronisation functions and the live threads before the candidate is imported, so that patching
-them or leaving work running on another thread is seen afterwards. Runs inside the child processes.
+synchronisation functions before the candidate is imported, so that patching them is seen
+afterwards. Both run inside the candidate's own process, so a candidate that knows this code can
+defeat them: they explain honest mistakes; for C candidates the verdict rests on the replay
+(``replay_host``), and threads left running are counted from outside (``procs.Watch``).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -145,29 +146,17 @@ def _resolve(path: str) -> Any:
 
 @dataclass
 class Snapshot:
-    """Function identities and thread count taken before the candidate is imported."""
+    """Function identities taken before the candidate is imported."""
 
     functions: dict[str, Any] = field(default_factory=dict)
-    threads: int = 0
-    perf_counter: Any = None
 
     @classmethod
     def take(cls) -> Snapshot:
-        functions = {f"{owner}.{name}": getattr(_resolve(owner), name) for owner, name in WATCHED}
-        return cls(functions, threading.active_count(), time.perf_counter)
+        return cls({f"{owner}.{name}": getattr(_resolve(owner), name) for owner, name in WATCHED})
 
     def patched(self) -> list[str]:
         """Watched functions that are no longer the objects they were."""
         return [key for key, original in self.functions.items() if _current(key) is not original]
-
-    def extra_threads(self, settle_s: float = 0.05) -> list[str]:
-        """Threads alive now that were not before (after letting finished ones end)."""
-        deadline = time.monotonic() + settle_s
-        while threading.active_count() > self.threads and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if threading.active_count() <= self.threads:
-            return []
-        return [t.name for t in threading.enumerate() if t is not threading.main_thread()]
 
 
 def _current(key: str) -> Any:

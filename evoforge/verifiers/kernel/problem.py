@@ -10,7 +10,6 @@ the candidate alike, as KernelBench does. Runs only inside the verifier's child 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,13 +26,19 @@ class ProblemError(Exception):
 
 
 def load_module(path: Path, name: str) -> ModuleType:
-    """Import ``path`` as module ``name`` (registered in ``sys.modules`` so Triton can find its kernels)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ProblemError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
+    """Import ``path`` as module ``name`` (registered in ``sys.modules`` so Triton can find its kernels).
+
+    The source is read and compiled here, never taken from a ``__pycache__`` file: a cached file
+    next to it could have been planted by earlier candidate code.
+    """
+    try:
+        source = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProblemError(f"cannot read {path}: {exc}") from exc
+    module = ModuleType(name)
+    module.__file__ = str(path)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
     return module
 
 

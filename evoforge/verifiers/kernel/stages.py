@@ -22,7 +22,13 @@ from evoforge.verifiers.kernel import static
 from evoforge.verifiers.kernel.budget import child_limits, stage_budget
 from evoforge.verifiers.kernel.child import KERNEL_LIMITS, ChildResult, run_harness
 from evoforge.verifiers.kernel.scaling import scale_note
-from evoforge.verifiers.kernel.target import INIT_SEED, PROBE_SEED, tolerance_of
+from evoforge.verifiers.kernel.target import (
+    INIT_SEED,
+    PROBE_SEED,
+    interpreter_source,
+    runnable_source,
+    tolerance_of,
+)
 
 CANDIDATE_FILE = "candidate.py"
 
@@ -36,7 +42,6 @@ class KernelContext:
     problem_path: Path
     probe: dict[str, Any]
     artifacts: dict[str, Any] = field(default_factory=dict)
-    interpret_problem_path: Path | None = None  # the problem at the Triton interpreter's sizes
 
     @property
     def backend(self) -> str:
@@ -54,10 +59,22 @@ class KernelContext:
         path.mkdir(exist_ok=True)
         return path
 
+    @property
+    def problem_source(self) -> str:
+        """The problem as every check runs it (both sides): at the sizes the size check chose, or the
+        Triton interpreter's smaller ones; sent with the request, never read from a file."""
+        if self.backend == "triton" and self.device == "cpu":
+            interpret = interpreter_source(self.target)
+            if interpret is not None:
+                return interpret
+        return runnable_source(self.target)
+
     def request(self, **extra: Any) -> dict[str, Any]:
         return {
-            "problem": str(self.problem_path),
-            "candidate": str(self.workdir / CANDIDATE_FILE),
+            "problem_source": self.problem_source,
+            "candidate_source": self.candidate_source,
+            "require_custom_kernel": self.settings.require_custom_kernel,
+            "max_spread": self.settings.max_spread,
             "backend": self.backend,
             "device": self.device,
             "build_dir": str(self.build_dir),
@@ -80,9 +97,6 @@ class KernelContext:
     def harness(self, mode: str, *, interpret: bool | None = None, **extra: Any) -> ChildResult:
         if interpret is None:
             interpret = self.backend == "triton" and self.device == "cpu"
-        if self.backend == "triton" and self.device == "cpu" and self.interpret_problem_path is not None:
-            # both sides of every check at the interpreter's sizes (the reference side too)
-            extra = {"problem": str(self.interpret_problem_path), **extra}
         budget = stage_budget(mode, self.settings, self.probe, backend=self.backend)  # too slow: stopped
         child = run_harness(
             mode,
@@ -90,8 +104,7 @@ class KernelContext:
             workdir=self.workdir,
             timeout_s=budget.seconds,
             env=self.env(interpret=interpret),
-            limits=child_limits(self.settings, KERNEL_LIMITS),
-            reads=(self.problem_path,),
+            limits=child_limits(self.settings, KERNEL_LIMITS),  # the problem travels in the request
         )
         if child.timed_out and budget.limited:
             child = replace(child, stopped_because=budget.reason)
@@ -113,7 +126,9 @@ def _child_failed(name: str, start: float, child: ChildResult) -> StageResult | 
     kind = answer.get("kind")
     log = str(answer.get("log") or child.log)
     if kind == "candidate":
-        return _result(name, start, False, str(answer.get("detail")), log=log)
+        return _result(
+            name, start, False, str(answer.get("detail")), log=log, data=dict(answer.get("data") or {})
+        )
     return _result(name, start, False, f"{kind} failure: {answer.get('detail')}", log=log, error=True)
 
 
@@ -122,7 +137,6 @@ def _child_failed(name: str, start: float, child: ChildResult) -> StageResult | 
 
 def run_static(ctx: KernelContext) -> StageResult:
     start = time.monotonic()
-    (ctx.workdir / CANDIDATE_FILE).write_text(ctx.candidate_source)
     report = static.check(ctx.candidate_source, require_custom_kernel=ctx.settings.require_custom_kernel)
     ctx.artifacts["backend"] = report.backend
     data = {"backend": report.backend, "problems": list(report.problems)}
@@ -142,6 +156,7 @@ def run_compile(ctx: KernelContext) -> StageResult:
     ctx.artifacts.update(
         launches=answer.get("launches") or [],
         kernels=answer.get("kernels") or [],
+        libraries=answer.get("libraries") or [],
         runnable=bool(answer.get("runnable")),
         functional_hash=answer.get("fingerprint"),
     )
@@ -162,7 +177,7 @@ def run_compile(ctx: KernelContext) -> StageResult:
 def _implementation_hash(ctx: KernelContext) -> str:
     """The compiled kernels and their launch configuration (C libraries by their build key)."""
     parts: dict[str, Any] = {"backend": ctx.backend}
-    parts["libraries"] = sorted(p.name for p in ctx.build_dir.glob("k_*.so"))
+    parts["libraries"] = sorted(str(key) for key in ctx.artifacts.get("libraries", []))
     parts["launches"] = sorted(
         json.dumps(record, sort_keys=True, default=str) for record in ctx.artifacts["launches"]
     )
@@ -185,84 +200,21 @@ def run_correctness(ctx: KernelContext) -> StageResult:
             data={"unmeasured": "no CUDA GPU"},
         )
     seeds = [secrets.randbits(31) for _ in range(ctx.settings.trials)]
-    candidate = ctx.harness("candidate", seeds=seeds)
-    failed = _child_failed("correctness", start, candidate)
+    child = ctx.harness("correctness", seeds=seeds)
+    failed = _child_failed("correctness", start, child)
     if failed is not None:
         return failed
-    problem = _candidate_side_problem(ctx, candidate.answer)
-    if problem:
-        return _result("correctness", start, False, problem, data={"trials": candidate.answer.get("trials")})
-    reference = ctx.harness("reference", interpret=False, seeds=seeds)
-    failed = _child_failed("correctness", start, reference)
-    if failed is not None:
-        return replace_error(failed)
-    reports = reference.answer["reports"]
-    for report in reports:
-        label = f"trial {report['index'] + 1}" if report["index"] < len(seeds) else "the determinism re-run"
-        if report["mutated_inputs"]:
-            which = ", ".join(str(i) for i in report["mutated_inputs"])
-            return _result(
-                "correctness", start, False, f"{label}: the candidate modified its input(s) {which}"
-            )
-        if "deterministic" in report and not report["deterministic"]:
-            return _result(
-                "correctness",
-                start,
-                False,
-                "the same inputs gave different outputs on a re-run (uninitialised memory, a race, or "
-                "state kept between calls)",
-            )
-        comparison = report.get("comparison") or {}
-        if not comparison.get("ok", True):
-            detail = f"{label}: output {comparison.get('output', 0)}: {comparison.get('reason')}"
-            if report.get("mismatch_text"):
-                detail += "; first mismatching elements:\n" + report["mismatch_text"]
-            data = {
-                "mismatches": comparison.get("mismatches", []),
-                "max_abs_error": comparison.get("max_abs_error"),
-            }
-            return _result("correctness", start, False, detail, data=data)
-    trials = candidate.answer["trials"]
-    launches = [t["launches"] for t in trials]
+    data = dict(child.answer.get("data") or {})
+    cases = data.get("cases") or []
+    how = "the kernel launches replayed alone match" if data.get("replayed") else "the outputs match"
     detail = (
-        f"{len(seeds)} fresh trials + a determinism re-run match the reference; launches per call {launches}"
+        f"{len(cases)} checked calls ({len(seeds)} fresh trials, a re-run, the same tensors changed in "
+        "place, "
+        f"{max(0, len(cases) - len(seeds) - 2)} transformed inputs): {how} the reference; "
+        f"launches per call {data.get('launches')}"
     )
-    return _result(
-        "correctness",
-        start,
-        True,
-        detail,
-        data={"launches": launches, "seconds_candidate": candidate.seconds},
-    )
-
-
-def replace_error(result: StageResult) -> StageResult:
-    """A failure of the reference side is never the candidate's fault."""
-    from dataclasses import replace
-
-    return replace(result, error=True, detail=f"the reference side failed: {result.detail}")
-
-
-def _candidate_side_problem(ctx: KernelContext, answer: dict[str, Any]) -> str | None:
-    if answer.get("patched"):
-        return f"the candidate patched {', '.join(answer['patched'])} (timers and checks are the verifier's)"
-    if answer.get("extra_threads"):
-        return f"the candidate left threads running after its call: {', '.join(answer['extra_threads'])}"
-    for trial in answer.get("trials", []):
-        what = trial["what"]
-        devices = {o.get("device") for o in trial.get("outputs", [])}
-        if devices - {ctx.device}:
-            return f"{what}: outputs on {', '.join(sorted(map(str, devices)))}; expected {ctx.device}"
-        if trial["launches"] == 0:
-            return f"{what}: no custom kernel was launched during the call (kernel defined but never run)"
-        ops = trial.get("compute_ops") or {}
-        if ops and ctx.settings.require_custom_kernel:
-            listed = ", ".join(f"{name}×{n}" for name, n in sorted(ops.items()))
-            return (
-                f"{what}: torch computed outside the custom kernels ({listed}): a library fallback; "
-                "do the arithmetic in the kernel (policy: must use a custom kernel)"
-            )
-    return None
+    data["seconds_candidate"] = child.seconds
+    return _result("correctness", start, True, detail, data=data)
 
 
 # -- resources -------------------------------------------------------------------------------------
@@ -332,36 +284,73 @@ def run_benchmark(ctx: KernelContext) -> StageResult:
         return _result(
             "benchmark", start, True, f"unmeasured: {reason}", data={"device": "cuda", "unmeasured": reason}
         )
-    seeds = [secrets.randbits(31) for _ in range(2)]
+    first = _timed_run(ctx, start)
+    if isinstance(first, StageResult):
+        return first
+    answer = first
+    if answer.get("speedup") is not None and answer["speedup"] > ctx.settings.implausible_speedup:
+        again = _timed_run(ctx, start)  # beyond the plausible: re-timed in a fresh process first
+        if isinstance(again, StageResult):
+            return again
+        answer = _retimed(answer, again)
+    return _benchmark_result(ctx, start, answer)
+
+
+def _timed_run(ctx: KernelContext, start: float) -> dict[str, Any] | StageResult:
     child = ctx.harness(
         "benchmark",
-        seeds=seeds,
+        seeds=[secrets.randbits(31) for _ in range(2)],
         repeats=ctx.settings.benchmark_repeats,
         budget_s=ctx.settings.benchmark_budget_s,
     )
     failed = _child_failed("benchmark", start, child)
-    if failed is not None:
-        return failed
-    answer = child.answer
-    if answer.get("patched"):
-        return _result("benchmark", start, False, f"the candidate patched {', '.join(answer['patched'])}")
-    if answer.get("extra_threads"):
-        return _result(
-            "benchmark", start, False, f"threads left running: {', '.join(answer['extra_threads'])}"
-        )
-    speedup = float(answer["speedup"])
-    data = {k: answer[k] for k in ("device", "reference_ms", "candidate_ms", "speedup", "rounds", "threads")}
-    data["unmeasured"] = None
-    detail = (
+    return failed if failed is not None else dict(child.answer)
+
+
+def _retimed(first: dict[str, Any], again: dict[str, Any]) -> dict[str, Any]:
+    """Two independent runs of an implausible speed-up: the lower one counts, if both were measured."""
+    claims = [first.get("speedup"), again.get("speedup")]
+    chosen = dict(again if (again.get("speedup") or 0) <= (first.get("speedup") or 0) else first)
+    chosen["retimed"] = claims
+    if again.get("unmeasured"):
+        chosen = dict(again, retimed=claims)
+    return chosen
+
+
+def _benchmark_result(ctx: KernelContext, start: float, answer: dict[str, Any]) -> StageResult:
+    keys = (
+        "device", "reference_ms", "candidate_ms", "floor_ms", "speedup", "ratio", "spread",
+        "roofline_speedup", "rounds", "threads", "cpus", "cpu_per_wall", "warmup_calls", "replay_seccomp",
+        "retimed", "timed_in", "phase_seconds", "samples_ms", "checked_calls",
+    )  # fmt: skip
+    data = {k: answer.get(k) for k in keys if k in answer}
+    data["unmeasured"] = answer.get("unmeasured")
+    spread = float(answer.get("spread") or 0.0)
+    bound = answer.get("roofline_speedup")
+    timing_text = (
         f"{answer['device']}: {answer['candidate_ms']:.4g} ms vs torch eager {answer['reference_ms']:.4g} ms "
-        f"(median of {answer['rounds']} rounds, {answer['threads']} threads): speedup {speedup:.2f}x"
+        f"(medians of {answer['rounds']} interleaved rounds, {answer.get('threads')} threads; per-round "
+        f"speed-ups spread ±{spread / 2:.0%}" + (f"; memory roofline {bound:.1f}x" if bound else "") + ")"
     )
+    if answer.get("retimed"):
+        timing_text += f"; re-timed in a fresh process: {answer['retimed']}"
     note = scale_note((ctx.target.kernel_summary or {}).get("scaling"))
     if note:
         data["scaled"] = note
-        detail += f" — {note}"
+    if answer.get("unmeasured"):
+        detail = (
+            f"unmeasured: {answer['unmeasured']} — {timing_text}, ratio {answer.get('ratio')}x not reported"
+        )
+        detail += f" — {note}" if note else ""
+        metrics = Metrics(runtime_ms=round(float(answer["candidate_ms"]), 6))
+        return _result("benchmark", start, True, detail, metrics=metrics, data=data)
+    speedup = float(answer["speedup"])
+    detail = f"{timing_text}: speedup {speedup:.2f}x"
+    detail += f" — {note}" if note else ""
     if speedup > ctx.settings.implausible_speedup:
         data["flag"] = "implausible"
-        detail += f" — flagged: beyond {ctx.settings.implausible_speedup:g}x, check it by hand"
+        detail += (
+            f" — flagged: beyond {ctx.settings.implausible_speedup:g}x even when re-timed, check it by hand"
+        )
     metrics = Metrics(runtime_ms=round(float(answer["candidate_ms"]), 6), speedup=round(speedup, 4))
     return _result("benchmark", start, True, detail, metrics=metrics, data=data)

@@ -84,6 +84,13 @@ def kernel_target_from_source(text: str, name: str, settings: KernelSettings, *,
         k: answer[k]
         for k in ("inputs", "outputs", "benchmark_inputs", "runtime_ms", "device", "fingerprint", "cuda")
     }
+    summary["lint"] = [
+        f"{trivial} passes on the problem's own inputs: evoforge also checks candidates on transformed "
+        "inputs (sign-flipped, scaled, special values), but consider inputs that exercise the whole op"
+        for trivial in answer.get("trivial") or []
+    ]
+    for note in summary["lint"]:
+        log.warning("kernel problem %s: %s", name, note)
     summary["scaling"] = scaling
     summary["backends"] = list(settings.backends) or default_backends(bool(answer.get("cuda")))
     if "triton" in summary["backends"] and not answer.get("cuda"):

@@ -1,10 +1,15 @@
-"""Timing a candidate against the reference in one process run (inside the benchmark child).
+"""Timing statistics that survive a noisy neighbour, and the roofline; GPU timing in the worker.
 
-Both sides run on fresh inputs every round, in a random order per round, after a warm-up; the
-median of each side is reported and the speed-up is their ratio from the same run. On the CPU the
-clock is ``time.perf_counter`` as it was before the candidate was imported (``clock``). On a GPU:
-CUDA events, an L2 flush (a write larger than the L2 cache) before every timed call, and a
-device-wide synchronise before the end event is read, so that work left on another stream counts.
+:func:`summarise` turns interleaved rounds — reference, candidate and roofline kernel timed in a
+random order each round, on the same fresh inputs, by the supervisor's clock — into a speed-up:
+the **median of the per-round ratios** (a slow round slows both sides of its ratio), the spread of
+those ratios (interquartile range over median) stored beside it, and two refusals: a spread wider
+than ``max_spread`` is *unmeasured* (too noisy to call a win), and a candidate whose median time is
+below ``ROOFLINE_SLACK`` times the roofline kernel's best round (it only reads every input byte and
+writes every output byte, on the same buffers, in the same run; noise can only slow it) is
+*unmeasured* too — physics does not allow it, so the measurement is wrong. ``time_cuda`` is the
+GPU path (CUDA events, an L2 flush, a device-wide synchronise before the end event), which runs
+inside the candidate's worker.
 """
 
 from __future__ import annotations
@@ -44,7 +49,10 @@ def time_cpu(
     seed: int,
     warmup: int = 2,
 ) -> Timing:
-    """Median wall time of each side over up to ``repeats`` rounds (at least 5, within ``budget_s``)."""
+    """Median wall time of each side over up to ``repeats`` rounds (at least 5, within ``budget_s``).
+
+    Both sides in one process: only for trusted code (torch eager beside ``torch.compile``); a
+    candidate's C kernels are timed by ``bench`` (replayed alone), never here."""
     rng = random.Random(seed)
     for _ in range(warmup):
         inputs = make_inputs(rng.getrandbits(31))
@@ -111,6 +119,74 @@ def time_cuda(
         if rounds >= 5 and wall[0].elapsed_time(wall[1]) / 1e3 > budget_s:
             break
     return _timing(samples, rounds)
+
+
+#: the candidate may be this much faster than the roofline kernel before its time is refused (noise)
+ROOFLINE_SLACK = 0.8
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One benchmark's numbers; ``speedup`` is None when ``unmeasured`` says why."""
+
+    reference_ms: float
+    candidate_ms: float
+    floor_ms: float | None
+    ratio_median: float
+    spread: float
+    rounds: int
+    unmeasured: str | None
+
+    @property
+    def speedup(self) -> float | None:
+        return None if self.unmeasured else self.ratio_median
+
+    @property
+    def roofline_speedup(self) -> float | None:
+        """The largest speed-up memory traffic allows: reference time over the roofline kernel's best."""
+        if not self.floor_ms:
+            return None
+        return self.reference_ms / self.floor_ms
+
+
+def summarise(
+    reference_ms: list[float],
+    candidate_ms: list[float],
+    floor_ms: list[float] | None,
+    *,
+    max_spread: float,
+) -> Summary:
+    """Paired per-round ratios, their spread, and the refusals (see the module docstring)."""
+    rounds = min(len(reference_ms), len(candidate_ms))
+    ratios = [r / c if c > 0 else float("inf") for r, c in zip(reference_ms, candidate_ms, strict=False)]
+    ratio = statistics.median(ratios)
+    spread = _relative_iqr(ratios)
+    ref, cand = statistics.median(reference_ms), statistics.median(candidate_ms)
+    # the roofline kernel's best round is the closest to the machine's limit; noise only slows it
+    floor = min(floor_ms) if floor_ms else None
+    unmeasured = None
+    if rounds < 3:
+        unmeasured = f"only {rounds} round(s) were timed"
+    elif spread > max_spread:
+        unmeasured = (
+            f"too noisy to call: the per-round speed-ups spread {spread:.0%} (interquartile range over "
+            f"median; the limit is {max_spread:.0%}) — another load on this machine?"
+        )
+    elif floor is not None and cand < ROOFLINE_SLACK * floor:
+        unmeasured = (
+            f"faster than the memory roofline allows: {cand:.4g} ms, while merely reading the inputs and "
+            f"writing the outputs took {floor:.4g} ms in the same run (a bound of "
+            f"{ref / (floor or 1.0):.2f}x over the reference; {ratio:.2f}x was claimed)"
+        )
+    return Summary(ref, cand, floor, ratio, spread, rounds, unmeasured)
+
+
+def _relative_iqr(values: list[float]) -> float:
+    if len(values) < 4:
+        return 0.0 if len(set(values)) <= 1 else float("inf")
+    q1, _q2, q3 = statistics.quantiles(values, n=4)
+    middle = statistics.median(values)
+    return (q3 - q1) / middle if middle > 0 else float("inf")
 
 
 def _timing(samples: dict[str, list[float]], rounds: int) -> Timing:

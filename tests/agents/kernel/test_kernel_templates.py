@@ -305,10 +305,13 @@ def test_fresh_round_offers_both_backends_then_mutates(targets: dict[str, Target
 def test_seeds_change_the_mutation_order(targets: dict[str, Target]) -> None:
     target = targets["ew_bias_gelu"]
     parent = OfflineKernelProposer().propose(_request(target, count=1))[0].source
-    a = OfflineKernelProposer().propose(_request(target, parent, count=3, seed=1))
-    b = OfflineKernelProposer().propose(_request(target, parent, count=3, seed=2))
-    assert [p.source for p in a] != [p.source for p in b]
-    assert all(p.source != parent for p in a + b)
+    # three steps change this instance's code (CHUNK does not here), so two seeds may agree by chance
+    # (1 in 6): the orders over four seeds must not all be the same
+    rounds = [
+        OfflineKernelProposer().propose(_request(target, parent, count=3, seed=s)) for s in (1, 2, 3, 4)
+    ]
+    assert len({tuple(p.source for p in drafts) for drafts in rounds}) > 1
+    assert all(p.source != parent for drafts in rounds for p in drafts)
 
 
 def test_rounds_run_dry_without_repeating(targets: dict[str, Target]) -> None:

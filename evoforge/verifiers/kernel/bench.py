@@ -1,0 +1,231 @@
+"""The ``benchmark`` stage, in the supervisor: time what was checked, check what was timed.
+
+For a C candidate, in three phases that never overlap a candidate process with another:
+
+1. the worker (the candidate's Python) makes a launch plan for every call — a random number of
+   warm-up calls, then the timed ones — each on fresh inputs; it is then killed;
+2. the reference's worker (torch eager, the problem's code only) and the replay process (the
+   candidate's kernels only) are started, pinned to the same CPUs, with the same thread count;
+3. rounds: new inputs (made here, from seeds nobody else sees), then — in a random order — the
+   reference's call, the candidate's replayed call and the roofline kernel, each timed by this
+   process's clock around one request. Every call's outputs are compared with the reference's
+   outputs for the same inputs (collected from its worker after the round), so a candidate that
+   switches after N calls is rejected at the first mismatch; the kernel's process must not use the
+   CPU between or after its calls.
+
+The time budget bounds the planning (at most half of it) and the timed rounds together (the rounds
+get what the planning left); planned calls past it are still replayed and checked, only not timed.
+
+The statistics (``timing.summarise``) turn the rounds into a speed-up, its spread and the roofline
+bound, or into *unmeasured* with the reason. GPU candidates are timed inside their worker instead
+(``time_gpu``; see ``docs/security.md``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import torch
+
+from evoforge.verifiers.kernel import plan, timing
+from evoforge.verifiers.kernel.checks import first_mismatch
+from evoforge.verifiers.kernel.outcome import CandidateFailure
+from evoforge.verifiers.kernel.replay_host import ReplayHost, Slot, layout
+from evoforge.verifiers.kernel.session import tensor_bytes
+from evoforge.verifiers.kernel.supervise import prepare
+
+#: replay buffers are taken from this many slots at random: no call can count on its addresses
+SLOTS = 3
+#: the share of the time budget the candidate's worker may spend making plans
+PLANNING_SHARE = 0.5
+#: timed calls always planned (and so replayed and checked) however slow the planning: a candidate
+#: that switches after N calls must get past this many to escape, and then every call timed was full work
+MIN_PLANNED_TIMED = 15
+
+
+def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
+    stage = prepare(request)
+    tolerance = dict(request.get("tolerance") or {})
+    rng = random.Random(request["seeds"][0])
+    warmups = rng.randint(2, 6)
+    repeats = int(request["repeats"])
+    budget_s = float(request["budget_s"])
+    seeds = [rng.getrandbits(31) for _ in range(warmups + repeats)]
+    phases = {"begin": time.monotonic()}
+
+    # 1. the candidate's Python: one plan per call (within part of the budget), then it is gone
+    plans, libraries = _plans(stage, seeds, warmups, budget_s * PLANNING_SHARE, phases)
+
+    # 2. the reference's process and the kernels' process, side by side
+    reference = stage.reference_worker()
+    host = ReplayHost(
+        workdir=stage.workdir, libraries=libraries, cpus=stage.cpus, env=stage.env(role="replay")
+    )
+    try:
+        host.start()
+        phases["processes_started"] = time.monotonic()
+        size = max(layout(p)[1] for p, _ in plans)
+        slots = [host.new_slot(size) for _ in range(SLOTS)]
+        samples: dict[str, list[float]] = {"reference": [], "candidate": [], "floor": []}
+        cpu_per_wall: list[float] = []
+        # the rounds get what the planning left of the budget (never fewer than five timed calls)
+        rounds_budget_s = budget_s - (phases["plans_made"] - phases["worker_started"])
+        started = time.monotonic()
+        for index, (seed, (call_plan, state)) in enumerate(zip(seeds, plans, strict=False)):
+            # past the budget, planned calls are still replayed and checked (a switch after N calls
+            # shows), only no longer timed
+            timed = index >= warmups and not (
+                len(samples["candidate"]) >= 5 and time.monotonic() - started > rounds_budget_s
+            )
+            label = _label(index, warmups)
+            inputs = stage.inputs(seed, benchmark=True)
+            prepared = host.prepare(call_plan, inputs, state, _pick(rng, slots))
+            if index == 0:
+                host.warm(prepared)
+            order = (
+                ["reference", "candidate", "floor"]
+                if timed or index < warmups
+                else ["reference", "candidate"]
+            )
+            rng.shuffle(order)
+            seconds: dict[str, float] = {}
+            got: list[torch.Tensor] = []
+            for side in order:
+                if side == "reference":  # each side's inputs are written just before its call
+                    seconds[side] = reference.timed_run(reference.place(inputs))
+                elif side == "floor":
+                    host.write(prepared)
+                    seconds[side], problems = host.floor(prepared)
+                    if problems:
+                        raise CandidateFailure(f"{label}: {'; '.join(problems)}")
+                else:
+                    result = host.run(prepared, settle_s=0.01)
+                    if result.problems:
+                        raise CandidateFailure(
+                            f"{label}: the kernel's work did not end when its call returned: "
+                            + "; ".join(result.problems)
+                        )
+                    if result.mutated:
+                        raise CandidateFailure(f"{label}: the kernels modified input(s) {result.mutated}")
+                    seconds[side], got = result.seconds, result.outputs
+                    cpu_per_wall.append(result.cpu_ms / 1e3 / result.seconds if result.seconds > 0 else 0.0)
+            failure = first_mismatch(reference.collect(), got, tolerance)
+            if failure is not None:
+                raise CandidateFailure(f"{label}: {failure[0]} (the outputs of timed calls are compared too)")
+            if timed:
+                for side, value in seconds.items():
+                    samples[side].append(value * 1e3)
+        phases["rounds_done"] = time.monotonic()
+        summary = timing.summarise(
+            samples["reference"],
+            samples["candidate"],
+            samples["floor"],
+            max_spread=float(request.get("max_spread") or 0.5),
+        )
+        return {
+            "ok": True,
+            "device": stage.device,
+            "reference_ms": round(summary.reference_ms, 6),
+            "candidate_ms": round(summary.candidate_ms, 6),
+            "floor_ms": None if summary.floor_ms is None else round(summary.floor_ms, 6),
+            "ratio": round(summary.ratio_median, 4),
+            "speedup": None if summary.speedup is None else round(summary.speedup, 4),
+            "spread": round(summary.spread, 4),
+            "roofline_speedup": None
+            if summary.roofline_speedup is None
+            else round(summary.roofline_speedup, 3),
+            "unmeasured": summary.unmeasured,
+            "rounds": summary.rounds,
+            "checked_calls": len(plans),
+            "warmup_calls": warmups,
+            "threads": stage.threads,
+            "cpus": stage.cpus,
+            "cpu_per_wall": round(max(cpu_per_wall), 3) if cpu_per_wall else None,
+            "replay_seccomp": host.seccomp,
+            "samples_ms": {k: [round(v, 4) for v in vs] for k, vs in samples.items()},
+            "phase_seconds": {k: round(v - phases["begin"], 2) for k, v in phases.items() if k != "begin"},
+        }
+    finally:
+        host.close()
+        reference.close()
+
+
+def _plans(
+    stage: Any, seeds: list[int], warmups: int, budget_s: float, phases: dict[str, float]
+) -> tuple[list[tuple[dict[str, Any], bytes]], dict[str, Any]]:
+    """The candidate worker's plan for each call — all of them, or as many as ``budget_s`` allows
+    (never fewer than the warm-ups and ``MIN_PLANNED_TIMED`` timed calls); the worker is killed
+    before this returns."""
+    session = stage.worker()
+    phases["worker_started"] = started = time.monotonic()
+    plans: list[tuple[dict[str, Any], bytes]] = []
+    try:
+        for index, seed in enumerate(seeds):
+            if index >= warmups + MIN_PLANNED_TIMED and time.monotonic() - started > budget_s:
+                break
+            label = _label(index, warmups)
+            inputs = stage.inputs(seed, benchmark=True)
+            call = session.forward(inputs, label=label)
+            if call.mutated:
+                raise CandidateFailure(f"{label}: the candidate modified its input(s) {call.mutated}")
+            sizes = [len(tensor_bytes(v)) if isinstance(v, torch.Tensor) else None for v in inputs]
+            named = {str(launch.get("library")) for launch in (call.plan or {}).get("launches", [])}
+            problem_text = plan.check_plan(
+                call.plan, inputs=sizes, libraries=named & set(session.libraries), blob_bytes=len(call.state)
+            )
+            if problem_text:
+                raise CandidateFailure(f"{label}: {problem_text}")
+            assert call.plan is not None
+            plans.append((call.plan, call.state))
+        phases["plans_made"] = time.monotonic()
+        return plans, dict(session.libraries)
+    finally:
+        session.close()
+
+
+def _label(index: int, warmups: int) -> str:
+    return f"warm-up call {index + 1}" if index < warmups else f"timed call {index - warmups + 1}"
+
+
+def _pick(rng: random.Random, slots: list[Slot]) -> Slot:
+    return slots[rng.randrange(len(slots))]
+
+
+def mode_benchmark_gpu(request: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - needs a GPU
+    """GPU candidates: CUDA-event timing inside the candidate's worker (see docs/security.md)."""
+    stage = prepare(request)
+    session = stage.worker()
+    try:
+        answer, _ = session.request(
+            {
+                "op": "time_gpu",
+                "seeds": list(request["seeds"]),
+                "repeats": int(request["repeats"]),
+                "budget_s": float(request["budget_s"]),
+                "init_seed": request["init_seed"],
+            }
+        )
+    finally:
+        session.close()
+    if not answer.get("ok"):
+        raise CandidateFailure(str(answer.get("detail")))
+    ref, cand = answer["reference_samples_ms"], answer["candidate_samples_ms"]
+    summary = timing.summarise(ref, cand, None, max_spread=float(request.get("max_spread") or 0.5))
+    return {
+        "ok": True,
+        "device": "cuda",
+        "reference_ms": round(summary.reference_ms, 6),
+        "candidate_ms": round(summary.candidate_ms, 6),
+        "floor_ms": None,
+        "ratio": round(summary.ratio_median, 4),
+        "speedup": None if summary.speedup is None else round(summary.speedup, 4),
+        "spread": round(summary.spread, 4),
+        "roofline_speedup": None,
+        "unmeasured": summary.unmeasured,
+        "rounds": summary.rounds,
+        "threads": stage.threads,
+        "timed_in": "the candidate's worker (GPU)",
+        "samples_ms": {"reference": ref, "candidate": cand},
+    }
