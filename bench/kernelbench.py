@@ -70,6 +70,9 @@ def stage(verdict: Any, name: str) -> Any:
     return next((r for r in verdict.stages if r.name == name), None)
 
 
+_NO_STAGE = type("NoStage", (), {"data": None})()
+
+
 def measure(name: str, settings: KernelSettings, budget: int, work: Path) -> dict[str, Any]:
     row: dict[str, Any] = {"name": name, "category": CATEGORIES.get(name, "other")}
     started = time.monotonic()
@@ -99,21 +102,41 @@ def measure(name: str, settings: KernelSettings, budget: int, work: Path) -> dic
     for proposal in proposals:
         verdict = verifier.verify(proposal.source)
         speed = verdict.metrics.speedup if verdict.accepted else None
+        data = (stage(verdict, "benchmark") or _NO_STAGE).data or {}
+        unmeasured = data.get("unmeasured") if verdict.accepted and speed is None else None
         tried.append(
             {
                 "template": proposal.origin,
                 "note": proposal.note,
                 "accepted": verdict.accepted,
                 "speedup": speed,
+                "unmeasured": unmeasured,
+                "ratio": data.get("ratio"),
                 "reason": None if verdict.accepted else verdict.reason[:200],
             }
         )
-        say(f"  {proposal.origin}: {f'{speed:.2f}x' if speed else verdict.reason[:120]}")
+        shown = (
+            f"{speed:.2f}x"
+            if speed
+            else (
+                f"accepted, speed-up unmeasured: {unmeasured} (ratio {data.get('ratio')}x not reported)"
+                if verdict.accepted
+                else verdict.reason[:160]
+            )
+        )
+        say(f"  {proposal.origin}: {shown}")
         if speed is not None and (best is None or speed > best[0]):
             best = (speed, proposal)
     row["tried"] = tried
     if best is None:
-        row["error"] = "no accepted candidate: " + "; ".join(str(t["reason"]) for t in tried)[:300]
+        accepted = [t for t in tried if t["accepted"]]
+        if accepted:
+            row["error"] = (
+                "accepted, speed-up unmeasured: "
+                + "; ".join(f"{t['unmeasured']} (ratio {t['ratio']}×)" for t in accepted)[:400]
+            )
+        else:
+            row["error"] = "no accepted candidate: " + "; ".join(str(t["reason"]) for t in tried)[:300]
         return row
     row["speedup"], proposal = best
     row["template"] = proposal.source.splitlines()[0].removeprefix("# evoforge-template: ")
@@ -122,6 +145,11 @@ def measure(name: str, settings: KernelSettings, budget: int, work: Path) -> dic
     row["retimed"] = again.metrics.speedup if again.accepted else None
     row["retimed_ms"] = (bench.data or {}).get("candidate_ms") if bench else None
     row["retimed_eager_ms"] = (bench.data or {}).get("reference_ms") if bench else None
+    floor_ms = (bench.data or {}).get("floor_ms") if bench else None
+    row["roofline"] = row["retimed_eager_ms"] / floor_ms if floor_ms and row["retimed_eager_ms"] else None
+    row["spread"] = (bench.data or {}).get("spread") if bench else None
+    if row["retimed"] is None and bench is not None:
+        row["retimed_why"] = (bench.data or {}).get("unmeasured") or again.reason[:160]
     row["seconds"] = round(time.monotonic() - started, 1)
     return row
 
@@ -145,22 +173,31 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "at KernelBench's sizes (`tests/fixtures/kernelbench/`), shrunk by the size check (`--scale auto`) "
         "to fit this machine. Speed-up = torch eager / C candidate, both timed in the same benchmark child "
         "(interleaved, fresh inputs, medians); *re-timed* = the best candidate verified again in a fresh "
-        "verifier. **This machine was shared with other jobs while measuring: the numbers are noisy — "
-        "re-run on a quiet machine before quoting them.**",
+        "verifier; (± half the interquartile range of the per-round speed-ups over their median); *roofline "
+        "bound* = torch eager / evoforge's roofline kernel (reads every input byte, writes every output "
+        "byte) in the same rounds: no correct kernel is faster. A speed-up whose spread passes 50 % or "
+        "that beats the roofline is *unmeasured*, with the reason.",
         "",
-        "| problem | category | timed at (scaled) | torch eager | best C template | speed-up | re-timed |",
-        "|---|---|---|---|---|---|---|",
+        "| problem | category | timed at (scaled) | torch eager | best C template | speed-up | re-timed "
+        "(spread) | roofline bound |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         if row.get("error"):
             lines.append(
                 f"| {row['name']} | {row['category']} | {row.get('sizes', '–')} | "
-                f"{fmt(row.get('eager_ms'), '.3g', ' ms')} | {row['error']} | – | – |"
+                f"{fmt(row.get('eager_ms'), '.3g', ' ms')} | {row['error']} | – | – | – |"
             )
             continue
+        retimed = (
+            f"{fmt(row['retimed'], '.2f', '×')} (±{100 * row['spread'] / 2:.0f} %)"
+            if row.get("retimed") and row.get("spread") is not None
+            else (f"unmeasured: {row.get('retimed_why')}" if row.get("retimed_why") else "–")
+        )
         lines.append(
             f"| {row['name']} | {row['category']} | {row['sizes']} | {fmt(row['eager_ms'], '.3g', ' ms')} | "
-            f"`{row['template']}` | {fmt(row['speedup'], '.2f', '×')} | {fmt(row['retimed'], '.2f', '×')} |"
+            f"`{row['template']}` | {fmt(row['speedup'], '.2f', '×')} | {retimed} | "
+            f"{fmt(row.get('roofline'), '.2f', '×')} |"
         )
     lines += ["", "| category | geometric mean (re-timed) | goal | met |", "|---|---|---|---|"]
     for category in dict.fromkeys(CATEGORIES.values()):
