@@ -136,6 +136,9 @@ def _outcome(report: dict[str, Any]) -> dict[str, Any]:
         "best_ms": best["metrics"].get("runtime_ms") if best else None,
         "best_origin": best["origin"] if best else None,
     }
+    if accepted and not measured:  # correct, but no speed-up survived the timing checks (spread, roofline)
+        out["unmeasured"] = True
+        out["reason"] = f"accepted, speed-up unmeasured: {accepted[0].get('reason')}"
     if not report["candidates"]:
         out["reason"] = "nothing was proposed"
     elif not accepted:

@@ -117,7 +117,8 @@ def test_bench_over_a_folder(tmp_path: Path) -> None:
     assert rows["cumsum.py"]["proposed"] == 0 and "cumsum" in rows["cumsum.py"]["no_template"]
     relu = rows["level1_19_ReLU.py"]
     assert relu["sizes"].startswith("timed at ") and "the problem says 4096×393216" in relu["sizes"]
-    assert relu["correct"] and relu["speedup"] > 0
+    # timed, or honestly unmeasured (a busy machine widens the spread past the limit): never neither
+    assert relu["correct"] and ((relu["speedup"] or 0) > 0 or relu.get("unmeasured")), relu
     summary = payload["summary"]
     assert summary["problems"] == 3 and summary["correct"] == 1
     assert summary["correctness_rate"] == pytest.approx(1 / 3)
