@@ -6,47 +6,14 @@ import time
 from pathlib import Path
 
 import pytest
+from equiv_ctx import inp, make_ctx, out
 
-from evoforge.config import RtlSettings
-from evoforge.domain import Port, RtlInterface, SourceFile, Target, TargetKind
 from evoforge.tools.yosys import Yosys
-from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.counterexample import format_bits, parse_sat_model
 from evoforge.verifiers.rtl.equivalence import run_equivalence
 from evoforge.verifiers.rtl.equivalence_scripts import split_cases
 
 pytestmark = pytest.mark.skipif(not Yosys().available(), reason="yosys is not installed")
-
-
-def make_ctx(
-    tmp_path: Path,
-    original: str,
-    candidate: str,
-    ports: tuple[Port, ...],
-    *,
-    top: str = "top",
-    clock: str | None = None,
-    reset: str | None = None,
-    active_low: bool = False,
-    **settings: float,
-) -> RtlContext:
-    interface = RtlInterface(top=top, ports=ports, clock=clock, reset=reset, reset_active_low=active_low)
-    target = Target(kind=TargetKind.RTL, name=top, sources=(SourceFile("orig.v", original),), rtl=interface)
-    return RtlContext(
-        target=target,
-        candidate_source=candidate,
-        workdir=tmp_path,
-        settings=RtlSettings(**settings),  # type: ignore[arg-type]
-        liberty_path=tmp_path / "none.lib",
-    )
-
-
-def inp(name: str, width: int = 1) -> Port:
-    return Port(name, "input", width)
-
-
-def out(name: str, width: int = 1) -> Port:
-    return Port(name, "output", width)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,45 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from equiv_ctx import inp, make_ctx, out
 
-from evoforge.config import RtlSettings
-from evoforge.domain import Port, RtlInterface, SourceFile, Target, TargetKind
+from evoforge.domain import Port
 from evoforge.tools.yosys import Yosys
-from evoforge.verifiers.rtl.context import RtlContext
 from evoforge.verifiers.rtl.equivalence import run_equivalence
 
 pytestmark = pytest.mark.skipif(not Yosys().available(), reason="yosys is not installed")
 
-
-def inp(name: str, width: int = 1) -> Port:
-    return Port(name, "input", width)
-
-
-def out(name: str, width: int = 1) -> Port:
-    return Port(name, "output", width)
-
-
-def make_ctx(
-    tmp_path: Path,
-    original: str,
-    candidate: str,
-    ports: tuple[Port, ...],
-    *,
-    top: str = "top",
-    clock: str | None = None,
-    reset: str | None = None,
-    active_low: bool = False,
-) -> RtlContext:
-    interface = RtlInterface(top=top, ports=ports, clock=clock, reset=reset, reset_active_low=active_low)
-    target = Target(kind=TargetKind.RTL, name=top, sources=(SourceFile("orig.v", original),), rtl=interface)
-    return RtlContext(
-        target=target,
-        candidate_source=candidate,
-        workdir=tmp_path,
-        settings=RtlSettings(equivalence_timeout_s=20.0, equivalence_budget_s=40.0),
-        liberty_path=tmp_path / "none.lib",
-    )
-
+#: the proof limits of these tests
+LIMITS = {"equivalence_timeout_s": 20.0, "equivalence_budget_s": 40.0}
 
 STYLES = Path(__file__).resolve().parents[1] / "fixtures" / "rtl_styles"
 FIFO = (STYLES / "async_fifo.v").read_text()
@@ -138,7 +109,9 @@ endmodule
 def test_a_proof_in_a_model_without_clocks_is_not_reported_as_proven(
     tmp_path: Path, original: str, candidate: str, ports: tuple[Port, ...], clock: str
 ) -> None:
-    result = run_equivalence(make_ctx(tmp_path, original, candidate, ports, clock=clock, reset="rst"))
+    result = run_equivalence(
+        make_ctx(tmp_path, original, candidate, ports, clock=clock, reset="rst", **LIMITS)
+    )
     assurance = str(result.data.get("assurance"))
     assert not assurance.startswith(("proven", "bounded")), result.detail
     if result.ok:  # the formal model found no difference: the label says why it is no proof
@@ -160,6 +133,7 @@ def test_a_renamed_dual_clock_fifo_is_not_called_proven(tmp_path: Path) -> None:
         clock=target.rtl.clock,
         reset=target.rtl.reset,
         active_low=target.rtl.reset_active_low,
+        **LIMITS,
     )
     result = run_equivalence(ctx)
     assert result.ok, result.detail
@@ -169,6 +143,6 @@ def test_a_renamed_dual_clock_fifo_is_not_called_proven(tmp_path: Path) -> None:
 
 def test_single_clock_designs_keep_their_proofs(tmp_path: Path) -> None:
     result = run_equivalence(
-        make_ctx(tmp_path, TWO_STAGE, TWO_STAGE_LOOP, TWO_STAGE_PORTS, clock="clk", reset="rst")
+        make_ctx(tmp_path, TWO_STAGE, TWO_STAGE_LOOP, TWO_STAGE_PORTS, clock="clk", reset="rst", **LIMITS)
     )
     assert result.ok and result.data["assurance"] == "proven", result.detail
