@@ -32,16 +32,7 @@ CANDIDATE_KEYS = {
 }
 
 #: four mutually exclusive adders; Yosys keeps all four, the resource-sharing rule makes one
-ADDSEL = """\
-module addsel(input [2:0] op, input [15:0] a, b, c, d, output reg [16:0] y);
-  always @* begin
-    if (op == 3'd0) y = a + b;
-    else if (op == 3'd1) y = c + d;
-    else if (op == 3'd2) y = a + d;
-    else y = b + c;
-  end
-endmodule
-"""
+ADDSEL = (Path(__file__).resolve().parents[0] / "fixtures" / "rtl_small" / "addsel.v").read_text()
 
 #: two muxed multipliers feeding one register, and a second independent site
 MACSEL = """\

@@ -6,6 +6,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,16 +14,7 @@ import httpx
 from evoforge.config import RtlSettings, Settings
 
 #: four mutually exclusive adders; the resource-sharing rule makes one (as in tests/test_cli_run.py)
-ADDSEL = """\
-module addsel(input [2:0] op, input [15:0] a, b, c, d, output reg [16:0] y);
-  always @* begin
-    if (op == 3'd0) y = a + b;
-    else if (op == 3'd1) y = c + d;
-    else if (op == 3'd2) y = a + d;
-    else y = b + c;
-  end
-endmodule
-"""
+ADDSEL = (Path(__file__).resolve().parents[1] / "fixtures" / "rtl_small" / "addsel.v").read_text()
 
 FAST_RTL = RtlSettings(sim_cycles=1000, sim_seeds=1, probe_cycles=300, equivalence_timeout_s=30)
 

@@ -29,16 +29,7 @@ FAST_ENV = {
 }
 API_KEY = "sk-test-never-stored-0123456789"
 
-ADDSEL = """\
-module addsel(input [2:0] op, input [15:0] a, b, c, d, output reg [16:0] y);
-  always @* begin
-    if (op == 3'd0) y = a + b;
-    else if (op == 3'd1) y = c + d;
-    else if (op == 3'd2) y = a + d;
-    else y = b + c;
-  end
-endmodule
-"""
+ADDSEL = (Path(__file__).resolve().parents[2] / "fixtures" / "rtl_small" / "addsel.v").read_text()
 #: one adder behind operand multiplexers: the same function, about half the area
 SHARED = """\
 module addsel(input [2:0] op, input [15:0] a, b, c, d, output reg [16:0] y);
