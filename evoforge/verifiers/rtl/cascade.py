@@ -4,17 +4,22 @@
 holds what is computed once per target (the liberty, the original's probe trace and metrics) and
 runs the cascade on a candidate, stopping at the first failure. It reports each stage as it ends
 (``on_stage``) so the caller can store it, and reuses synthesis-dependent results for an
-implementation hash it has seen (``implementation_cache``).
+implementation hash it has seen (``implementation_cache``). A draft whose quick check passed keeps
+its front results (parse, lint, interface: the same stage functions on the same text, with this
+verifier's settings) and what they left for later stages, so ``verify`` of that exact source does
+not run them a second time; they are reported as reused (``cached``, 0 s, "from the quick check").
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +56,17 @@ IMPLEMENTATION_STAGES = ("timing",)
 QUICK_STAGES = ("parse", "lint", "interface")
 #: the stages that measure the original (its own simulation and equivalence are trivially exact)
 BASELINE_STAGES = ("parse", "lint", "synthesis", "timing")
+#: passed quick checks kept for ``verify`` (most recent first out); drafts are verified soon after
+FRONT_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class _Front:
+    """A passed quick check: its stage results and what they left for the later stages."""
+
+    results: tuple[StageResult, ...]
+    elaborated_text: str
+    artifacts: dict[str, Any]
 
 
 @dataclass
@@ -64,6 +80,7 @@ class RtlVerifier:
     implementation_cache: dict[str, dict[str, StageResult]] = field(default_factory=dict)
     implementation_stages: tuple[str, ...] = IMPLEMENTATION_STAGES
     shared_dir: Path | None = None  # tool artefacts built once for every job (Verilator's runtime)
+    front_cache: OrderedDict[str, _Front] = field(default_factory=OrderedDict)  # by exact text
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def verdict_context(self) -> VerdictContext:
@@ -134,9 +151,10 @@ class RtlVerifier:
         workdir = self._workdir(label)
         ctx = self._context(source, workdir)
         results: list[StageResult] = []
+        front = self._front(source, ctx)
         try:
             for name, fn in RTL_CASCADE:
-                result = self._cached_stage(name, ctx) or run_stage(name, fn, ctx)
+                result = front.get(name) or self._cached_stage(name, ctx) or run_stage(name, fn, ctx)
                 results.append(result)
                 if on_stage is not None:
                     on_stage(result)
@@ -158,15 +176,37 @@ class RtlVerifier:
         workdir = self._workdir("quick")
         ctx = self._context(source, workdir)
         result = StageResult("parse", False, 0.0, detail="no stage ran", error=True)
+        results: list[StageResult] = []
         try:
             for name, fn in RTL_CASCADE:
                 if name in QUICK_STAGES:
                     result = run_stage(name, fn, ctx)
+                    results.append(result)
                     if not result.ok:
                         break
         finally:
             self._cleanup(workdir)
+        if len(results) == len(QUICK_STAGES) and all(r.ok and not r.error for r in results):
+            front = _Front(tuple(results), ctx.candidate_source, dict(ctx.artifacts))
+            with self._lock:
+                self.front_cache[_exact_hash(source)] = front
+                while len(self.front_cache) > FRONT_CACHE_SIZE:
+                    self.front_cache.popitem(last=False)
         return result
+
+    def _front(self, source: str, ctx: RtlContext) -> dict[str, StageResult]:
+        """The passed quick check of exactly ``source`` by this verifier, put in place in ``ctx``
+        (the elaborated text and the front's artifacts) and marked as reused; {} when there is none."""
+        with self._lock:
+            front = self.front_cache.pop(_exact_hash(source), None)
+        if front is None:
+            return {}
+        ctx.candidate_source = front.elaborated_text
+        ctx.artifacts.update(front.artifacts)
+        return {
+            r.name: replace(r, seconds=0.0, cached=True, detail=f"{r.detail} (from the quick check, reused)")
+            for r in front.results
+        }
 
     def _cached_stage(self, name: str, ctx: RtlContext) -> StageResult | None:
         if name not in self.implementation_stages:
@@ -217,3 +257,8 @@ def _assurance_of(results: list[StageResult]) -> Assurance:
         if result.name == "equivalence" and "assurance" in result.data:
             return Assurance.parse(str(result.data["assurance"]))
     return Assurance.sampled()
+
+
+def _exact_hash(source: str) -> str:
+    """sha256 of the text exactly as given (no normalisation: the front results are of this text)."""
+    return hashlib.sha256(source.encode()).hexdigest()
