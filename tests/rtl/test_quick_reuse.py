@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from evoforge.config import RtlSettings
+from evoforge.domain import Verdict
 from evoforge.tools.liberty import prepare_liberty
 from evoforge.verifiers.rtl.cascade import QUICK_STAGES, RtlVerifier
 from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
@@ -47,9 +48,8 @@ def _verifier(work: Path) -> RtlVerifier:
     design.write_text(ORIGINAL)
     target = load_rtl_target([design], RtlTargetOptions(), workdir=work / "target")
     settings = RtlSettings(sim_cycles=1500, sim_seeds=1, probe_cycles=400, sim_timeout_s=20)
-    verifier = RtlVerifier(
-        target=target, settings=settings, liberty=prepare_liberty(None, work / "cache"), work_root=work / "runs"
-    )
+    liberty = prepare_liberty(None, work / "cache")
+    verifier = RtlVerifier(target=target, settings=settings, liberty=liberty, work_root=work / "runs")
     verifier.baseline()
     return verifier
 
@@ -59,7 +59,7 @@ def verifier(tmp_path_factory: pytest.TempPathFactory) -> RtlVerifier:
     return _verifier(tmp_path_factory.mktemp("quick-reuse"))
 
 
-def _front(verdict) -> dict[str, bool]:  # type: ignore[no-untyped-def]
+def _front(verdict: Verdict) -> dict[str, bool]:
     return {s.name: s.cached for s in verdict.stages if s.name in QUICK_STAGES}
 
 
