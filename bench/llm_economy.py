@@ -158,14 +158,21 @@ def render(runs: list[tuple[Any, Any, Any]], budget: int, lib: str) -> str:
         theirs = statistics.median(oe.seconds(original=False) for oe in oes)
         dup = statistics.median(oe.seconds(original=False, repeat={"exact", "renamed"}) for oe in oes)
         share = evaluator / theirs if theirs else float("inf")
+        per_run = [
+            first.evaluator_seconds / oe.seconds(original=False)
+            for first, _, oe in runs
+            if oe is not None and oe.seconds(original=False)
+        ]
+        shares = ", ".join(f"{x:.0%}" for x in per_run)
         lines += [
             "",
             f"Median of OpenEvolve: {statistics.median(oe.requests for oe in oes)} requests for {budget} "
             f"iterations, {theirs:.2f} evaluator seconds on its iterations, {dup:.2f} s of them "
             f"({dup / theirs if theirs else 0:.0%}) on exact or renamed repeats. evoforge's evaluator "
             f"seconds = {share:.0%} of OpenEvolve's measured in this run (goal ≤ {GOAL_SHARE:.0%}: "
-            f"{'met' if share <= GOAL_SHARE else 'not met'}); issue 13 had quoted {lo}–{hi} s for "
-            "OpenEvolve.",
+            f"{'met' if share <= GOAL_SHARE else 'not met'}; run by run {shares}, median "
+            f"{statistics.median(per_run) if per_run else float('nan'):.0%}); issue 13 had quoted "
+            f"{lo}–{hi} s for OpenEvolve.",
         ]
     lines.append("")
     return "\n".join(lines)
