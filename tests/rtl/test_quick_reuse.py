@@ -1,4 +1,5 @@
-"""A draft's passed quick check is not run again by ``verify`` (issue 13: quick-check results reused).
+"""Work the first evaluations paid twice (issue 13): a draft's passed quick check is not run again by
+``verify``, and the baseline does not lint the original with Verilator a second time.
 
 The LLM proposer quick-checks a draft (parse, lint, interface) and the loop then verifies it with the
 same verifier: the front stages of exactly that text are reused (marked ``cached``, 0 s, "from the
@@ -102,3 +103,32 @@ def test_a_failed_quick_check_is_not_kept(verifier: RtlVerifier) -> None:
     verdict = verifier.verify(BAD_PORTS)
     assert not verdict.accepted and verdict.stage == "interface"
     assert not any(s.cached for s in verdict.stages)
+
+
+def test_the_baseline_lints_the_original_with_verilator_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The original's lint stage lints it; its error count (what candidates are held to) is that
+    lint's, not a second Verilator run on the same text. A candidate still gets the original linted."""
+    from evoforge.tools.verilator import Verilator
+
+    linted: list[str] = []
+    real = Verilator.lint
+
+    def counting(self: Verilator, paths: list[Path], **kwargs: object) -> object:
+        linted.append(Path(paths[0]).name)
+        return real(self, paths, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Verilator, "lint", counting)
+    verifier = _verifier(tmp_path)
+    assert linted == ["candidate.v"]  # the original, as the baseline's candidate
+    assert verifier.reference["verilator_original_errors"] == 0
+    linted.clear()
+    fresh = RtlVerifier(
+        target=verifier.target,
+        settings=verifier.settings,
+        liberty=verifier.liberty,
+        work_root=tmp_path / "runs-2",
+    )  # no baseline: the original's count is not known yet, so it is linted for the candidate
+    assert fresh.quick_check(SHARED).ok
+    assert linted == ["candidate.v", "original.v"]
