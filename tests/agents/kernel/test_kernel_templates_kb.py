@@ -46,6 +46,17 @@ class SoftmaxDim1(nn.Module):
         return torch.softmax(x * 0.5, dim=1)
 
 
+class ConvDilatedRelu(nn.Module):
+    """stride 1 with padding and dilation: the im2col packing's contiguous runs and its padded edges"""
+
+    def __init__(self, in_channels, out_channels, kernel_size):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=2, dilation=2)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x))
+
+
 class ConvReluBias(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size, bias_shape):
         super().__init__()
@@ -108,6 +119,7 @@ CASES: dict[str, tuple[type, list[Any], list[torch.Tensor], str]] = {
     "sum_dim1": (SumDim1, [1], [torch.rand(4, 33, 301)], "strided_reduction"),
     "softmax_dim1": (SoftmaxDim1, [], [torch.randn(3, 17, 9)], "strided_reduction"),
     "conv_relu_bias": (ConvReluBias, [5, 13, 3, (13, 1, 1)], [torch.rand(2, 5, 19, 23)], "conv2d_epilogue"),
+    "conv_dilated_relu": (ConvDilatedRelu, [3, 9, 3], [torch.rand(2, 3, 40, 37)], "conv2d_epilogue"),
     "maxpool": (MaxPool, [4, 1, 1, 1], [torch.randn(2, 3, 21, 34)], "pool2d"),
     "maxpool_dilated": (MaxPool, [3, 2, 1, 2], [torch.randn(2, 3, 20, 31)], "pool2d"),
     "avgpool": (AvgPool, [3, 2, 1], [torch.randn(2, 3, 20, 31)], "pool2d"),
