@@ -248,7 +248,10 @@ def _site(
         if found is None:
             return None
         leaves |= found
-    if len(leaves) > MAX_LEAVES or not leaves:
+    if not leaves:
+        decline(f"line {line}: {', '.join(construct.targets)} is constant (nothing to minimise)")
+        return None
+    if len(leaves) > MAX_LEAVES:
         return None
     order = sorted(leaves)
     names = [module.text_of((bit,)) for bit in order]
