@@ -75,12 +75,67 @@ def test_a_table_with_x_entries_is_left_alone() -> None:
     assert any("x for some input" in d for d in declines), declines
 
 
-def test_an_explicit_sensitivity_list_or_a_constant_is_left_alone() -> None:
+def test_an_explicit_sensitivity_list_or_a_constant_always_star_is_left_alone() -> None:
     partial = SPELLINGS["always_if_chain"].replace("@(*)", "@(c)")
     assert _sites(partial)[0] == []
-    constant = "module m (input a, output y);\n  assign y = a & ~a;\nendmodule\n"
+    constant = "module m (input a, output reg y);\n  always @* y = a & ~a;\nendmodule\n"
     sites, declines = _sites(constant)
     assert sites == [] and any("constant" in d for d in declines), declines
+
+
+def test_a_constant_assign_is_propagated(tmp_path: Path) -> None:
+    text = "module m (input a, output y);\n  wire t = ~a;\n  assign y = a & t;\nendmodule\n"
+    sites, declines = _sites(text)
+    assert len(sites) == 1, declines
+    patched = apply_edits(text, sites[0].edits)
+    assert "assign y = 1'b0;" in patched, patched
+    assert reset_equivalent(text, patched, "m", tmp_path / "eq", steps=0)[0]
+
+
+# the next state of q (and of a delayed copy p) in four spellings: q' = load ? d : (en ? ~q : q)
+CLOCKED = {
+    "always_if_chain": "module m (input clk, rst_n, load, en, d, output reg q, output reg p);\n"
+    "  always @(posedge clk or negedge rst_n)\n    if (!rst_n) begin q <= 1'b1; p <= 0; end\n"
+    "    else begin\n      if (load) q <= d;\n      else if (en) q <= ~q;\n      p <= q;\n    end\n"
+    "endmodule\n",
+    "assign_ternary_next": "module m (input clk, rst_n, load, en, d, output reg q, output reg p);\n"
+    "  wire nq = load ? d : en ? !q : q;\n"
+    "  always @(posedge clk, negedge rst_n) begin\n    if (~rst_n) begin q <= 1; p <= 1'b0; end\n"
+    "    else begin q <= nq; p <= q; end\n  end\nendmodule\n",
+    "case_parameter_labels": "module m (input clk, rst_n, load, en, d, output reg q, output reg p);\n"
+    "  localparam HOLD = 2'b00, FLIP = 2'b01;\n"
+    "  always @(posedge clk or negedge rst_n) begin\n    if (rst_n == 1'b0) begin q <= 1'b1; p <= 1'b0; end\n"
+    "    else begin\n      p <= q;\n      case ({load, en})\n        HOLD: q <= q;\n        FLIP: q <= ~q;\n"
+    "        default: q <= d;\n      endcase\n    end\n  end\nendmodule\n",
+    "sv_always_ff_xor": "module m (input logic clk, rst_n, load, en, d, output logic q, p);\n"
+    "  always_ff @(posedge clk or negedge rst_n)\n    if (!rst_n) begin q <= '1; p <= '0; end\n"
+    "    else begin q <= load ? d : q ^ en; p <= q; end\nendmodule\n",
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(CLOCKED))
+def test_every_clocked_spelling_gets_a_proven_next_state(spelling: str, tmp_path: Path) -> None:
+    text = CLOCKED[spelling]
+    sites, declines = _sites(text)
+    clocked = [s for s in sites if "next state of q" in s.note]
+    assert len(clocked) == 1, (sites, declines)
+    patched = apply_edits(text, clocked[0].edits)
+    assert "if (!rst_n) begin q <= 1'b1; p <= 1'b0; end" in patched, patched
+    ok, log = reset_equivalent(text, patched, "m", tmp_path / "eq", reset="rst_n", active_low=True)
+    assert ok, f"{patched}\n{log[-1500:]}"
+
+
+def test_a_concatenated_target_is_left_alone() -> None:
+    text = CLOCKED["sv_always_ff_xor"].replace("begin q <= '1; p <= '0; end", "{q, p} <= 2'b10;")
+    assert [s for s in _sites(text)[0] if "next state of q" in s.note] == []
+
+
+def test_registers_of_two_clocks_in_one_block_are_left_alone() -> None:
+    text = (
+        "module m (input c1, c2, a, b, output reg x, y);\n"
+        "  always @(posedge c1 or posedge c2) begin x <= a; y <= b; end\nendmodule\n"
+    )
+    assert _sites(text)[0] == []
 
 
 def test_too_many_leaves_are_left_alone() -> None:
