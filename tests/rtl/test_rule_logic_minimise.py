@@ -130,6 +130,13 @@ def test_a_concatenated_target_is_left_alone() -> None:
     assert [s for s in _sites(text)[0] if "next state of q" in s.note] == []
 
 
+def test_a_clocked_block_with_blocking_writes_is_left_alone() -> None:
+    text = CLOCKED["always_if_chain"].replace("q <= d", "q = d").replace("q <= ~q", "q = ~q")
+    sites, declines = _sites(text)
+    assert [s for s in sites if "next state of q" in s.note] == []
+    assert any("blocking" in d for d in declines), declines
+
+
 def test_registers_of_two_clocks_in_one_block_are_left_alone() -> None:
     text = (
         "module m (input c1, c2, a, b, output reg x, y);\n"

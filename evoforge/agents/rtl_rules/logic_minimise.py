@@ -27,6 +27,8 @@ polarity and value, so the registers are the same. The rule declines a bit whose
 entry (an x constant, an overlapping ``$pmux`` select): choosing a value for it would change what
 is compared; a constant ``always @*`` (it would never run in simulation); registers that are not
 plain flip-flops (enables after ``opt``, latches, set/reset flops) or do not share a clock and reset;
+a clocked block with blocking writes (the rewrite writes nonblocking, which another block reading
+the registers at the same edge would see differently);
 and explicit sensitivity lists without edges (an incomplete one simulates differently from its
 synthesis).
 """
@@ -92,6 +94,10 @@ def _constructs(tree: SyntaxTree, module: Node) -> tuple[list[_Construct], dict[
             if timing[0].kind == "ImplicitEventControl" and node.kind == "AlwaysBlock":
                 kind = "always"
             elif edges and timing[0].kind != "ImplicitEventControl":
+                if tree.of_kind("AssignmentExpression", within=node):
+                    # blocking writes: another block may read the registers in the same time step
+                    decline(f"line {_line(tree, node)}: the clocked block writes with blocking assignments")
+                    continue
                 kind = "clocked"  # its registers come from the netlist; no edge in the list: skipped
             else:
                 continue  # an explicit list without edges (may be incomplete: it simulates differently)
@@ -99,6 +105,10 @@ def _constructs(tree: SyntaxTree, module: Node) -> tuple[list[_Construct], dict[
             kind = "assign" if node.kind == "ContinuousAssign" else "always_comb"
         found.append(_Construct(node, kind, tuple(dict.fromkeys(names))))
     return found, writers
+
+
+def _line(tree: SyntaxTree, node: Node) -> int:
+    return tree.text.count("\n", 0, node.start or 0) + 1
 
 
 def _cone(driver: dict[int, Cell], bit: Bit) -> tuple[list[int], set[str]] | None:
