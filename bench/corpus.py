@@ -254,11 +254,11 @@ def survey_one(path: Path, work: Path) -> dict[str, Any]:
 
 
 def survey(chosen: list[Path], jobs: int) -> int:
-    with tempfile.TemporaryDirectory(prefix="evoforge-survey-") as tmp:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            rows = list(
-                pool.map(lambda kp: survey_one(kp[1], Path(tmp) / str(kp[0])), enumerate(chosen))
-            )
+    with (
+        tempfile.TemporaryDirectory(prefix="evoforge-survey-") as tmp,
+        ThreadPoolExecutor(max_workers=jobs) as pool,
+    ):
+        rows = list(pool.map(lambda kp: survey_one(kp[1], Path(tmp) / str(kp[0])), enumerate(chosen)))
     accepted = [r for r in rows if "refused" not in r]
     proposing = [r for r in accepted if r["rules"]]
     fires: Counter[str] = Counter(rule for r in proposing for rule in r["rules"])

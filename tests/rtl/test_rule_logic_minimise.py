@@ -29,7 +29,8 @@ SPELLINGS = {
     "  end\nendmodule\n",
     "case_parameter_labels": "module m (input a, b, c, output reg y);\n"
     "  localparam [2:0] ONLY_C = 3'b001, AB = 3'b110;\n"
-    "  always @* begin\n    case ({a, b, c})\n      AB: y = 1'b1;\n      ONLY_C, 3'b011, 3'b101, 3'b111: y = 1;\n"
+    "  always @* begin\n    case ({a, b, c})\n      AB: y = 1'b1;\n"
+    "      ONLY_C, 3'b011, 3'b101, 3'b111: y = 1;\n"
     "      default: y = 1'b0;\n    endcase\n  end\nendmodule\n",
     "sv_always_comb_for": "module m (input logic a, b, c, output logic y);\n"
     "  logic [1:0] v;\n  assign v = {a, b};\n"

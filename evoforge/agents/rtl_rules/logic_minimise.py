@@ -331,7 +331,12 @@ def _registers(module: ModuleNetlist, nets: list[Net], line: int) -> dict[int, t
     for net in nets:
         for bit in net.bits:
             driver = module.driver(bit)
-            if driver is None or driver[0].type not in ("$dff", "$adff") or driver[1] != "Q":
+            if (
+                not isinstance(bit, int)
+                or driver is None
+                or driver[0].type not in ("$dff", "$adff")
+                or driver[1] != "Q"
+            ):
                 decline(f"line {line}: {net.name} is not a plain register (its bits are not all flip-flops)")
                 return None
             cell = driver[0]
@@ -420,7 +425,8 @@ def _site(
         exprs.append((net.name, _concat(module, pieces)))
         if reset_bits:
             value = "".join(reversed(reset_bits))
-            resets.append((net.name, f"{len(value)}'d0" if "1" not in value and len(value) > 1 else f"{len(value)}'b{value}"))
+            zero = "1" not in value and len(value) > 1
+            resets.append((net.name, f"{len(value)}'d0" if zero else f"{len(value)}'b{value}"))
     if construct.kind == "always" and all(e in ("1'b0", "1'b1") for _, e in exprs):
         decline(f"line {line}: {', '.join(construct.targets)} is constant (an always @* would not run)")
         return None

@@ -101,7 +101,9 @@ class Evaluator:
     def __init__(self, module: ModuleNetlist) -> None:
         self.module = module
         self.registers = registers(module)
-        comb = _roms_as_selects([c for c in module.cells if c.type not in REGISTERS and c.type not in IGNORED])
+        comb = _roms_as_selects(
+            [c for c in module.cells if c.type not in REGISTERS and c.type not in IGNORED]
+        )
         for cell in comb:
             if cell.type not in _OPS and cell.type not in ("$mux", "$pmux", "$bmux", "$bwmux", "$shiftx"):
                 raise Unsupported(f"{cell.type} cells are not modelled")
