@@ -310,6 +310,8 @@ def _concat(module: ModuleNetlist, pieces: list[str]) -> str:
             runs[-1] = (last[0], last[1], int(match[2]))
         elif match:
             runs.append((match[1], int(match[2]), int(match[2])))
+        elif piece in ("1'b0", "1'b1") and isinstance(last, str) and re.fullmatch(r"\d+'b[01]+", last):
+            runs[-1] = f"{int(last.split(chr(39))[0]) + 1}'b{last.split('b', 1)[1]}{piece[-1]}"
         else:
             runs.append(piece)
     texts = []
