@@ -146,6 +146,19 @@ def test_registers_of_two_clocks_in_one_block_are_left_alone() -> None:
     assert _sites(text)[0] == []
 
 
+def test_a_target_aliased_to_its_leaf_is_not_read_as_its_own_leaf() -> None:
+    """`assign ins = r[7:5]` makes ins's bits r's bits: the leaf must be written r[..], never ins."""
+    text = (
+        "module m (input clk, input [7:0] d, output [2:0] ins, output [2:0] low);\n"
+        "  reg [7:0] r;\n  always @(posedge clk) r <= d;\n"
+        "  assign ins = r[7:5];\n  assign low = ~r[2:0];\nendmodule\n"
+    )
+    sites = _sites(text)[0]
+    patched = apply_edits(text, [e for s in sites for e in s.edits])
+    assert "assign ins = ins" not in patched and "assign ins = r[7:5];" in patched, patched
+    assert "assign low = {~r[2], ~r[1], ~r[0]};" in patched, patched
+
+
 def test_too_many_leaves_are_left_alone() -> None:
     wide = "module m (input [8:0] a, output y);\n  assign y = ^a;\nendmodule\n"
     assert _sites(wide)[0] == []

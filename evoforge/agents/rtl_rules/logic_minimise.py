@@ -19,7 +19,9 @@ with the register's reset value).
 
 Why the result equals the original: each target bit (or next-state bit) is a Boolean function of its
 traced leaves only — the cone is combinational (the evaluator refuses loops and latches) and stops
-at inputs and register outputs, whose names read the same values in the rewritten construct; bits
+at inputs and register outputs, whose names read the same values in the rewritten construct (a
+combinational construct never names a leaf by one of its own targets, which Yosys may alias to it;
+a clocked one reads its registers' present values by their names, as nonblocking writes do); bits
 outside the traced cone cannot reach it, so the value given to them while tabulating does not
 matter; the table is exact on all 2^n leaf values; and a cover of the ones by implicants (cubes with
 no zero in them) is one on exactly the ones. The flip-flops keep their clock, edge, reset signal,
@@ -326,6 +328,27 @@ def _concat(module: ModuleNetlist, pieces: list[str]) -> str:
     return texts[0] if len(texts) == 1 else "{" + ", ".join(texts) + "}"
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+def _leaf_name(module: ModuleNetlist, bit: int, targets: tuple[str, ...]) -> str | None:
+    """A source name for ``bit`` that is not one of the construct's own targets.
+
+    Yosys identifies aliased signals (``assign y = r[7:5]`` makes y's bits r's bits); a target must
+    not be read as its own leaf — that would be a combinational loop, or a read of a value the
+    construct is still writing.
+    """
+    candidates = []
+    for net in module.nets.values():
+        if net.hidden or net.upto or net.name in targets or not _IDENT.fullmatch(net.name):
+            continue
+        if bit in net.bits:
+            index = net.bits.index(bit)
+            text = net.name if len(net.bits) == 1 else f"{net.name}[{net.offset + index}]"
+            candidates.append((net.name not in module.ports, net.name, text))
+    return min(candidates)[2] if candidates else None
+
+
 def _registers(module: ModuleNetlist, nets: list[Net], line: int) -> dict[int, tuple[Cell, int]] | None:
     """Q bit → (register cell, index) for every bit of ``nets``; one clock and reset for all."""
     found: dict[int, tuple[Cell, int]] = {}
@@ -414,7 +437,9 @@ def _site(
             if ones is None:
                 decline(f"line {line}: {net.name} is x for some input (a value would have to be chosen)")
                 return None
-            names = [module.text_of((b,)) for b in leaves]
+            # a clocked block reads its registers' old values by their own names; a combinational one
+            # must not read its targets
+            names = [_leaf_name(module, b, () if clocked else construct.targets) for b in leaves]
             if any(n is None for n in names):
                 decline(f"line {line}: a leaf of {net.name} has no name in the source")
                 return None
