@@ -1,7 +1,8 @@
 """Benchmark of evoforge on public RTL it was not written around (``../shared/corpus/rtl``, sky130).
 
     .venv/bin/python bench/corpus.py [--budget 20] [--liberty PATH] [--only NAME ...] [--limit N]
-                                     [--rows FILE] [--write]
+                                     [--rows FILE] [--jobs N] [--design-timeout S] [--write]
+    .venv/bin/python bench/corpus.py --propose-only [--only NAME ...] [--limit N] [--jobs N]
 
 Per design: ``evoforge run <file> --proposer offline --budget N --liberty L --json`` in a fresh
 database (a refusal is recorded with the message, which names the construct and line); the offline
@@ -16,6 +17,15 @@ docs/benchmarks.md. ``--rows FILE`` appends each design's result to a JSON-lines
 is measured and reuses the rows already there (a long run can be stopped and resumed; run it with
 ``nohup`` in the background). Goals (issue 12): a proposal on ≥ 80 % of accepted designs, a verified ≥ 5 %
 win on ≥ 40 %.
+
+``--jobs N`` runs N designs at a time (each its own ``evoforge run`` process; wall times then overlap
+and are upper bounds). ``--design-timeout S`` stops a design's run after S seconds: it is recorded
+as ``cut off`` (counted as accepted with no result — never as a win); without it a run may take 1 h.
+
+``--propose-only`` is the fast survey: per design, only the front end (the target loader: accepted
+or the refusal) and the offline proposer's rules on the original, no verification — per rule its
+number of sites or its reason for not applying. It prints each design's applying rules, the share of
+accepted designs with at least one proposal, and per rule the designs it fires on.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +103,9 @@ def independent_check(original: Path, best: str, top: str, liberty: Path, cwd: P
     return {"equivalent": ok, "area_gain": gain}
 
 
-def run_one(path: Path, budget: int, liberty: Path, lib_path: Path, work: Path) -> dict[str, Any]:
+def run_one(
+    path: Path, budget: int, liberty: Path, lib_path: Path, work: Path, timeout_s: float | None = None
+) -> dict[str, Any]:
     env = {**os.environ, "EVOFORGE_DATA_DIR": str(work / "data")}
     env.pop("EVOFORGE_DB", None)
     argv = [sys.executable, "-m", "evoforge.cli", "run", str(path), "--proposer", "offline"]
@@ -106,9 +120,12 @@ def run_one(path: Path, budget: int, liberty: Path, lib_path: Path, work: Path) 
     ]
     start = time.monotonic()
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=3600)
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout_s or 3600)
     except subprocess.TimeoutExpired:
-        return {"design": path.name, "refused": "timed out after 1 h", "seconds": time.monotonic() - start}
+        seconds = time.monotonic() - start
+        if timeout_s:  # the design was accepted as far as we know; it just has no result
+            return {"design": path.name, "cut_off": f"cut off after {timeout_s:.0f} s", "seconds": seconds}
+        return {"design": path.name, "refused": "timed out after 1 h", "seconds": seconds}
     seconds = time.monotonic() - start
     out: dict[str, Any] = {"design": path.name, "seconds": seconds}
     try:
@@ -169,6 +186,7 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
     proposing = [r for r in accepted if r.get("proposed")]
     win5 = [r for r in accepted if counted(r, 1.05)]
     win20 = [r for r in accepted if counted(r, 1.25)]
+    cut = [r for r in accepted if "cut_off" in r]
     median = statistics.median(r["seconds"] for r in rows) if rows else 0.0
 
     def pct(part: list[Any]) -> str:
@@ -185,6 +203,7 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
         "re-measured with the liberty.",
         "",
         f"- designs: {len(rows)}; accepted {len(accepted)}, refused {len(refused)}",
+        f"- cut off by --design-timeout (no result, not a win): {len(cut)}",
         f"- accepted designs with at least one proposal: {pct(proposing)} (goal ≥ 80 %)",
         f"- verified win ≥ 5 % in area or delay, independently re-checked: {pct(win5)} (goal ≥ 40 %)",
         f"- verified win ≥ 20 %: {pct(win20)}",
@@ -201,6 +220,9 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
                 f"| | | | | | {r['seconds']:.0f} |"
             )
             continue
+        if "cut_off" in r:
+            lines.append(f"| {r['design']} | {r['cut_off']} | | | | | | {r['seconds']:.0f} |")
+            continue
         gains = r.get("gains") or {}
         gain = ", ".join(f"{gains.get(k) or 0:.2f}×" for k in ("area_um2", "delay_ns")) if gains else "-"
         check = r.get("check")
@@ -213,6 +235,57 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def survey_one(path: Path, work: Path) -> dict[str, Any]:
+    """Front end and offline rules on one design's original (no verification)."""
+    from evoforge.agents.rtl_rules.proposer import OfflineRtlProposer
+    from evoforge.errors import EvoforgeError
+    from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
+
+    start = time.monotonic()
+    row: dict[str, Any] = {"design": path.name, "suite": path.parent.name}
+    try:
+        target = load_rtl_target([path], RtlTargetOptions(), workdir=work)
+    except EvoforgeError as exc:
+        return row | {"refused": exc.message[:200], "seconds": time.monotonic() - start}
+    outcomes = OfflineRtlProposer().explain(target.source)
+    row["rules"] = {o.rule: o.sites for o in outcomes if o.applied}
+    row["why_not"] = {o.rule: o.reason[:160] for o in outcomes if not o.applied}
+    return row | {"seconds": time.monotonic() - start}
+
+
+def survey(chosen: list[Path], jobs: int) -> int:
+    with (
+        tempfile.TemporaryDirectory(prefix="evoforge-survey-") as tmp,
+        ThreadPoolExecutor(max_workers=jobs) as pool,
+    ):
+        rows = list(pool.map(lambda kp: survey_one(kp[1], Path(tmp) / str(kp[0])), enumerate(chosen)))
+    accepted = [r for r in rows if "refused" not in r]
+    proposing = [r for r in accepted if r["rules"]]
+    fires: Counter[str] = Counter(rule for r in proposing for rule in r["rules"])
+    for r in rows:
+        if "refused" in r:
+            print(f"{r['suite']}/{r['design']}: refused: {r['refused']}")
+        else:
+            rules = ", ".join(f"{k}×{v}" for k, v in r["rules"].items()) or "NONE"
+            print(f"{r['suite']}/{r['design']}: {rules}")
+    print()
+    for rule, n in fires.most_common():
+        print(f"rule {rule}: fires on {n} designs")
+    reasons: Counter[str] = Counter()
+    for r in accepted:
+        if not r["rules"]:
+            for rule, why in r["why_not"].items():
+                reasons[f"{rule}: {why[:90]}"] += 1
+    print("\nwhy not, on designs with no proposal (rule: reason × designs):")
+    for reason, n in reasons.most_common(25):
+        print(f"  {n:3d}  {reason}")
+    print(
+        f"\ndesigns {len(rows)}, accepted {len(accepted)}, with >= 1 proposal: {len(proposing)}/"
+        f"{len(accepted)} ({100 * len(proposing) / max(1, len(accepted)):.0f} %, goal >= 80 %)"
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -222,6 +295,11 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="design file names (without folder)")
     parser.add_argument("--limit", type=int, help="the first N designs only")
     parser.add_argument("--rows", type=Path, help="JSON-lines file: append each result, reuse earlier ones")
+    parser.add_argument("--jobs", type=int, default=1, help="designs run at a time")
+    parser.add_argument("--design-timeout", type=float, help="seconds per design before it is cut off")
+    parser.add_argument(
+        "--propose-only", action="store_true", help="survey: front end + offline rules, no verification"
+    )
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     if not CORPUS.is_dir():
@@ -230,27 +308,32 @@ def main() -> int:
     chosen = [p for p in designs() if not args.only or p.name in args.only or p.stem in args.only]
     if args.limit:
         chosen = chosen[: args.limit]
+    if args.propose_only:
+        return survey(chosen, max(1, args.jobs))
     done: dict[str, dict[str, Any]] = {}
     if args.rows and args.rows.exists():
         for line in args.rows.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
                 done[row["design"]] = row
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="evoforge-corpus-") as tmp:
         lib = prepare_liberty(args.liberty, Path(tmp) / "cache")
-        for k, path in enumerate(chosen):
+
+        def measure(k: int, path: Path) -> dict[str, Any]:
             if path.name in done:
-                rows.append(done[path.name])
-                continue
+                return done[path.name]
             work = Path(tmp) / f"{k}"
             work.mkdir()
-            row = run_one(path, args.budget, args.liberty, lib.path, work)
-            rows.append(row)
+            row = run_one(path, args.budget, args.liberty, lib.path, work, args.design_timeout)
             print(json.dumps(row), file=sys.stderr)
             if args.rows:
-                with args.rows.open("a") as out:
+                with args.rows.open("a") as out:  # one short append per row: whole lines
                     out.write(json.dumps(row) + "\n")
+            return row
+
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            rows = list(pool.map(measure, range(len(chosen)), chosen))
     partial = "" if len(chosen) == len(designs()) else f" (on {len(chosen)} of {len(designs())} designs)"
     text = render(rows, args.budget, partial)
     print(text)

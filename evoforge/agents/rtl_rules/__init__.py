@@ -11,6 +11,7 @@ from evoforge.agents.rtl_rules import (
     addsub_sharing,
     fsm_encoding,
     fsm_rules,
+    logic_minimise,
     mask_select,
     mux_tree,
     prefix_adder,
@@ -36,6 +37,7 @@ RULES: dict[str, Rule | TextRule] = {
     rebalance.NAME: rebalance.RULE,
     mask_select.NAME: mask_select.RULE,
     addsub_sharing.NAME: addsub_sharing.RULE,
+    logic_minimise.NAME: logic_minimise.RULE,
 }
 
 __all__ = ["RULES", "Rewrite", "Rule", "TextRule"]

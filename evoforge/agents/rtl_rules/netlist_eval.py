@@ -101,7 +101,9 @@ class Evaluator:
     def __init__(self, module: ModuleNetlist) -> None:
         self.module = module
         self.registers = registers(module)
-        comb = [c for c in module.cells if c.type not in REGISTERS and c.type not in IGNORED]
+        comb = _roms_as_selects(
+            [c for c in module.cells if c.type not in REGISTERS and c.type not in IGNORED]
+        )
         for cell in comb:
             if cell.type not in _OPS and cell.type not in ("$mux", "$pmux", "$bmux", "$bwmux", "$shiftx"):
                 raise Unsupported(f"{cell.type} cells are not modelled")
@@ -172,6 +174,66 @@ class Evaluator:
             else:
                 out.append(values.get(bit))
         return _int(out)
+
+
+def _roms_as_selects(cells: list[Cell]) -> list[Cell]:
+    """``cells`` with each read-only memory (``proc_rom``'s case tables) as an equivalent ``$bmux``.
+
+    A memory qualifies when it has no write port, every initialisation is constant and each read is
+    asynchronous and always enabled; its read then is the table word at the address (x where the
+    table has no word). Other memory cells stay (and the evaluator refuses them).
+    """
+    inits: dict[str, list[Cell]] = {}
+    written: set[str] = set()
+    for cell in cells:
+        memid = str(cell.params.get("MEMID", ""))
+        if cell.type in ("$meminit", "$meminit_v2"):
+            inits.setdefault(memid, []).append(cell)
+        elif cell.type in ("$memwr", "$memwr_v2", "$mem", "$mem_v2"):
+            written.add(memid)
+    out: list[Cell] = []
+    for cell in cells:
+        memid = str(cell.params.get("MEMID", ""))
+        if cell.type in ("$meminit", "$meminit_v2") and memid not in written:
+            continue
+        if cell.type not in ("$memrd", "$memrd_v2") or memid in written or memid not in inits:
+            out.append(cell)
+            continue
+        table = _rom_table(cell, inits[memid])
+        if table is None:
+            out.append(cell)
+            continue
+        width = cell.param("WIDTH")
+        out.append(
+            Cell(
+                cell.name,
+                "$bmux",
+                {"WIDTH": width, "S_WIDTH": len(cell.port("ADDR"))},
+                {"A": table, "S": cell.port("ADDR"), "Y": cell.port("DATA")},
+                cell.src,
+            )
+        )
+    return out
+
+
+def _rom_table(read: Cell, inits: list[Cell]) -> tuple[Bit, ...] | None:
+    if read.param("CLK_ENABLE") or read.port("EN") != ("1",):
+        return None
+    width = read.param("WIDTH")
+    depth = 1 << len(read.port("ADDR"))
+    table: list[Bit] = ["x"] * (depth * width)
+    for init in sorted(inits, key=lambda c: c.param("PRIORITY")):
+        address = _int([1 if b == "1" else 0 if b == "0" else None for b in init.port("ADDR")])
+        data = init.port("DATA")
+        if address is None or any(b not in ("0", "1", "x") for b in data) or init.param("WIDTH") != width:
+            return None
+        if init.port("EN") and any(b != "1" for b in init.port("EN")):
+            return None
+        start = address * width
+        for k, bit in enumerate(data):
+            if start + k < len(table):
+                table[start + k] = bit
+    return tuple(table)
 
 
 def assign(values: dict[int, Value], bits: tuple[Bit, ...], value: int) -> None:
