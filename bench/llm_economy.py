@@ -130,7 +130,7 @@ def render(runs: list[tuple[Any, Any, Any]], budget: int, lib: str) -> str:
         "",
         f"Command: `.venv/bin/python bench/llm_economy.py --budget {budget} --runs {len(runs)} --write` "
         f"({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, liberty {lib}; "
-        "timings taken while other work shared the machine).",
+        "load average when written: {:.1f} / {:.1f} / {:.1f} over 1/5/15 min).".format(*os.getloadavg()),
         "",
         "The stream cycles: correct rewrite, wrong rewrite, the correct one with renamed signals, no code. "
         f"Budget {budget} proposals, `--proposer llm`, loopback server (concurrency 1), default RTL "
