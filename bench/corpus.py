@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/corpus.py [--budget 20] [--liberty PATH] [--only NAME ...] [--limit N]
                                      [--rows FILE] [--jobs N] [--design-timeout S] [--write]
-    .venv/bin/python bench/corpus.py --propose-only [--only NAME ...] [--limit N] [--jobs N]
+    .venv/bin/python bench/corpus.py --propose-only [--only NAME ...] [--limit N] [--jobs N] [--write]
 
 Per design: ``evoforge run <file> --proposer offline --budget N --liberty L --json`` in a fresh
 database (a refusal is recorded with the message, which names the construct and line); the offline
@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "rtl"
 SKY130 = ROOT.parent / "shared" / "pdk" / "sky130hd_tt.lib.gz"
 SECTION = "## RTL on the public corpus (issue 12)"
+SURVEY_SECTION = "## RTL on the public corpus: what the rules find (issue 12)"
 
 
 def designs() -> list[Path]:
@@ -253,7 +254,9 @@ def survey_one(path: Path, work: Path) -> dict[str, Any]:
     return row | {"seconds": time.monotonic() - start}
 
 
-def survey(chosen: list[Path], jobs: int) -> int:
+def survey(chosen: list[Path], jobs: int) -> str:
+    """Run the survey; print each design's line and return the summary (markdown)."""
+    start = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="evoforge-survey-") as tmp,
         ThreadPoolExecutor(max_workers=jobs) as pool,
@@ -268,22 +271,36 @@ def survey(chosen: list[Path], jobs: int) -> int:
         else:
             rules = ", ".join(f"{k}×{v}" for k, v in r["rules"].items()) or "NONE"
             print(f"{r['suite']}/{r['design']}: {rules}")
-    print()
-    for rule, n in fires.most_common():
-        print(f"rule {rule}: fires on {n} designs")
     reasons: Counter[str] = Counter()
     for r in accepted:
         if not r["rules"]:
             for rule, why in r["why_not"].items():
                 reasons[f"{rule}: {why[:90]}"] += 1
-    print("\nwhy not, on designs with no proposal (rule: reason × designs):")
-    for reason, n in reasons.most_common(25):
-        print(f"  {n:3d}  {reason}")
-    print(
-        f"\ndesigns {len(rows)}, accepted {len(accepted)}, with >= 1 proposal: {len(proposing)}/"
-        f"{len(accepted)} ({100 * len(proposing) / max(1, len(accepted)):.0f} %, goal >= 80 %)"
-    )
-    return 0
+    share = 100 * len(proposing) / max(1, len(accepted))
+    lines = [
+        SURVEY_SECTION,
+        "",
+        f"Command: `.venv/bin/python bench/corpus.py --propose-only --jobs {jobs} --write` "
+        f"({len(rows)} designs, {time.monotonic() - start:.0f} s). Front end and the offline rules on "
+        "each original, no verification: what the rules find, not what verifies (that is the full run "
+        "above).",
+        "",
+        f"Designs {len(rows)}, accepted {len(accepted)}, with at least one proposal: "
+        f"**{len(proposing)}/{len(accepted)} ({share:.0f} %; goal ≥ 80 %)**.",
+        "",
+        "| rule | designs it proposes on |",
+        "|---|---|",
+        *(f"| `{rule}` | {n} |" for rule, n in fires.most_common()),
+        "",
+        "Designs with no proposal: "
+        + (", ".join(f"{r['suite']}/{r['design']}" for r in accepted if not r["rules"]) or "none")
+        + ".",
+        "",
+        "Why not, on the designs with no proposal (rule: reason × designs, the most common):",
+        "",
+        *(f"- {n} × {reason}" for reason, n in reasons.most_common(12)),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -309,7 +326,12 @@ def main() -> int:
     if args.limit:
         chosen = chosen[: args.limit]
     if args.propose_only:
-        return survey(chosen, max(1, args.jobs))
+        summary = survey(chosen, max(1, args.jobs))
+        print()
+        print(summary)
+        if args.write:
+            write_section(SURVEY_SECTION, summary)
+        return 0
     done: dict[str, dict[str, Any]] = {}
     if args.rows and args.rows.exists():
         for line in args.rows.read_text().splitlines():
