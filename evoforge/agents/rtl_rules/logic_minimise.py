@@ -37,7 +37,6 @@ synthesis).
 
 from __future__ import annotations
 
-import itertools
 import random
 import re
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from dataclasses import dataclass
 from evoforge.agents.rtl_rules.ast_utils import decline
 from evoforge.agents.rtl_rules.netlist_eval import Evaluator, Unsupported, Value, _evaluate
 from evoforge.agents.rtl_rules.text_sites import Design, Edit, TextSite, module_pairs
+from evoforge.agents.rtl_rules.two_level import function_text
 from evoforge.tools.sv_syntax import Node, SyntaxTree
 from evoforge.tools.yosys_netlist import Bit, Cell, ModuleNetlist, Net
 
@@ -55,8 +55,6 @@ MAX_WORK = 400_000  # cells evaluated per site, summed over its bits' tables
 MAX_TERMS = 24  # per target bit: a larger cover is not worth writing out
 _ASSIGNS = ("AssignmentExpression", "NonblockingAssignmentExpression")
 _BLOCKS = ("ContinuousAssign", "AlwaysCombBlock", "AlwaysBlock", "AlwaysFFBlock")
-
-Cube = tuple[int, int]  # (mask of the leaves it fixes, their values)
 
 
 @dataclass(frozen=True)
@@ -183,98 +181,6 @@ def _table(evaluator: Evaluator, cells: set[str], leaves: list[int], bit: Bit) -
         if value:
             ones.append(row)
     return ones
-
-
-def _primes(ones: list[int], n: int) -> list[Cube]:
-    """Prime implicants of the function whose ones are ``ones`` (Quine–McCluskey)."""
-    full = (1 << n) - 1
-    current = {(full, m) for m in ones}
-    primes: set[Cube] = set()
-    while current:
-        merged: set[Cube] = set()
-        used: set[Cube] = set()
-        items = sorted(current)
-        for (m1, v1), (m2, v2) in itertools.combinations(items, 2):
-            if m1 != m2:
-                continue
-            diff = v1 ^ v2
-            if diff and diff & (diff - 1) == 0:
-                merged.add((m1 & ~diff, v1 & ~diff))
-                used.update({(m1, v1), (m2, v2)})
-        primes.update(current - used)
-        current = merged
-    return sorted(primes, key=lambda c: (bin(c[0]).count("1"), c))
-
-
-def _cover(ones: list[int], n: int) -> list[Cube]:
-    """Implicants whose union is exactly ``ones``: essential primes first, then greedy."""
-    primes = _primes(ones, n)
-    left = set(ones)
-    chosen: list[Cube] = []
-
-    def covers(cube: Cube, m: int) -> bool:
-        return m & cube[0] == cube[1]
-
-    for m in ones:
-        having = [p for p in primes if covers(p, m)]
-        if len(having) == 1 and having[0] not in chosen:
-            chosen.append(having[0])
-    for p in chosen:
-        left -= {m for m in left if covers(p, m)}
-    while left:
-        best = max(primes, key=lambda p: (sum(covers(p, m) for m in left), -bin(p[0]).count("1")))
-        chosen.append(best)
-        left -= {m for m in left if covers(best, m)}
-    return chosen
-
-
-def _parity(ones: set[int], n: int) -> tuple[int, int] | None:
-    """(mask, flip) when the function is ``flip ^ parity(x & mask)`` on all 2^n rows."""
-    flip = int(0 in ones)
-    mask = sum(1 << i for i in range(n) if ((1 << i) in ones) != bool(flip))
-    if bin(mask).count("1") < 2 and flip == 0:
-        return None  # a single literal: the sum of products prints it as well
-    for row in range(1 << n):
-        if (row in ones) != bool(flip ^ (bin(row & mask).count("1") & 1)):
-            return None
-    return mask, flip
-
-
-def _sop(cubes: list[Cube], names: list[str]) -> tuple[str, int]:
-    """The sum of products in Verilog and its literal count."""
-    terms = []
-    literals = 0
-    for mask, value in cubes:
-        factors = []
-        for i, name in enumerate(names):
-            if mask >> i & 1:
-                factors.append(name if value >> i & 1 else f"~{name}")
-        literals += len(factors)
-        terms.append(" & ".join(factors) if len(factors) <= 1 else "(" + " & ".join(factors) + ")")
-    return " | ".join(terms), literals
-
-
-def _function(ones: list[int], n: int, names: list[str]) -> str | None:
-    """The smaller of the SOP of the function and the negated SOP of its complement."""
-    zeros = sorted(set(range(1 << n)) - set(ones))
-    if not ones or not zeros:
-        return "1'b1" if ones else "1'b0"
-    parity = _parity(set(ones), n)
-    if parity is not None:
-        mask, flip = parity
-        text = " ^ ".join(name for i, name in enumerate(names) if mask >> i & 1)
-        if bin(mask).count("1") == 1:
-            return f"~{text}" if flip else text
-        return f"~({text})" if flip else f"({text})"
-    direct = _cover(ones, n)
-    inverse = _cover(zeros, n)
-    if min(len(direct), len(inverse)) > MAX_TERMS:
-        return None
-    text, lits = _sop(direct, names)
-    neg, neg_lits = _sop(inverse, names)
-    if neg_lits < lits:
-        return f"~({neg})"
-    return f"({text})" if "|" in text else text
 
 
 def text_sites(design: Design, rule: str) -> list[TextSite]:
@@ -444,7 +350,7 @@ def _site(
                 decline(f"line {line}: a leaf of {net.name} has no name in the source")
                 return None
             names_used.update(str(n) for n in names)
-            piece = _function(ones, len(leaves), [str(n) for n in names])
+            piece = function_text(ones, len(leaves), [str(n) for n in names], MAX_TERMS)
             if piece is None:
                 decline(f"line {line}: the cover of a bit of {net.name} is too large")
                 return None
