@@ -30,10 +30,6 @@ def _const(bits: tuple[object, ...]) -> int | None:
 
 
 def text_sites(design: Design, rule: str) -> list[TextSite]:
-    views = design.views()
-    if isinstance(views, str):
-        decline(f"no netlist or syntax tree: {views}")
-        return []
     sites: list[TextSite] = []
     taken: set[str] = set()
     for module_name, module, module_node in module_pairs(design):

@@ -184,10 +184,6 @@ def _table(evaluator: Evaluator, cells: set[str], leaves: list[int], bit: Bit) -
 
 
 def text_sites(design: Design, rule: str) -> list[TextSite]:
-    views = design.views()
-    if isinstance(views, str):
-        decline(f"no netlist or syntax tree: {views}")
-        return []
     sites: list[TextSite] = []
     for module_name, module, node in module_pairs(design):
         constructs, writers = _constructs(design.syntax, node)

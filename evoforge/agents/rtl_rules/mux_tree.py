@@ -176,10 +176,6 @@ class MuxTree:
     looks_for = f"a select among at least {MIN_CASES} words by comparing one selector with constants"
 
     def text_sites(self, design: Design, rng: random.Random) -> list[TextSite]:
-        views = design.views()
-        if isinstance(views, str):
-            decline(f"no netlist or syntax tree: {views}")
-            return []
         sites: list[TextSite] = []
         for module_name, module, node in module_pairs(design):
             for decode in decodes(module):

@@ -55,10 +55,6 @@ def _side(module: ModuleNetlist, cell: Cell) -> tuple[str, Bit, int, int] | None
 
 
 def text_sites(design: Design, rule: str) -> list[TextSite]:
-    views = design.views()
-    if isinstance(views, str):
-        decline(f"no netlist or syntax tree: {views}")
-        return []
     sites: list[TextSite] = []
     for module_name, module, _ in module_pairs(design):
         for cell in module.cells:

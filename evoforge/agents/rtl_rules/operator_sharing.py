@@ -86,10 +86,6 @@ def _words(cell: Cell) -> list[tuple[tuple[Bit, ...], tuple[str, int] | None]]:
 
 def text_sites(design: Design, rule: str, mixed: bool) -> list[TextSite]:
     """Sharing sites: ``mixed`` False — one operator (resource_sharing); True — + with - (addsub_sharing)."""
-    views = design.views()
-    if isinstance(views, str):
-        decline(f"no netlist or syntax tree: {views}")
-        return []
     sites: list[TextSite] = []
     names: set[str] = set()
     for module_name, module, node in module_pairs(design):

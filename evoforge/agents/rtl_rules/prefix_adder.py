@@ -190,10 +190,6 @@ class PrefixAdder:
     looks_for = f"an addition, subtraction or magnitude comparison of at least {MIN_WIDTH} bits"
 
     def text_sites(self, design: Design, rng: random.Random) -> list[TextSite]:
-        views = design.views()
-        if isinstance(views, str):
-            decline(f"no netlist or syntax tree: {views}")
-            return []
         sites: list[TextSite] = []
         taken: set[str] = set()
         for module_name, module, node in module_pairs(design):

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from evoforge.agents.rtl_rules.ast_utils import decline
 from evoforge.errors import EvoforgeError
 from evoforge.tools.sv_syntax import Node, SyntaxTree, syntax_tree
 from evoforge.tools.yosys_netlist import Cell, ModuleNetlist, Netlist, word_netlist
@@ -196,7 +197,12 @@ def fresh_name(design: Design, base: str) -> str:
 
 
 def module_pairs(design: Design) -> list[tuple[str, ModuleNetlist, Node]]:
-    """(name, netlist, syntax node) for every module both views know, in source order."""
+    """(name, netlist, syntax node) for every module both views know, in source order; none, with
+    the reason declined, when a view cannot be built."""
+    views = design.views()
+    if isinstance(views, str):
+        decline(f"no netlist or syntax tree: {views}")
+        return []
     out = []
     nodes = design.syntax.modules()
     for name, node in sorted(nodes.items(), key=lambda p: p[1].start or 0):

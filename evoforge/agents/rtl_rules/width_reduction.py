@@ -314,10 +314,6 @@ class WidthReduction:
     looks_for = "a register whose value is bounded (from reset) or whose high bits nothing reads"
 
     def text_sites(self, design: Design, rng: random.Random) -> list[TextSite]:
-        views = design.views()
-        if isinstance(views, str):
-            decline(f"no netlist or syntax tree: {views}")
-            return []
         sites: list[TextSite] = []
         for module_name, module, node in module_pairs(design):
             elements: dict[str, list[Register]] = {}
