@@ -345,7 +345,7 @@ def _print_verdict(payload: dict[str, Any]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from evoforge.search import jobs
+    from evoforge.search import jobs, proposing
     from evoforge.search.report import job_report
     from evoforge.store.engine import open_store
 
@@ -362,7 +362,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "no target file given", hint="evoforge run design.v [--top TOP], or evoforge run problem.py"
             )
         target = _load_target(args.target, args, settings)
-        settings = jobs.choose_proposer(settings)  # a bad endpoint is reported before a job exists
+        settings = proposing.choose_proposer(settings)  # a bad endpoint is reported before a job exists
         default = DEFAULT_KERNEL_OBJECTIVES if target.kind is TargetKind.KERNEL else DEFAULT_RTL_OBJECTIVES
         objectives = args.objective or default
         job_id = jobs.create_job(store, target, settings, objectives, status=JobStatus.RUNNING)

@@ -64,14 +64,14 @@ def problem_files(paths: list[Path]) -> list[Path]:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from evoforge.domain import DEFAULT_KERNEL_OBJECTIVES, JobStatus
-    from evoforge.search import jobs
+    from evoforge.search import jobs, proposing
     from evoforge.search.report import job_report
     from evoforge.store.engine import open_store
     from evoforge.verifiers.kernel.compiled import compile_baseline
     from evoforge.verifiers.kernel.target import load_kernel_target
 
     files = problem_files(list(args.paths))
-    settings = jobs.choose_proposer(settings_from_args(args))
+    settings = proposing.choose_proposer(settings_from_args(args))
     store = open_store(settings.database_url)
     progress = StderrProgress(enabled=True)
     rows = []

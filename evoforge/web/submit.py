@@ -18,7 +18,7 @@ from pathlib import Path
 from evoforge.config import Settings
 from evoforge.domain import DEFAULT_KERNEL_OBJECTIVES, DEFAULT_RTL_OBJECTIVES, Objective, TargetKind
 from evoforge.errors import BadInputError
-from evoforge.search import jobs
+from evoforge.search import jobs, proposing
 from evoforge.search.stored import ESCAPED_HINT, check_identifier
 from evoforge.store.engine import Store
 
@@ -152,7 +152,7 @@ def submit(store: Store, settings: Settings, form: Submission) -> int:
     search = settings.search.model_copy(
         update={"budget": form.budget, "proposer": None if form.proposer == "auto" else form.proposer}
     )
-    job_settings = jobs.choose_proposer(settings.model_copy(update={"rtl": rtl, "search": search}))
+    job_settings = proposing.choose_proposer(settings.model_copy(update={"rtl": rtl, "search": search}))
     return jobs.create_unloaded_job(store, target, job_settings, objectives)
 
 
