@@ -97,6 +97,12 @@ class Objective(StrEnum):
     def minimise(self) -> bool:
         return True
 
+    @classmethod
+    def named(cls, name: str) -> Objective | None:
+        """The objective a user means by ``name``: a short alias (``area``) or the metric (``area_um2``)."""
+        short = {o.value.split("_")[0]: o for o in cls}
+        return short.get(name) or next((o for o in cls if o.value == name), None)
+
     def value_of(self, metrics: Metrics) -> float | None:
         """The cost to minimise. Kernel runtime is relative: the candidate's time over torch eager's
         measured in the same run on the same device (1 / speedup) — never milliseconds from two runs."""

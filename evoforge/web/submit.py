@@ -22,12 +22,8 @@ from evoforge.search import jobs, proposing
 from evoforge.search.stored import ESCAPED_HINT, check_identifier
 from evoforge.store.engine import Store
 
-OBJECTIVE_ALIASES = {
-    "area": Objective.AREA,
-    "delay": Objective.DELAY,
-    "cells": Objective.CELLS,
-    "depth": Objective.DEPTH,
-}
+#: the objectives an RTL job may name (short forms; the metric names are accepted too)
+RTL_OBJECTIVE_NAMES = ("area", "delay", "cells", "depth")
 PROPOSERS = ("auto", "offline", "llm", "mixed")
 KINDS = ("auto", "rtl", "kernel")
 RTL_SUFFIXES = (".v", ".sv", ".vh", ".svh")
@@ -72,10 +68,10 @@ def parse_objectives(text: str) -> tuple[Objective, ...]:
     names = [n.strip() for n in (text or "").split(",") if n.strip()]
     out = []
     for name in names:
-        objective = OBJECTIVE_ALIASES.get(name) or next((o for o in Objective if o.value == name), None)
+        objective = Objective.named(name)
         if objective is None or objective is Objective.RUNTIME:
             raise BadInputError(
-                f"unknown objective {name!r}", hint=f"choose from {', '.join(OBJECTIVE_ALIASES)}"
+                f"unknown objective {name!r}", hint=f"choose from {', '.join(RTL_OBJECTIVE_NAMES)}"
             )
         out.append(objective)
     return tuple(out) or DEFAULT_RTL_OBJECTIVES
