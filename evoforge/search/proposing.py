@@ -16,7 +16,6 @@ from evoforge.config import LlmSettings, Settings
 from evoforge.domain import Target
 from evoforge.errors import ConfigError, EvoforgeError
 from evoforge.search.dedupe import DraftRegistry
-from evoforge.store import repository
 from evoforge.store.engine import Store
 
 log = logging.getLogger(__name__)
@@ -146,20 +145,10 @@ def make_proposer(
 
 def store_call(store: Store, job_id: int, call: Any) -> int:
     """Write one LLM request as soon as it completes (it cost money); the row id, to link it later."""
+    from evoforge.search.records import record_call
+
     with store.transaction() as session:
-        row = repository.record_llm_call(
-            session,
-            job_id=job_id,
-            role=call.role,
-            model=call.model,
-            prompt=call.prompt,
-            reply=call.reply,
-            prompt_tokens=call.prompt_tokens,
-            completion_tokens=call.completion_tokens,
-            latency_s=call.latency_s,
-            error=call.error,
-        )
-        return row.id
+        return record_call(session, job_id, None, call)
 
 
 def _learner(kb: Any, target: Target, job_id: int) -> Callable[[Any], None]:

@@ -255,21 +255,26 @@ def record_calls(
     """
     repository.link_llm_calls(session, [c.stored_id for c in calls if c.stored_id is not None], candidate_id)
     for call in calls:
-        if call.stored_id is not None:
-            continue
-        repository.record_llm_call(
-            session,
-            job_id=job_id,
-            candidate_id=candidate_id,
-            role=call.role,
-            model=call.model,
-            prompt=call.prompt,
-            reply=call.reply,
-            prompt_tokens=call.prompt_tokens,
-            completion_tokens=call.completion_tokens,
-            latency_s=call.latency_s,
-            error=call.error,
-        )
+        if call.stored_id is None:
+            record_call(session, job_id, candidate_id, call)
+
+
+def record_call(session: Session, job_id: int, candidate_id: int | None, call: LlmCallRecord) -> int:
+    """Store one LLM call; its row id."""
+    row = repository.record_llm_call(
+        session,
+        job_id=job_id,
+        candidate_id=candidate_id,
+        role=call.role,
+        model=call.model,
+        prompt=call.prompt,
+        reply=call.reply,
+        prompt_tokens=call.prompt_tokens,
+        completion_tokens=call.completion_tokens,
+        latency_s=call.latency_s,
+        error=call.error,
+    )
+    return row.id
 
 
 def llm_usage(session: Session, job_id: int) -> dict[str, int]:

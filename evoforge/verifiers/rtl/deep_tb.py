@@ -40,26 +40,29 @@ def _layout(ports: tuple[Port, ...]) -> list[tuple[Port, int]]:
     return out
 
 
+def _instance(interface: RtlInterface, stimulus: tuple[Port, ...], prefix: str) -> str:
+    """One copy (``gold`` or ``gate``) of the design: clock from ``clk``, inputs from slices of ``stim``,
+    outputs into slices of ``<prefix>_out``, every other port left open."""
+    in_slices = {p.name: f"stim[{lo + p.width - 1}:{lo}]" for p, lo in _layout(stimulus)}
+    out_slices = {p.name: f"[{lo + p.width - 1}:{lo}]" for p, lo in _layout(interface.outputs)}
+    conns = []
+    for port in interface.ports:
+        if port.name == interface.clock:
+            conns.append(f".{port.name}(clk)")
+        elif port.name in in_slices:
+            conns.append(f".{port.name}({in_slices[port.name]})")
+        elif port.name in out_slices:
+            conns.append(f".{port.name}({prefix}_out{out_slices[port.name]})")
+        else:
+            conns.append(f".{port.name}()")
+    return f"  {prefix}_{interface.top} {prefix} ({', '.join(conns)});"
+
+
 def deep_wrapper(interface: RtlInterface, stimulus: tuple[Port, ...]) -> str:
     outs = interface.outputs
     width_in = max(1, sum(p.width for p in stimulus))
     width_out = sum(p.width for p in outs)
     in_words, out_words = _words(width_in), _words(width_out)
-    in_slices = {p.name: f"stim[{lo + p.width - 1}:{lo}]" for p, lo in _layout(stimulus)}
-    out_slices = {p.name: f"[{lo + p.width - 1}:{lo}]" for p, lo in _layout(outs)}
-
-    def instance(prefix: str) -> str:
-        conns = []
-        for port in interface.ports:
-            if port.name == interface.clock:
-                conns.append(f".{port.name}(clk)")
-            elif port.name in in_slices:
-                conns.append(f".{port.name}({in_slices[port.name]})")
-            elif port.name in out_slices:
-                conns.append(f".{port.name}({prefix}_out{out_slices[port.name]})")
-            else:
-                conns.append(f".{port.name}()")
-        return f"  {prefix}_{interface.top} {prefix} ({', '.join(conns)});\n"
 
     ports = ["input clk"]
     ports += [f"input [31:0] stim{i}" for i in range(in_words)]
@@ -74,8 +77,8 @@ def deep_wrapper(interface: RtlInterface, stimulus: tuple[Port, ...]) -> str:
         f"  wire [{padded_in - 1}:0] stim_all = {{{stim_concat}}};",
         f"  wire [{width_in - 1}:0] stim = stim_all[{width_in - 1}:0];",
         f"  wire [{width_out - 1}:0] gold_out, gate_out;",
-        instance("gold").rstrip("\n"),
-        instance("gate").rstrip("\n"),
+        _instance(interface, stimulus, "gold"),
+        _instance(interface, stimulus, "gate"),
         f"  reg [{width_out - 1}:0] gold_q = {width_out}'d0;",
         "  always @(posedge clk) gold_q <= gold_out;",
         "  assign bad = gold_out != gate_out;",
@@ -309,21 +312,6 @@ def replay_testbench(
     outs = interface.outputs
     width_in = max(1, sum(p.width for p in stimulus))
     width_out = sum(p.width for p in outs)
-    in_slices = {p.name: f"stim[{lo + p.width - 1}:{lo}]" for p, lo in _layout(stimulus)}
-    out_slices = {p.name: f"[{lo + p.width - 1}:{lo}]" for p, lo in _layout(outs)}
-
-    def instance(prefix: str) -> str:
-        conns = []
-        for port in interface.ports:
-            if port.name == interface.clock:
-                conns.append(f".{port.name}(clk)")
-            elif port.name in in_slices:
-                conns.append(f".{port.name}({in_slices[port.name]})")
-            elif port.name in out_slices:
-                conns.append(f".{port.name}({prefix}_out{out_slices[port.name]})")
-            else:
-                conns.append(f".{port.name}()")
-        return f"  {prefix}_{interface.top} {prefix} ({', '.join(conns)});"
 
     return "\n".join(
         [
@@ -334,8 +322,8 @@ def replay_testbench(
             "  reg clk;",
             "  integer i;",
             f"  wire [{width_out - 1}:0] gold_out, gate_out;",
-            instance("gold"),
-            instance("gate"),
+            _instance(interface, stimulus, "gold"),
+            _instance(interface, stimulus, "gate"),
             f"  wire [{width_out - 1}:0] bit_bad;",
             "  genvar k;",
             f"  generate for (k = 0; k < {width_out}; k = k + 1) begin : cmp",
