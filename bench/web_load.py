@@ -35,16 +35,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _doc import write_section
 
-ADDSEL = """\
-module addsel(input [2:0] op, input [15:0] a, b, c, d, output reg [16:0] y);
-  always @* begin
-    if (op == 3'd0) y = a + b;
-    else if (op == 3'd1) y = c + d;
-    else if (op == 3'd2) y = a + d;
-    else y = b + c;
-  end
-endmodule
-"""
+#: the submitted design (shared with the tests: four additions, one per operation code)
+ADDSEL = (Path(__file__).resolve().parents[1] / "tests/fixtures/rtl_small/addsel.v").read_text()
 FINISHED = {"succeeded", "failed", "cancelled"}
 ATTACKS = 40
 
