@@ -7,10 +7,14 @@
 Per design: ``evoforge run <file> --proposer offline --budget N --liberty L --json`` in a fresh
 database (a refusal is recorded with the message, which names the construct and line); the offline
 rules' outcomes on the original (applied, or why not); and, for a reported best, an independent
-re-check that shares no code with evoforge's verifier (the same plain Yosys flow as
-``tests/test_independent_check.py``): a miter of original and best proven by SAT (combinational:
-all inputs; sequential: ``sat -tempinduct`` from the all-zero state — "unproven" when induction does
-not close, and such a win is not counted), and area re-measured with the liberty. A win counts at
+re-check that shares no code with evoforge's verifier (the plain Yosys flow of
+``tests/test_independent_check.py``, plus ``memory`` so that case tables Yosys turns into ROMs reach
+SAT): a miter of original and best proven by SAT (combinational: all inputs; sequential:
+``sat -tempinduct`` from the all-zero state — "unproven" when induction does not close, and such a
+win is not counted), and area re-measured with the liberty. The miter reads an x of the original as
+a don't-care and an x of the best as a mismatch (``miter -ignore_gold_x``, ``sat -enable_undef``) —
+the contract evoforge's verifier checks too, so a rewrite that gives a value to the original's
+``default: y = 'x`` counts, one that leaves a defined bit x does not. A win counts at
 ≥ 5 % / ≥ 20 % when evoforge's verified gain in area or delay reaches it and the independent check
 proves equivalence (for area, the re-measured area must agree). ``--write`` replaces the section in
 docs/benchmarks.md. ``--rows FILE`` appends each design's result to a JSON-lines file as soon as it
@@ -81,15 +85,16 @@ def independent_check(original: Path, best: str, top: str, liberty: Path, cwd: P
     candidate = cwd / f"best{original.suffix}"
     candidate.write_text(best)
     load = (
-        f"read_verilog -sv {original}\nprep -flatten -top {top}\nasync2sync\n"
+        f"read_verilog -sv {original}\nprep -flatten -top {top}\nmemory\nasync2sync\n"
         f"rename {top} gold\ndesign -stash gold\n"
-        f"read_verilog -sv {candidate}\nprep -flatten -top {top}\nasync2sync\n"
+        f"read_verilog -sv {candidate}\nprep -flatten -top {top}\nmemory\nasync2sync\n"
         f"rename {top} gate\ndesign -stash gate\n"
         "design -copy-from gold -as gold gold\ndesign -copy-from gate -as gate gate\n"
-        "miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\n"
+        "miter -equiv -ignore_gold_x -flatten -make_assert gold gate miter\nhierarchy -top miter\n"
     )
     ok, _ = _yosys(
-        load + "sat -verify -prove-asserts -set-def-inputs -tempinduct -set-init-zero miter\n", cwd
+        load + "sat -verify -prove-asserts -set-def-inputs -enable_undef -tempinduct -set-init-zero miter\n",
+        cwd,
     )
     areas = []
     for design in (original, candidate):

@@ -1,4 +1,4 @@
-"""Two-level minimisation of small logic functions found on the word-level netlist.
+"""Two-level minimisation of small logic functions found on the word-level netlist (x entries as don't-cares).
 
 A *site* is one written construct — a continuous ``assign``, an ``always_comb`` / ``always @*``
 block, or a clocked ``always`` / ``always_ff`` block (edges in its event list) — whose targets are
@@ -25,10 +25,19 @@ a clocked one reads its registers' present values by their names, as nonblocking
 outside the traced cone cannot reach it, so the value given to them while tabulating does not
 matter; the table is exact on all 2^n leaf values; and a cover of the ones by implicants (cubes with
 no zero in them) is one on exactly the ones. The flip-flops keep their clock, edge, reset signal,
-polarity and value, so the registers are the same. The rule declines a bit whose table has an x
-entry (an x constant, an overlapping ``$pmux`` select): choosing a value for it would change what
-is compared; a constant ``always @*`` (it would never run in simulation); registers that are not
-plain flip-flops (enables after ``opt``, latches, set/reset flops) or do not share a clock and reset;
+polarity and value, so the registers are the same.
+
+*x entries are don't-cares.* Where the source itself makes a bit x — an x constant (``default:
+y = 'x``, a case table's x word) reaching the target through select data inputs only (``?:``,
+``case``, ROM tables), an out-of-range index, a division by zero — the original does not say what
+the bit is, and evoforge's verifier reads it so (its miter is built ``-ignore_gold_x``, its
+simulations compare only the original's defined bits; IEEE 1364.1 §5.2.2 lets synthesis choose any
+value for an assigned x). Those rows join the implicants as don't-cares (:mod:`two_level`): the
+rewrite equals the original on every row where the original is defined. An x that went through an
+operator or a select's control is *not* used: the evaluator widens those to x where Verilog computes
+a value (``0 & x`` is 0), and an overlapping ``$pmux`` select is Yosys's model, not the source's —
+such a bit is declined. The rule also declines a constant ``always @*`` (it would never run in
+simulation); registers that are not plain flip-flops (enables after ``opt``, latches, set/reset flops) or do not share a clock and reset;
 a clocked block with blocking writes (the rewrite writes nonblocking, which another block reading
 the registers at the same edge would see differently);
 and explicit sensitivity lists without edges (an incomplete one simulates differently from its
@@ -158,29 +167,53 @@ def _drivers(evaluator: Evaluator) -> dict[int, Cell]:
     return {b: c for c in evaluator.order for b in c.port("Y") if isinstance(b, int)}
 
 
-def _table(evaluator: Evaluator, cells: set[str], leaves: list[int], bit: Bit) -> list[int] | None:
-    """The rows (leaf values as an integer, leaf k at bit k) where ``bit`` is 1; None when x."""
+#: select cells and their control ports: an x on a data input is passed on as it is (x = don't-care
+#: stays exact), an x on a control port or on any other cell's operand is widened pessimistically
+_SELECTS = {"$mux": "S", "$pmux": "S", "$bmux": "S", "$bwmux": "S", "$shiftx": "B"}
+
+
+class _Opaque(Exception):
+    """An x of the table is not one the source writes (see :func:`_table`)."""
+
+
+def _table(
+    evaluator: Evaluator, cells: set[str], leaves: list[int], bit: Bit
+) -> tuple[list[int], list[int]] | None:
+    """The rows (leaf values as an integer, leaf k at bit k) where ``bit`` is 1, and those where it is
+    x; None when ``bit`` is an x constant. Raises :class:`_Opaque` when an x row may not be an x of
+    the source: the x went through an operator or a select's control (the evaluator widens those to
+    x where Verilog may compute a value, e.g. ``0 & x``), or a ``$pmux`` had several selects set."""
     if isinstance(bit, str):
-        return None if bit not in "01" else ([] if bit == "0" else list(range(1 << len(leaves))))
+        return None if bit not in "01" else ([] if bit == "0" else list(range(1 << len(leaves))), [])
     order = [c for c in evaluator.order if c.name in cells]
-    ones = []
+    ones: list[int] = []
+    free: list[int] = []
     for row in range(1 << len(leaves)):
         values: dict[int, Value] = {b: (row >> i) & 1 for i, b in enumerate(leaves)}
+        widened = False
 
         def fetch(bits: tuple[Bit, ...], values: dict[int, Value] = values) -> list[Value]:
             # a bit outside the traced cone does not reach `bit` (see _inputs_of): any value does
             return [values.get(b, 0) if isinstance(b, int) else {"0": 0, "1": 1}.get(b) for b in bits]
 
         for cell in order:
+            control = _SELECTS.get(cell.type)
+            for port, bits in cell.connections.items():
+                if port != "Y" and (control is None or port == control) and None in fetch(bits):
+                    widened = True
+            if cell.type == "$pmux" and sum(v or 0 for v in fetch(cell.port("S"))) > 1:
+                widened = True
             for out, value in zip(cell.port("Y"), _evaluate(cell, fetch), strict=False):
                 if isinstance(out, int):
                     values[out] = value
         value = values.get(bit)
         if value is None:
-            return None
-        if value:
+            if widened:
+                raise _Opaque
+            free.append(row)
+        elif value:
             ones.append(row)
-    return ones
+    return ones, free
 
 
 def text_sites(design: Design, rule: str) -> list[TextSite]:
@@ -310,6 +343,7 @@ def _site(
         return None
     driver = _drivers(evaluator)
     work = 0
+    dont_cares = 0  # target bits with x rows (written as don't-cares)
     exprs: list[tuple[str, str]] = []
     resets: list[tuple[str, str]] = []
     names_used: set[str] = set()
@@ -335,10 +369,19 @@ def _site(
             if work > MAX_WORK:
                 decline(f"line {line}: too many cells to tabulate")
                 return None
-            ones = _table(evaluator, cells, leaves, source)
-            if ones is None:
-                decline(f"line {line}: {net.name} is x for some input (a value would have to be chosen)")
+            try:
+                table = _table(evaluator, cells, leaves, source)
+            except _Opaque:
+                decline(
+                    f"line {line}: {net.name} is x for some input through an operator or a select's "
+                    "control (the source may compute a value there)"
+                )
                 return None
+            if table is None:
+                decline(f"line {line}: {net.name} has a constant x bit (nothing to minimise)")
+                return None
+            ones, free = table
+            dont_cares += bool(free)
             # a clocked block reads its registers' old values by their own names; a combinational one
             # must not read its targets
             names = [_leaf_name(module, b, () if clocked else construct.targets) for b in leaves]
@@ -346,7 +389,7 @@ def _site(
                 decline(f"line {line}: a leaf of {net.name} has no name in the source")
                 return None
             names_used.update(str(n) for n in names)
-            piece = function_text(ones, len(leaves), [str(n) for n in names], MAX_TERMS)
+            piece = function_text(ones, len(leaves), [str(n) for n in names], MAX_TERMS, free)
             if piece is None:
                 decline(f"line {line}: the cover of a bit of {net.name} is too large")
                 return None
@@ -371,6 +414,7 @@ def _site(
     note = (
         f"line {line}: the {what} of {', '.join(construct.targets)} as a minimal sum of products "
         f"of {', '.join(sorted(names_used)) or 'constants'}"
+        + (f" (x entries of {dont_cares} bit(s) used as don't-cares)" if dont_cares else "")
     )
     return TextSite(
         rule,

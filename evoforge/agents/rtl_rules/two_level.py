@@ -4,11 +4,17 @@ Pure functions, no netlist: prime implicants by Quine–McCluskey, a cover (esse
 then greedy), parity detection, and the shortest Verilog text among the sum of products, the negated
 sum of products of the complement and an XOR/XNOR. A cube is ``(mask, value)``: the leaves it fixes
 and their values; a cover is exact because every implicant holds only ones and every one is covered.
+
+*Don't-cares* (rows where the function may take either value) may join implicants: primes are grown
+over the ones and the don't-cares together, and the cover need only cover the ones — so each cube
+holds no zero, every one is covered, and the result agrees with the function on every row that is
+not a don't-care (and is some 0 or 1 on the others). The complement's cover is built the same way.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 Cube = tuple[int, int]  # (mask of the leaves it fixes, their values)
 
@@ -34,9 +40,12 @@ def primes(ones: list[int], n: int) -> list[Cube]:
     return sorted(found, key=lambda c: (bin(c[0]).count("1"), c))
 
 
-def cover(ones: list[int], n: int) -> list[Cube]:
-    """Implicants whose union is exactly ``ones``: essential primes first, then greedy."""
-    candidates = primes(ones, n)
+def cover(ones: list[int], n: int, dont_cares: Sequence[int] = ()) -> list[Cube]:
+    """Implicants whose union holds every one and no zero (rows outside ``ones`` and
+    ``dont_cares``): essential primes first, then greedy."""
+    if not ones:
+        return []
+    candidates = primes(sorted({*ones, *dont_cares}), n)
     left = set(ones)
     chosen: list[Cube] = []
 
@@ -82,20 +91,24 @@ def sum_of_products(cubes: list[Cube], names: list[str]) -> tuple[str, int]:
     return " | ".join(terms), literals
 
 
-def function_text(ones: list[int], n: int, names: list[str], max_terms: int) -> str | None:
-    """The smaller of the SOP of the function and the negated SOP of its complement."""
-    zeros = sorted(set(range(1 << n)) - set(ones))
+def function_text(
+    ones: list[int], n: int, names: list[str], max_terms: int, dont_cares: Sequence[int] = ()
+) -> str | None:
+    """The smaller of the SOP of the function and the negated SOP of its complement (``dont_cares``:
+    rows whose value is free; see the module docstring)."""
+    free = set(dont_cares)
+    zeros = sorted(set(range(1 << n)) - set(ones) - free)
     if not ones or not zeros:
-        return "1'b1" if ones else "1'b0"
-    odd = parity(set(ones), n)
+        return "1'b0" if not ones else "1'b1"
+    odd = parity(set(ones), n) if not free else None
     if odd is not None:
         mask, flip = odd
         text = " ^ ".join(name for i, name in enumerate(names) if mask >> i & 1)
         if bin(mask).count("1") == 1:
             return f"~{text}" if flip else text
         return f"~({text})" if flip else f"({text})"
-    direct = cover(ones, n)
-    inverse = cover(zeros, n)
+    direct = cover(ones, n, sorted(free))
+    inverse = cover(zeros, n, sorted(free))
     if min(len(direct), len(inverse)) > max_terms:
         return None
     text, lits = sum_of_products(direct, names)
