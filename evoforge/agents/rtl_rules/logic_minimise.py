@@ -37,11 +37,10 @@ rewrite equals the original on every row where the original is defined. An x tha
 operator or a select's control is *not* used: the evaluator widens those to x where Verilog computes
 a value (``0 & x`` is 0), and an overlapping ``$pmux`` select is Yosys's model, not the source's —
 such a bit is declined. The rule also declines a constant ``always @*`` (it would never run in
-simulation); registers that are not plain flip-flops (enables after ``opt``, latches, set/reset flops) or do not share a clock and reset;
-a clocked block with blocking writes (the rewrite writes nonblocking, which another block reading
-the registers at the same edge would see differently);
-and explicit sensitivity lists without edges (an incomplete one simulates differently from its
-synthesis).
+simulation); registers that are not plain flip-flops (enables after ``opt``, latches, set/reset
+flops) or do not share a clock and reset; a clocked block with blocking writes (the rewrite writes
+nonblocking, which another block reading the registers at the same edge would see differently); and
+explicit sensitivity lists without edges (an incomplete one simulates differently from its synthesis).
 """
 
 from __future__ import annotations
