@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 from evoforge.agents.rtl_rules.ast_utils import decline
 from evoforge.agents.rtl_rules.netlist_eval import Evaluator, Unsupported, Value, _evaluate
+from evoforge.agents.rtl_rules.netlist_reach import Reach, reachable_codes
 from evoforge.agents.rtl_rules.text_sites import Design, Edit, TextSite, module_pairs
 from evoforge.agents.rtl_rules.two_level import function_text
 from evoforge.tools.sv_syntax import Node, SyntaxTree
@@ -215,6 +216,21 @@ def _table(
     return ones, free
 
 
+def _unreachable_rows(leaves: list[int], reaches: list[Reach]) -> set[int]:
+    """Rows of a table over ``leaves`` whose register bits spell a code no register holds after reset."""
+    out: set[int] = set()
+    for reach in reaches:
+        positions = [i for i, leaf in enumerate(leaves) if leaf in reach.bits]
+        if not positions:
+            continue
+        allowed = reach.allowed(tuple(reach.bits.index(leaves[i]) for i in positions))
+        for row in range(1 << len(leaves)):
+            partial = sum(((row >> i) & 1) << k for k, i in enumerate(positions))
+            if partial not in allowed:
+                out.add(row)
+    return out
+
+
 def text_sites(design: Design, rule: str) -> list[TextSite]:
     sites: list[TextSite] = []
     for module_name, module, node in module_pairs(design):
@@ -226,8 +242,9 @@ def text_sites(design: Design, rule: str) -> list[TextSite]:
         except Unsupported as exc:
             decline(f"module {module_name}: {exc}")
             continue
+        reaches = reachable_codes(module, evaluator)
         for construct in constructs:
-            site = _site(design, module_name, module, evaluator, construct, writers, rule)
+            site = _site(design, module_name, module, evaluator, construct, writers, rule, reaches)
             if site is not None:
                 sites.append(site)
     return sites
@@ -326,6 +343,7 @@ def _site(
     construct: _Construct,
     writers: dict[str, int],
     rule: str,
+    reaches: list[Reach],
 ) -> TextSite | None:
     line = design.line_of(construct.node.start or 0)
     nets: list[Net] = []
@@ -343,6 +361,7 @@ def _site(
     driver = _drivers(evaluator)
     work = 0
     dont_cares = 0  # target bits with x rows (written as don't-cares)
+    unheld = 0  # target bits reading a register's codes it never holds after reset
     exprs: list[tuple[str, str]] = []
     resets: list[tuple[str, str]] = []
     names_used: set[str] = set()
@@ -381,6 +400,11 @@ def _site(
                 return None
             ones, free = table
             dont_cares += bool(free)
+            unreachable = _unreachable_rows(leaves, reaches)
+            if unreachable:
+                free = sorted({*free, *unreachable})
+                ones = [r for r in ones if r not in unreachable]
+                unheld += 1
             # a clocked block reads its registers' old values by their own names; a combinational one
             # must not read its targets
             names = [_leaf_name(module, b, () if clocked else construct.targets) for b in leaves]
@@ -414,6 +438,7 @@ def _site(
         f"line {line}: the {what} of {', '.join(construct.targets)} as a minimal sum of products "
         f"of {', '.join(sorted(names_used)) or 'constants'}"
         + (f" (x entries of {dont_cares} bit(s) used as don't-cares)" if dont_cares else "")
+        + (f" (codes registers never hold after reset: don't-cares of {unheld} bit(s))" if unheld else "")
     )
     return TextSite(
         rule,
