@@ -1,5 +1,5 @@
 """logic_minimise: one small combinational function in four spellings becomes the same proven sum of
-products; tables with x entries and explicit sensitivity lists are left alone; on public corpus
+products; x entries become don't-cares; explicit sensitivity lists are left alone; on public corpus
 designs the rule fires and its proposal passes the real verifier cascade."""
 
 from __future__ import annotations
@@ -69,11 +69,16 @@ def test_a_parity_table_is_written_as_xor(tmp_path: Path) -> None:
     assert reset_equivalent(text, patched, "m", tmp_path / "eq", steps=0)[0]
 
 
-def test_a_table_with_x_entries_is_left_alone() -> None:
+def test_a_table_with_x_entries_uses_them_as_dont_cares() -> None:
+    # (the x rules in full: test_rule_dont_care.py)
     text = SPELLINGS["case_parameter_labels"].replace("default: y = 1'b0;", "default: y = 1'bx;")
     sites, declines = _sites(text)
-    assert sites == []
-    assert any("x for some input" in d for d in declines), declines
+    # every row is 1 or x: with the x rows free, y is the constant 1 — which an always @* cannot be
+    assert sites == [] and any("is constant" in d for d in declines), (sites, declines)
+    text = text.replace("always @*", "always_comb").replace("output reg y", "output logic y")
+    sites, declines = _sites(text)
+    assert len(sites) == 1 and "don't-cares" in sites[0].note, (sites, declines)
+    assert "always_comb y = 1'b1;" in apply_edits(text, sites[0].edits)
 
 
 def test_an_explicit_sensitivity_list_or_a_constant_always_star_is_left_alone() -> None:
