@@ -59,8 +59,8 @@ from evoforge.tools.yosys_netlist import Bit, Cell, ModuleNetlist, Net
 
 NAME = "logic_minimise"
 MAX_LEAVES = 8
-MAX_TARGET_BITS = 64
-MAX_WORK = 400_000  # cells evaluated per site, summed over its bits' tables
+MAX_TARGET_BITS = 1024
+MAX_WORK = 6_000_000  # cell output bits evaluated per site, summed over its bits' tables (a few s)
 MAX_TERMS = 24  # per target bit: a larger cover is not worth writing out
 _ASSIGNS = ("AssignmentExpression", "NonblockingAssignmentExpression")
 _BLOCKS = ("ContinuousAssign", "AlwaysCombBlock", "AlwaysBlock", "AlwaysFFBlock")
@@ -359,7 +359,20 @@ def _site(
     if clocked and registers is None:
         return None
     driver = _drivers(evaluator)
+    widths = {c.name: len(c.port("Y")) for c in evaluator.order}
+    cones: dict[Bit, tuple[list[int], set[str]]] = {}
     work = 0
+    for net in nets:  # the cost of every table, before any is built
+        for bit in net.bits:
+            source = registers[bit][0].port("D")[registers[bit][1]] if registers is not None else bit  # type: ignore[index]
+            cone = _cone(driver, source) if isinstance(source, int) else ([], set())
+            if cone is None:
+                return None
+            cones[bit] = cone
+            work += sum(widths[c] for c in cone[1]) << len(cone[0])
+    if work > MAX_WORK:
+        decline(f"line {line}: too many cells to tabulate")
+        return None
     dont_cares = 0  # target bits with x rows (written as don't-cares)
     unheld = 0  # target bits reading a register's codes it never holds after reset
     exprs: list[tuple[str, str]] = []
@@ -379,14 +392,7 @@ def _site(
                         decline(f"line {line}: the reset value of {net.name} has x bits")
                         return None
                     reset_bits.append(value)
-            cone = _cone(driver, source) if isinstance(source, int) else ([], set())
-            if cone is None:
-                return None
-            leaves, cells = cone
-            work += len(cells) << len(leaves)
-            if work > MAX_WORK:
-                decline(f"line {line}: too many cells to tabulate")
-                return None
+            leaves, cells = cones[bit]
             try:
                 table = _table(evaluator, cells, leaves, source)
             except _Opaque:

@@ -30,7 +30,7 @@ from evoforge.tools.yosys_netlist import Bit, Cell, ModuleNetlist
 
 MAX_STATE_BITS = 8
 MAX_INPUT_BITS = 8
-MAX_WORK = 400_000  # cells evaluated per register
+MAX_WORK = 1_000_000  # cell output bits evaluated per register (well under a second)
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _register_reach(evaluator: Evaluator, driver: dict[int, Cell], cell: Cell) -
     if len(others) > MAX_INPUT_BITS or any(b in q for b in cell.port("CLK")):
         return None
     rows = 1 << (len(own) + len(others))
-    if rows * max(1, len(cells)) > MAX_WORK:
+    if rows * sum(len(c.port("Y")) for c in evaluator.order if c.name in cells) > MAX_WORK:
         return None
     order = [c for c in evaluator.order if c.name in cells]
     table: dict[tuple[int, int], set[int]] = {}
