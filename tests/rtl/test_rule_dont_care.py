@@ -62,7 +62,7 @@ COUNTERS = {
 }
 
 
-def _sites(text: str):  # type: ignore[no-untyped-def]
+def _sites(text: str):  # type: ignore[no-untyped-def,unused-ignore]
     with collecting_declines() as declines:
         sites = logic_minimise.RULE.text_sites(Design(text), random.Random(0))
     return sites, declines

@@ -364,8 +364,8 @@ def _site(
     work = 0
     for net in nets:  # the cost of every table, before any is built
         for bit in net.bits:
-            source = registers[bit][0].port("D")[registers[bit][1]] if registers is not None else bit  # type: ignore[index]
-            cone = _cone(driver, source) if isinstance(source, int) else ([], set())
+            d_bit = bit if registers is None else registers[bit][0].port("D")[registers[bit][1]]  # type: ignore[index]
+            cone = _cone(driver, d_bit) if isinstance(d_bit, int) else ([], set())
             if cone is None:
                 return None
             cones[bit] = cone
