@@ -107,6 +107,19 @@ def test_x_entries_are_dont_cares_in_every_spelling(spelling: str, tmp_path: Pat
     assert not _x_equivalent(text, wrong, tmp_path / "neq")
 
 
+def test_overlapping_casez_arms_keep_their_priority(tmp_path: Path) -> None:
+    # s = 11 matches both arms: the first wins (a); only s = 00 is x
+    text = (
+        "module m (input [1:0] s, input a, b, output reg y);\n  always @* casez (s)\n"
+        "    2'b1?: y = a;\n    2'b?1: y = b;\n    default: y = 1'bx;\n  endcase\nendmodule\n"
+    )
+    sites, declines = _sites(text)
+    assert len(sites) == 1 and "don't-cares" in sites[0].note, (sites, declines)
+    patched = apply_edits(text, sites[0].edits)
+    assert _x_equivalent(text, patched, tmp_path / "eq"), patched
+    assert not _x_equivalent(text, text.replace("2'b1?: y = a;", "2'b1?: y = b;"), tmp_path / "neq")
+
+
 @pytest.mark.parametrize(
     "text, why",
     [
