@@ -205,8 +205,8 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
         f"({os.cpu_count()} cores, shared with other work: wall times are upper bounds). "
         "Each design: `evoforge run <file> --proposer "
         f"offline --budget {budget} --liberty sky130hd_tt --json` in a fresh database; wins re-checked by an "
-        "independent Yosys miter (SAT; sequential designs by induction from the all-zero state) and area "
-        "re-measured with the liberty.",
+        "independent Yosys miter (SAT, the original's x bits as don't-cares; sequential designs by "
+        "induction from the all-zero state) and area re-measured with the liberty.",
         "",
         f"- designs: {len(rows)}; accepted {len(accepted)}, refused {len(refused)}",
         f"- cut off by --design-timeout (no result, not a win): {len(cut)}",
