@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 from evoforge.agents.rtl_rules.ast_utils import decline
 from evoforge.agents.rtl_rules.netlist_eval import Evaluator, Unsupported, Value, _evaluate
-from evoforge.agents.rtl_rules.netlist_reach import Reach, reachable_codes
+from evoforge.agents.rtl_rules.netlist_reach import Reach, reachable_codes, unreachable_rows
 from evoforge.agents.rtl_rules.text_sites import Design, Edit, TextSite, module_pairs
 from evoforge.agents.rtl_rules.two_level import function_text
 from evoforge.tools.sv_syntax import Node, SyntaxTree
@@ -214,21 +214,6 @@ def _table(
         elif value:
             ones.append(row)
     return ones, free
-
-
-def _unreachable_rows(leaves: list[int], reaches: list[Reach]) -> set[int]:
-    """Rows of a table over ``leaves`` whose register bits spell a code no register holds after reset."""
-    out: set[int] = set()
-    for reach in reaches:
-        positions = [i for i, leaf in enumerate(leaves) if leaf in reach.bits]
-        if not positions:
-            continue
-        allowed = reach.allowed(tuple(reach.bits.index(leaves[i]) for i in positions))
-        for row in range(1 << len(leaves)):
-            partial = sum(((row >> i) & 1) << k for k, i in enumerate(positions))
-            if partial not in allowed:
-                out.add(row)
-    return out
 
 
 def text_sites(design: Design, rule: str) -> list[TextSite]:
@@ -406,7 +391,7 @@ def _site(
                 return None
             ones, free = table
             dont_cares += bool(free)
-            unreachable = _unreachable_rows(leaves, reaches)
+            unreachable = unreachable_rows(leaves, reaches)
             if unreachable:
                 free = sorted({*free, *unreachable})
                 ones = [r for r in ones if r not in unreachable]

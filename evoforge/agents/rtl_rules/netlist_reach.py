@@ -152,3 +152,18 @@ def reachable_codes(module: ModuleNetlist, evaluator: Evaluator) -> list[Reach]:
             if reach is not None:
                 found.append(reach)
     return found
+
+
+def unreachable_rows(leaves: list[int], reaches: list[Reach]) -> set[int]:
+    """Rows of a table over ``leaves`` whose register bits spell a code no register holds after reset."""
+    out: set[int] = set()
+    for reach in reaches:
+        positions = [i for i, leaf in enumerate(leaves) if leaf in reach.bits]
+        if not positions:
+            continue
+        allowed = reach.allowed(tuple(reach.bits.index(leaves[i]) for i in positions))
+        for row in range(1 << len(leaves)):
+            partial = sum(((row >> i) & 1) << k for k, i in enumerate(positions))
+            if partial not in allowed:
+                out.add(row)
+    return out
