@@ -47,7 +47,7 @@ def main() -> int:
     from evoforge.verifiers.kernel.target import load_kernel_target, runnable_source
 
     torch.set_num_threads(args.threads)
-    sizes = {k: int(v) for k, v in (s.split("=", 1) for s in args.sizes)}
+    sizes = {k: int(v) for k, v in (s.rsplit("=", 1) for s in args.sizes)}
     settings = KernelSettings(
         scale="auto" if not sizes else "1",
         sizes=sizes or None,

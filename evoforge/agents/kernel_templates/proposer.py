@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -25,6 +26,7 @@ from evoforge.agents.kernel_templates.catalogue import (
     load_templates,
     parse_header,
 )
+from evoforge.agents.kernel_templates import tiling
 from evoforge.agents.kernel_templates.render import (
     TensorArgs,
     Unsupported,
@@ -158,14 +160,19 @@ class OfflineKernelProposer:
         parent = next((t for t in matching if header is not None and t.id == header.template), None)
         if parent is not None and header is not None:
             base = {**defaults(parent, pattern), **header.params}
-            yield from _mutations(parent, base, rng)
+            yield from ((t, p, n) for t, p, n in _mutations(parent, base, rng) if not _spills(t, p))
         what = describe(pattern)
         for template in matching:  # each backend's default instance
             params = defaults(template, pattern)
             yield template, params, f"{what} as {template.title.lower()} ({_show(params)})."
+        for template in matching:  # the next-best tile sizes for the shape
+            for params in shaped(template, pattern)[1:]:
+                yield template, params, f"{what} as {template.title.lower()} ({_show(params)})."
         for _ in range(8):  # then varied parameters, backends in turn
             for template in matching:
                 params = {p.name: rng.choice(p.values) for p in template.params}
+                if _spills(template, params):
+                    continue
                 yield template, params, f"{what} as {template.title.lower()} ({_show(params)})."
 
 
@@ -192,6 +199,12 @@ def _mutations(
         yield template, params, f"Re-tuned the launch parameters of {template.id}: {change}."
 
 
+def _spills(template: KernelTemplate, params: dict[str, Any]) -> bool:
+    """A C micro-kernel whose MR × NV accumulator tile does not fit the vector registers here."""
+    mr, nv = params.get("MR"), params.get("NV")
+    return template.backend == "c" and isinstance(mr, int) and isinstance(nv, int) and not tiling.fits(mr, nv)
+
+
 def _show(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
@@ -216,13 +229,38 @@ def describe(pattern: dict[str, Any]) -> str:
     return f"Wrote the {pattern.get('in_features')}→{pattern.get('out_features')} GEMM{tail}"
 
 
+def shaped(template: KernelTemplate, pattern: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tile sizes for the pattern's shape, best first (``tiling``), for the C GEMM and conv templates;
+    ``[]`` for the other templates or when the pattern does not give the shape."""
+    if template.backend != "c" or template.pattern not in ("gemm_epilogue", "conv2d_epilogue"):
+        return []
+    space = {p.name: p.values for p in template.params}
+    try:
+        shape = [int(d) for d in pattern.get("shape") or ()]
+        if template.pattern == "gemm_epilogue":
+            k, n = int(pattern["in_features"]), int(pattern["out_features"])
+            return tiling.gemm_params(math.prod(shape[:-1]) if shape else 1, n, k, space)
+        kh, kw = (int(v) for v in pattern["kernel"])
+        (sh, sw), (ph, pw), (dh, dw) = (tuple(int(v) for v in pattern[f]) for f in ("stride", "padding", "dilation"))
+        oh = (shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        k = int(pattern["in_channels"]) * kh * kw
+        return tiling.conv_params(int(pattern["out_channels"]), max(oh * ow, 1), k, space)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return []
+
+
 def defaults(template: KernelTemplate, pattern: dict[str, Any]) -> dict[str, Any]:
-    """The template's default parameters; ``"auto"`` block sizes follow the row length."""
+    """The template's default parameters; ``"auto"`` block sizes follow the row length, or for the C
+    GEMM and conv templates the shape and this machine's caches (``tiling``)."""
     out: dict[str, Any] = {}
     shape = pattern.get("shape") or [1]
+    tiles = shaped(template, pattern)
     for param in template.params:
         value = param.default
-        if value == "auto":
+        if value == "auto" and tiles and param.name in tiles[0]:
+            value = tiles[0][param.name]
+        elif value == "auto":
             width = 1
             for dim in shape[-int(pattern.get("row_dims", 1)) :]:
                 width *= int(dim)
