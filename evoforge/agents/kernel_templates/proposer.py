@@ -20,13 +20,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from evoforge.agents.base import Proposal, ProposalRequest
+from evoforge.agents.kernel_templates import tiling
 from evoforge.agents.kernel_templates.catalogue import (
     KernelTemplate,
     header_line,
     load_templates,
     parse_header,
 )
-from evoforge.agents.kernel_templates import tiling
 from evoforge.agents.kernel_templates.render import (
     TensorArgs,
     Unsupported,
@@ -241,7 +241,9 @@ def shaped(template: KernelTemplate, pattern: dict[str, Any]) -> list[dict[str, 
             k, n = int(pattern["in_features"]), int(pattern["out_features"])
             return tiling.gemm_params(math.prod(shape[:-1]) if shape else 1, n, k, space)
         kh, kw = (int(v) for v in pattern["kernel"])
-        (sh, sw), (ph, pw), (dh, dw) = (tuple(int(v) for v in pattern[f]) for f in ("stride", "padding", "dilation"))
+        (sh, sw), (ph, pw), (dh, dw) = (
+            tuple(int(v) for v in pattern[f]) for f in ("stride", "padding", "dilation")
+        )
         oh = (shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         ow = (shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         k = int(pattern["in_channels"]) * kh * kw
