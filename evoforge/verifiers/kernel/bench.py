@@ -69,6 +69,8 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
         size = max(layout(p)[1] for p, _ in plans)
         slots = [host.new_slot(size) for _ in range(SLOTS)]
         samples: dict[str, list[float]] = {"reference": [], "candidate": [], "floor": []}
+        # page faults (minor, major) of each side's process during each timed call
+        faults: dict[str, list[tuple[int, int]]] = {"reference": [], "candidate": [], "floor": []}
         cpu_per_wall: list[float] = []
         # the rounds get what the planning left of the budget (never fewer than five timed calls)
         rounds_budget_s = budget_s - (phases["plans_made"] - phases["worker_started"])
@@ -91,15 +93,21 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             )
             rng.shuffle(order)
             seconds: dict[str, float] = {}
+            faulted: dict[str, tuple[int, int]] = {}
             got: list[torch.Tensor] = []
             for side in order:
                 if side == "reference":  # each side's inputs are written just before its call
-                    seconds[side] = reference.timed_run(reference.place(inputs))
+                    specs = reference.place(inputs)
+                    minor, major = reference.watch.faults()
+                    seconds[side] = reference.timed_run(specs)
+                    minor_after, major_after = reference.watch.faults()
+                    faulted[side] = (minor_after - minor, major_after - major)
                 elif side == "floor":
                     host.write(prepared)
-                    seconds[side], problems = host.floor(prepared)
-                    if problems:
-                        raise CandidateFailure(f"{label}: {'; '.join(problems)}")
+                    floor = host.floor(prepared)
+                    if floor.problems:
+                        raise CandidateFailure(f"{label}: {'; '.join(floor.problems)}")
+                    seconds[side], faulted[side] = floor.seconds, floor.faults
                 else:
                     result = host.run(prepared, settle_s=0.01)
                     if result.problems:
@@ -109,7 +117,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
                         )
                     if result.mutated:
                         raise CandidateFailure(f"{label}: the kernels modified input(s) {result.mutated}")
-                    seconds[side], got = result.seconds, result.outputs
+                    seconds[side], got, faulted[side] = result.seconds, result.outputs, result.faults
                     cpu_per_wall.append(result.cpu_ms / 1e3 / result.seconds if result.seconds > 0 else 0.0)
             failure = first_mismatch(reference.collect(), got, tolerance)
             if failure is not None:
@@ -117,6 +125,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             if timed:
                 for side, value in seconds.items():
                     samples[side].append(value * 1e3)
+                    faults[side].append(faulted[side])
         phases["rounds_done"] = time.monotonic()
         summary = timing.summarise(
             samples["reference"],
@@ -145,6 +154,8 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             "cpu_per_wall": round(max(cpu_per_wall), 3) if cpu_per_wall else None,
             "replay_seccomp": host.seccomp,
             "samples_ms": {k: [round(v, 4) for v in vs] for k, vs in samples.items()},
+            "minor_faults": {k: [f[0] for f in fs] for k, fs in faults.items()},
+            "major_faults": {k: [f[1] for f in fs] for k, fs in faults.items()},
             "phase_seconds": {k: round(v - phases["begin"], 2) for k, v in phases.items() if k != "begin"},
         }
     finally:

@@ -166,6 +166,15 @@ class Watch:
             return 0
         return (int(fields[11]) + int(fields[12])) * TICK_NS  # utime, stime (fields 14 and 15)
 
+    def faults(self) -> tuple[int, int]:
+        """Minor and major page faults of the whole process so far (exited threads included)."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return 0, 0
+        return int(fields[7]), int(fields[9])  # minflt, majflt (fields 10 and 12)
+
     def cpu_ns(self) -> int:
         """Nanoseconds on a CPU, summed over the live threads (precise; exited threads drop out)."""
         total = 0

@@ -96,6 +96,8 @@ class Replayed:
     problems: list[str] = field(default_factory=list)
     mutated: list[int] = field(default_factory=list)
     cpu_ms: float = 0.0
+    #: page faults (minor, major) of the replay process during the timed call
+    faults: tuple[int, int] = (0, 0)
 
 
 def layout(plan: dict[str, Any]) -> tuple[list[int], int]:
@@ -205,7 +207,7 @@ class ReplayHost:
         """Write the buffers, run the call, time it, and check that its work ended with it."""
         self.write(prepared, poison)
         loading = self._load_measured(prepared)
-        seconds, problems, cpu_ms = self._timed(prepared.call_id, loading)
+        seconds, problems, cpu_ms, faults = self._timed(prepared.call_id, loading)
         assert self.watch is not None and self.child is not None
         flooded = self.child.output_limit()
         if flooded:  # said first: what else the call did is beside the point
@@ -243,7 +245,7 @@ class ReplayHost:
             for index, data in prepared.inputs.items()
             if prepared.slot.arena.read(prepared.offsets[index], len(data)) != data
         ]
-        return Replayed(seconds, first, problems, sorted(set(mutated)), cpu_ms)
+        return Replayed(seconds, first, problems, sorted(set(mutated)), cpu_ms, faults)
 
     def warm(self, prepared: Prepared) -> None:
         """Run a call whose thread pool may grow (OpenMP starts its threads on first use)."""
@@ -255,8 +257,8 @@ class ReplayHost:
         self._baseline_threads = self.watch.threads()
         self._last_cpu = self.watch.cpu_ns()
 
-    def floor(self, prepared: Prepared) -> tuple[float, list[str]]:
-        """Seconds the roofline kernel takes on this call's input and output memory."""
+    def floor(self, prepared: Prepared) -> Replayed:
+        """Seconds (and faults) of the roofline kernel on this call's input and output memory."""
         plan, offsets, slot = prepared.plan, prepared.offsets, prepared.slot
         ins = [(slot.id, offsets[i]) for i in prepared.inputs]
         in_sizes = [len(data) for data in prepared.inputs.values()]
@@ -281,11 +283,11 @@ class ReplayHost:
         assert self.watch is not None
         before = self.watch.cpu_ns()
         self._request({"op": "load", "call": call, "fills": [], "launches": [launch]})
-        seconds, problems, _cpu = self._timed(call, self.watch.cpu_ns() - before)
+        seconds, problems, cpu_ms, faults = self._timed(call, self.watch.cpu_ns() - before)
         time.sleep(0.002)
         assert self.watch is not None
         self._last_cpu = self.watch.cpu_ns()
-        return seconds, problems
+        return Replayed(seconds, [], problems, [], cpu_ms, faults)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -297,7 +299,7 @@ class ReplayHost:
         self._load(prepared)
         return self.watch.cpu_ns() - before
 
-    def _timed(self, call: int, loading_ns: int = 0) -> tuple[float, list[str], float]:
+    def _timed(self, call: int, loading_ns: int = 0) -> tuple[float, list[str], float, tuple[int, int]]:
         assert self.channel is not None and self.watch is not None
         problems: list[str] = []
         cpu_before = self.watch.cpu_ns()
@@ -309,12 +311,15 @@ class ReplayHost:
                 f"the kernel's process used {idle / 1e6:.1f} ms of CPU between calls "
                 "(work done outside the timed calls)"
             )
+        minor, major = self.watch.faults()
         begin = time.perf_counter_ns()
         answer = self._request({"op": "go", "call": call})
         seconds = (time.perf_counter_ns() - begin) / 1e9
+        minor_after, major_after = self.watch.faults()
         if not answer.get("ok"):
             raise CandidateFailure(f"the replayed launches failed: {answer.get('detail')}")
-        return seconds, problems, (self.watch.cpu_ns() - cpu_before) / 1e6
+        faults = (minor_after - minor, major_after - major)
+        return seconds, problems, (self.watch.cpu_ns() - cpu_before) / 1e6, faults
 
     def write(self, prepared: Prepared, poison: bytes = b"\xff") -> None:
         """Inputs, state and poison into the call's buffers (the supervisor's work, never timed)."""
