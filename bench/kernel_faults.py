@@ -46,8 +46,14 @@ def spread(values: list[float]) -> float:
 
 
 def report(name: str, data: dict[str, Any]) -> list[str]:
-    samples, minor, major = data.get("samples_ms") or {}, data.get("minor_faults") or {}, data.get("major_faults") or {}
-    lines = [f"  {'side':<10} {'median ms':>10} {'spread':>7} {'minor faults/call (median, max)':>32} {'major':>6}"]
+    samples, minor, major = (
+        data.get("samples_ms") or {},
+        data.get("minor_faults") or {},
+        data.get("major_faults") or {},
+    )
+    lines = [
+        f"  {'side':<10} {'median ms':>10} {'spread':>7} {'minor faults/call (median, max)':>32} {'major':>6}"
+    ]
     for side in ("reference", "candidate", "floor"):
         times = samples.get(side) or []
         if not times:
@@ -57,7 +63,11 @@ def report(name: str, data: dict[str, Any]) -> list[str]:
             f"  {side:<10} {statistics.median(times):>10.3f} {spread(times):>7.0%} "
             f"{statistics.median(faults):>22.0f} {max(faults):>9d} {sum(major.get(side) or [0]):>6d}"
         )
-    ratios = [r / c for r, c in zip(samples.get("reference") or [], samples.get("candidate") or [], strict=False) if c]
+    ratios = [
+        r / c
+        for r, c in zip(samples.get("reference") or [], samples.get("candidate") or [], strict=False)
+        if c
+    ]
     lines.append(
         f"  speed-up {data.get('ratio')}x, per-round spread {spread(ratios):.0%} over {len(ratios)} rounds"
         + (f" — unmeasured: {data['unmeasured']}" if data.get("unmeasured") else "")
@@ -70,11 +80,16 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=[], help="problem names (file stems)")
     parser.add_argument("--budget", type=int, default=1, help="template instances verified per problem")
     parser.add_argument("--repeats", type=int, default=20, help="timed rounds per side")
-    parser.add_argument("--call-budget", type=float, default=100.0, help="ms per reference call at --scale auto")
+    parser.add_argument(
+        "--call-budget", type=float, default=100.0, help="ms per reference call at --scale auto"
+    )
     parser.add_argument("--threads", type=int, default=None, help="threads of torch and the C kernels")
     args = parser.parse_args()
     settings = KernelSettings(
-        scale="auto", call_budget_ms=args.call_budget, cpu_threads=args.threads, benchmark_repeats=args.repeats
+        scale="auto",
+        call_budget_ms=args.call_budget,
+        cpu_threads=args.threads,
+        benchmark_repeats=args.repeats,
     )
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="kernel-faults-") as tmp:

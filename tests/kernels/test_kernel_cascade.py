@@ -37,6 +37,9 @@ def test_c_candidate_is_accepted_and_timed_against_torch(verifier: KernelVerifie
     assert bench.data["spread"] is not None and bench.data["roofline_speedup"] > 0
     assert bench.data["rounds"] >= 5 and bench.data["threads"] == len(bench.data["cpus"])
     assert bench.data["replay_seccomp"] is seccomp.available()
+    # each side's page faults in each timed call are stored beside its time (see test_kernel_faults)
+    for side, times in bench.data["samples_ms"].items():
+        assert len(bench.data["minor_faults"][side]) == len(bench.data["major_faults"][side]) == len(times)
     correctness = next(r for r in verdict.stages if r.name == "correctness")
     assert correctness.data["replayed"] and any("sign-flipped" in c for c in correctness.data["cases"])
     assert verdict.functional_hash and verdict.implementation_hash

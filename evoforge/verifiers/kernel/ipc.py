@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 _HEADER = struct.Struct("<Q")
+#: madvise(2): fault every page in for writing, contents unchanged (Linux 5.14)
+MADV_POPULATE_WRITE = 23
 MAX_MESSAGE_BYTES = 64 << 20
 MAX_FDS = 16
 
@@ -101,6 +103,18 @@ class Arena:
     def address(self) -> int:
         """The address of byte 0 in this process (for C calls)."""
         return ctypes.addressof(self._anchor) if self._anchor is not None else 0
+
+    def prefault(self) -> None:
+        """Map every page into this process now, writable, without changing a byte: a later call
+        on this memory takes no page fault (a first touch costs ~1 µs a page here, unevenly)."""
+        if not self.nbytes:
+            return
+        try:
+            self.map.madvise(MADV_POPULATE_WRITE)
+        except OSError:  # an older kernel: read one byte a page (shared memory is mapped writable)
+            view = (ctypes.c_char * self.nbytes).from_address(self.address)
+            for offset in range(0, self.nbytes, mmap.PAGESIZE):
+                view[offset]
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self.map[offset : offset + len(data)] = data

@@ -22,6 +22,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,39 @@ class Watch:
         except (FileNotFoundError, ProcessLookupError, IndexError):
             return 0, 0
         return int(fields[7]), int(fields[9])  # minflt, majflt (fields 10 and 12)
+
+    def thread_cpu_ns(self, tid: int) -> int:
+        """Nanoseconds on a CPU of one thread (0 once it has ended)."""
+        try:
+            with open(f"{self._tasks}/{tid}/schedstat", "rb") as handle:
+                return int(handle.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+            return 0
+
+    def settle(self, limit_s: float, tids: Iterable[int] | None = None) -> bool:
+        """Wait (at most ``limit_s``) until no thread (of ``tids``, or of the process) is running.
+
+        The kernel adds a running thread's CPU time to what ``/proc`` shows only at a scheduler tick
+        or when the thread stops running: a thread still on a CPU may show up to a tick (4 ms at
+        HZ=250) less than it used. Once every thread sleeps, the figures are exact."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            try:
+                listed = [int(t) for t in os.listdir(self._tasks)] if tids is None else list(tids)
+            except FileNotFoundError:
+                return True
+            if not any(self._state(tid) == b"R" for tid in listed):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.0002)
+
+    def _state(self, tid: int) -> bytes:
+        try:
+            with open(f"{self._tasks}/{tid}/stat", "rb") as handle:
+                return handle.read().rsplit(b")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return b"X"
 
     def cpu_ns(self) -> int:
         """Nanoseconds on a CPU, summed over the live threads (precise; exited threads drop out)."""

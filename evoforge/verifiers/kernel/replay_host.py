@@ -68,6 +68,11 @@ FLOOR_KEY = "evoforge-floor"
 IDLE_CPU_NS = 2_000_000
 #: CPU time the replay process may spend loading a call (converting its arguments), not counted as idle
 LOAD_CPU_NS = 5_000_000
+#: how long to wait for the replay process's main thread to stop running after evoforge's own work
+SETTLE_LIMIT_S = 0.05
+#: how long to wait, after a call returned, for its threads to stop running before the outputs are
+#: read: short, since work done meanwhile is only counted (as CPU), not seen in the outputs
+RETURN_SETTLE_S = 0.0005
 
 
 @dataclass
@@ -176,8 +181,18 @@ class ReplayHost:
     # -- preparing calls --------------------------------------------------------------------------
 
     def new_slot(self, nbytes: int) -> Slot:
+        """Shared memory for calls, mapped and pre-faulted in the replay process (no call is timed
+        with first touches of its memory); that work, done by the replay's main thread running
+        evoforge's code, is not counted as the candidate's work between calls (other threads' is)."""
         slot = Slot(len(self._slots) + 1, ipc.Arena.create(nbytes, "replay"))
+        assert self.watch is not None and self.child is not None
+        main = self.child.pid
+        self.watch.settle(SETTLE_LIMIT_S, [main])
+        before = self.watch.thread_cpu_ns(main)
         self._request({"op": "arena", "id": slot.id, "nbytes": nbytes}, fds=[slot.arena.fd])
+        self.watch.settle(SETTLE_LIMIT_S, [main])
+        if self._last_cpu is not None:
+            self._last_cpu += self.watch.thread_cpu_ns(main) - before
         self._slots.append(slot)
         return slot
 
@@ -212,18 +227,28 @@ class ReplayHost:
         flooded = self.child.output_limit()
         if flooded:  # said first: what else the call did is beside the point
             problems.insert(0, f"the process running the candidate's kernels {flooded}")
-        threads_now, cpu_now, process_now = (
+        threads_now, cpu_returned, process_now = (
             self.watch.threads(),
             self.watch.cpu_ns(),
             self.watch.process_cpu_ns(),
         )
+        # a thread still on a CPU shows less than it used (see ``Watch.settle``): wait (briefly) until
+        # all sleep, then read again; of the difference, at most the wall time waited per thread can
+        # be work done after the return — the rest is the call's own, accounted late
+        returned_ns = time.perf_counter_ns()
+        self.watch.settle(RETURN_SETTLE_S)
+        cpu_now = self.watch.cpu_ns()
+        waited_ns = (time.perf_counter_ns() - returned_ns) * max(threads_now, 1)
         first = self._outputs(prepared)
         time.sleep(settle_s)
         cpu_later, threads_later = self.watch.cpu_ns(), self.watch.threads()
         process_later = self.watch.process_cpu_ns()
         later = self._outputs(prepared)
         # live threads are measured to the nanosecond; threads that ended meanwhile only in clock ticks
-        after = max(cpu_later - cpu_now, process_later - process_now - 2 * procs.TICK_NS)
+        after = max(
+            cpu_later - cpu_now + max(0, min(cpu_now - cpu_returned, waited_ns)),
+            process_later - process_now - 2 * procs.TICK_NS,
+        )
         if self._baseline_threads is not None and threads_now > self._baseline_threads:
             problems.append(
                 f"{threads_now - self._baseline_threads} thread(s) started by the call were still running "
@@ -322,14 +347,17 @@ class ReplayHost:
         return seconds, problems, (self.watch.cpu_ns() - cpu_before) / 1e6, faults
 
     def write(self, prepared: Prepared, poison: bytes = b"\xff") -> None:
-        """Inputs, state and poison into the call's buffers (the supervisor's work, never timed)."""
+        """Poison, state and inputs into the call's buffers (the supervisor's work, never timed).
+
+        Inputs last: the reference's inputs too are written just before its call (the same bytes
+        left in the caches on both sides)."""
         arena, offsets, buffers = prepared.slot.arena, prepared.offsets, prepared.plan["buffers"]
-        for index, data in prepared.inputs.items():
-            arena.write(offsets[index], data)
-        for index, data in prepared.state.items():
-            arena.write(offsets[index], data)
         for index in prepared.poisoned:
             arena.fill(offsets[index], int(buffers[index]["nbytes"]), poison)
+        for index, data in prepared.state.items():
+            arena.write(offsets[index], data)
+        for index, data in prepared.inputs.items():
+            arena.write(offsets[index], data)
 
     def _load(self, prepared: Prepared) -> None:
         slot, offsets, plan = prepared.slot, prepared.offsets, prepared.plan

@@ -11,7 +11,8 @@ failure. The worker asks the supervisor to compile C sources (it cannot start th
 
 Requests (one JSON message each, answered by one): ``setup``, ``arena`` (shared memory handed
 over), ``forward`` (one call on inputs in shared memory: outputs come back in new shared memory),
-``run`` (the reference's timed call: no outputs) and ``exit``.
+``run`` (the reference's timed call: no outputs), ``collect`` (its outputs), ``reserve`` (heap
+faulted in before the reference is timed) and ``exit``.
 """
 
 from __future__ import annotations
@@ -83,7 +84,9 @@ class Worker:
         old = self.arenas.pop(int(msg["id"]), None)
         if old is not None:
             old.close()
-        self.arenas[int(msg["id"])] = ipc.Arena(fds[0], int(msg["nbytes"]))
+        arena = ipc.Arena(fds[0], int(msg["nbytes"]))
+        arena.prefault()  # the reference's timed calls read inputs without first touches, as the replay's do
+        self.arenas[int(msg["id"])] = arena
         return {"ok": True}
 
     def forward(self, msg: dict[str, Any], _fds: list[int]) -> dict[str, Any]:
@@ -154,6 +157,27 @@ class Worker:
         self.channel.send({"ok": True, "outputs": described}, [arena.fd])
         arena.close()
         return {}
+
+    def reserve(self, msg: dict[str, Any], _fds: list[int]) -> dict[str, Any]:
+        """Fault ``nbytes`` of heap in and give it back (the reference only): its outputs and
+        temporaries then come from pages already mapped — its heap never shrinks and never maps
+        blocks of its own (``child_env``) — as the replay's buffers are pre-faulted. Without it the
+        heap keeps growing into fresh pages on some calls and not on others (aligned blocks do not
+        fit the holes freed ones leave), and the reference's time swings by a fault a page."""
+        import ctypes
+
+        if self.role != "reference":
+            return {"ok": False, "kind": "worker", "detail": "only the reference's heap is reserved"}
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+        libc.free.restype, libc.free.argtypes = None, [ctypes.c_void_p]
+        nbytes = max(0, int(msg["nbytes"]))
+        block = libc.malloc(nbytes)
+        if not block:  # over the memory cap: the calls fault their memory in, as before
+            return {"ok": True, "reserved": 0}
+        ctypes.memset(block, 0, nbytes)
+        libc.free(block)
+        return {"ok": True, "reserved": nbytes}
 
     def time_gpu(self, msg: dict[str, Any], _fds: list[int]) -> dict[str, Any]:  # pragma: no cover - GPU
         """GPU timing in this process (CUDA events): the reference built here too."""
@@ -301,6 +325,7 @@ def main() -> None:
         "forward": worker.forward,
         "run": worker.run,
         "collect": worker.collect,
+        "reserve": worker.reserve,
         "time_gpu": worker.time_gpu,
     }
     while True:
