@@ -46,7 +46,9 @@ def _plan(key: str) -> dict[str, object]:
                 "args": [{"buffer": 1, "offset": 0}, {"buffer": 0, "offset": 0}, {"int": ROWS * COLS}],
             }
         ],
-        "outputs": [{"buffer": 1, "offset": 0, "shape": [ROWS, COLS], "strides": [COLS, 1], "dtype": "float32"}],
+        "outputs": [
+            {"buffer": 1, "offset": 0, "shape": [ROWS, COLS], "strides": [COLS, 1], "dtype": "float32"}
+        ],
     }
 
 
