@@ -45,7 +45,7 @@ def spread(values: list[float]) -> float:
     return (q3 - q1) / middle if middle else float("inf")
 
 
-def report(name: str, data: dict[str, Any]) -> list[str]:
+def report(data: dict[str, Any]) -> list[str]:
     samples, minor, major = (
         data.get("samples_ms") or {},
         data.get("minor_faults") or {},
@@ -114,7 +114,7 @@ def main() -> int:
                 if bench is None or not bench.data or "samples_ms" not in bench.data:
                     print(f"  not timed: {verdict.reason[:200]}")
                     continue
-                print("\n".join(report(name, bench.data)))
+                print("\n".join(report(bench.data)))
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 

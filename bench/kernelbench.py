@@ -1,6 +1,7 @@
 """KernelBench level-1/level-2 problems at their GPU-scale sizes, scaled to this CPU, C vs torch eager.
 
-    .venv/bin/python bench/kernelbench.py [--budget 3] [--only NAME ...] [--call-budget 100] [--write]
+    .venv/bin/python bench/kernelbench.py [--budget 3] [--only NAME ...] [--call-budget 100] [--faults]
+        [--write]
 
 The problems are ``tests/fixtures/kernelbench/*.py``: KernelBench's file shape (``class Model``,
 module-level size constants, ``get_inputs``/``get_init_inputs``) at its sizes (e.g. ``batch_size =
@@ -12,7 +13,9 @@ are shown — each is candidate vs torch eager timed in the same child, interlea
 goals of issue 15 are checked on the geometric mean of the re-timed speed-ups.
 
 Timings on a shared machine are noisy (other jobs steal cores mid-run): re-run on a quiet machine
-before quoting a number. ``--write`` replaces this benchmark's section of docs/benchmarks.md.
+before quoting a number (the load average is printed with the results). ``--faults`` prints, per
+candidate, each side's median time, spread and page faults per timed call (``bench/kernel_faults.py``).
+``--write`` replaces this benchmark's section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from _doc import write_section
+from kernel_faults import report as fault_report
 
 from evoforge.agents.base import ProposalRequest
 from evoforge.agents.kernel_templates.proposer import OfflineKernelProposer
@@ -73,7 +77,9 @@ def stage(verdict: Any, name: str) -> Any:
 _NO_STAGE = type("NoStage", (), {"data": None})()
 
 
-def measure(name: str, settings: KernelSettings, budget: int, work: Path) -> dict[str, Any]:
+def measure(
+    name: str, settings: KernelSettings, budget: int, work: Path, *, faults: bool = False
+) -> dict[str, Any]:
     row: dict[str, Any] = {"name": name, "category": CATEGORIES.get(name, "other")}
     started = time.monotonic()
     try:
@@ -125,6 +131,8 @@ def measure(name: str, settings: KernelSettings, budget: int, work: Path) -> dic
             )
         )
         say(f"  {proposal.origin}: {shown}")
+        if faults and "samples_ms" in data:
+            say("\n".join(fault_report(data)))
         if speed is not None and (best is None or speed > best[0]):
             best = (speed, proposal)
     row["tried"] = tried
@@ -158,7 +166,7 @@ def fmt(value: Any, spec: str = ".2f", suffix: str = "") -> str:
     return f"{value:{spec}}{suffix}" if isinstance(value, int | float) else "–"
 
 
-def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+def render(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list[float]) -> str:
     lines = [
         SECTION,
         "",
@@ -176,7 +184,8 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "verifier; (± half the interquartile range of the per-round speed-ups over their median); *roofline "
         "bound* = torch eager / evoforge's roofline kernel (reads every input byte, writes every output "
         "byte) in the same rounds: no correct kernel is faster. A speed-up whose spread passes 50 % or "
-        "that beats the roofline is *unmeasured*, with the reason.",
+        "that beats the roofline is *unmeasured*, with the reason. Load average (1 min) while it ran: "
+        f"{min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores.",
         "",
         "| problem | category | timed at (scaled) | torch eager | best C template | speed-up | re-timed "
         "(spread) | roofline bound |",
@@ -224,6 +233,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="threads of torch and the C kernels")
     parser.add_argument("--repeats", type=int, default=30, help="timed rounds per side")
     parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
+    parser.add_argument(
+        "--faults", action="store_true", help="print each side's time, spread and page faults per candidate"
+    )
     args = parser.parse_args()
     settings = KernelSettings(
         scale="auto",
@@ -232,18 +244,21 @@ def main() -> int:
         benchmark_repeats=args.repeats,
     )
     names = args.only or [n for n in CATEGORIES if (PROBLEMS / f"{n}.py").exists()]
-    rows = []
+    rows: list[dict[str, Any]] = []
+    loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="kernelbench-") as tmp:
         for index, name in enumerate(names, start=1):
-            say(f"[{index}/{len(names)}] {name}")
-            row = measure(name, settings, args.budget, Path(tmp) / name)
+            loads.append(os.getloadavg()[0])
+            say(f"[{index}/{len(names)}] {name} (load average {loads[-1]:.2f})")
+            row = measure(name, settings, args.budget, Path(tmp) / name, faults=args.faults)
             say(
                 f"  -> {fmt(row.get('speedup'), '.2f', 'x')} "
                 f"(re-timed {fmt(row.get('retimed'), '.2f', 'x')}) "
                 f"{row.get('sizes', '')} {row.get('error', '')}"
             )
             rows.append(row)
-    text = render(rows, args)
+    loads.append(os.getloadavg()[0])
+    text = render(rows, args, loads)
     print(text)
     if args.write:
         write_section(SECTION, text)
