@@ -103,7 +103,11 @@ def child_env(threads: int, *, role: str) -> dict[str, str]:
     env.update(OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE", OMP_DYNAMIC="false")
     for key in ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY", "GOMP_SPINCOUNT"):
         env.pop(key, None)
-    if role == "reference":  # freed outputs come back pre-faulted, as the replay's buffers are
+    if role in ("reference", "replay"):
+        # the same allocator policy for both timed sides: large blocks from a heap that is never given
+        # back, so freed memory comes back pre-faulted (the reference's outputs and temporaries; a
+        # kernel's own malloc). The reference's heap is also faulted in before it is timed
+        # (``bench._settle_reference``), as the replay's slots are when they are mapped.
         env.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(1 << 40))
     return env
 
