@@ -43,6 +43,8 @@ SLOTS = 3
 #: inputs, outputs and the candidate's temporaries): torch's 64-byte-aligned blocks do not fit the
 #: holes freed ones leave, so the heap walks upwards for a few calls before its layout repeats
 RESERVE_SLOTS = 8
+#: ... but never more than this (nor a quarter of the memory cap): a larger problem's faults are counted
+RESERVE_MAX_BYTES = 1 << 30
 #: the reference's untimed calls before the rounds: until two in a row take fewer faults than this
 QUIET_FAULTS = 64
 REFERENCE_WARMUPS_MAX = 10
@@ -182,7 +184,7 @@ def _settle_reference(reference: Any, inputs: list[Any], slot_bytes: int) -> int
     mapped); the faults of every timed call are still counted, per side. Returns the bytes reserved
     (0 when the memory cap did not allow them: the warm-up calls still settle the heap)."""
     cap = resource.getrlimit(resource.RLIMIT_AS)[0]
-    nbytes = RESERVE_SLOTS * slot_bytes
+    nbytes = min(RESERVE_SLOTS * slot_bytes, RESERVE_MAX_BYTES)
     if cap != resource.RLIM_INFINITY:
         nbytes = min(nbytes, cap // 4)
     answer, _ = reference.request({"op": "reserve", "nbytes": nbytes})
