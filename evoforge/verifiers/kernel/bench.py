@@ -81,6 +81,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
         # reference's heap here (its inputs' memory when mapped); the faults are counted all the same
         slots = [host.new_slot(size) for _ in range(SLOTS)]
         reserved = _settle_reference(reference, stage.inputs(seeds[0], benchmark=True), size)
+        phases["reference_settled"] = time.monotonic()
         samples: dict[str, list[float]] = {"reference": [], "candidate": [], "floor": []}
         # page faults (minor, major) of each side's process during each timed call
         faults: dict[str, list[tuple[int, int]]] = {"reference": [], "candidate": [], "floor": []}
