@@ -179,7 +179,9 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list[flo
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"torch and the C kernels on {args.threads or 'all'} thread(s). Problems: KernelBench-shaped files "
         "at KernelBench's sizes (`tests/fixtures/kernelbench/`), shrunk by the size check (`--scale auto`) "
-        "to fit this machine. Speed-up = torch eager / C candidate, both timed in the same benchmark child "
+        "to fit this machine. *torch eager* = the median of torch's timed calls in the re-timing's rounds "
+        "(in brackets: the size check's probe, a first call that also pays for fresh memory). "
+        "Speed-up = torch eager / C candidate, both timed in the same benchmark child "
         "(interleaved, fresh inputs, medians); *re-timed* = the best candidate verified again in a fresh "
         "verifier; (± half the interquartile range of the per-round speed-ups over their median); *roofline "
         "bound* = torch eager / evoforge's roofline kernel (reads every input byte, writes every output "
@@ -203,8 +205,10 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list[flo
             if row.get("retimed") and row.get("spread") is not None
             else (f"unmeasured: {row.get('retimed_why')}" if row.get("retimed_why") else "–")
         )
+        probe = fmt(row["eager_ms"], ".3g", " ms")
+        eager = f"{fmt(row.get('retimed_eager_ms'), '.3g', ' ms')} (probe {probe})"
         lines.append(
-            f"| {row['name']} | {row['category']} | {row['sizes']} | {fmt(row['eager_ms'], '.3g', ' ms')} | "
+            f"| {row['name']} | {row['category']} | {row['sizes']} | {eager} | "
             f"`{row['template']}` | {fmt(row['speedup'], '.2f', '×')} | {retimed} | "
             f"{fmt(row.get('roofline'), '.2f', '×')} |"
         )
