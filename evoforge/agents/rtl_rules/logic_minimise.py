@@ -50,7 +50,7 @@ import re
 from dataclasses import dataclass
 
 from evoforge.agents.rtl_rules.ast_utils import decline
-from evoforge.agents.rtl_rules.netlist_eval import Evaluator, Unsupported, Value, _evaluate
+from evoforge.agents.rtl_rules.netlist_eval import Evaluator, Unsupported, Value, _evaluate, cone
 from evoforge.agents.rtl_rules.netlist_reach import Reach, reachable_codes, unreachable_rows
 from evoforge.agents.rtl_rules.text_sites import Design, Edit, TextSite, module_pairs
 from evoforge.agents.rtl_rules.two_level import function_text
@@ -121,25 +121,8 @@ def _line(tree: SyntaxTree, node: Node) -> int:
 
 
 def _cone(driver: dict[int, Cell], bit: Bit) -> tuple[list[int], set[str]] | None:
-    """Leaf bits (inputs, register outputs) and cell names of ``bit``'s combinational cone."""
-    leaves: list[int] = []
-    cells: set[str] = set()
-    seen: set[int] = set()
-    stack = [bit] if isinstance(bit, int) else []
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        cell = driver.get(current)
-        if cell is None:  # a module input, a register output or an undriven bit
-            leaves.append(current)
-            if len(leaves) > MAX_LEAVES:
-                return None
-            continue
-        cells.add(cell.name)
-        stack.extend(b for b in _inputs_of(cell, cell.port("Y").index(current)) if isinstance(b, int))
-    return sorted(leaves), cells
+    """Leaf bits and cell names of ``bit``'s cone, following only the inputs each bit depends on."""
+    return cone(driver, (bit,), inputs_of=_inputs_of, max_leaves=MAX_LEAVES)
 
 
 _BITWISE = frozenset({"$and", "$or", "$xor", "$xnor", "$not"})
@@ -350,11 +333,11 @@ def _site(
     for net in nets:  # the cost of every table, before any is built
         for bit in net.bits:
             d_bit = bit if registers is None else registers[bit][0].port("D")[registers[bit][1]]  # type: ignore[index]
-            cone = _cone(driver, d_bit) if isinstance(d_bit, int) else ([], set())
-            if cone is None:
+            found = _cone(driver, d_bit)
+            if found is None:
                 return None
-            cones[bit] = cone
-            work += sum(widths[c] for c in cone[1]) << len(cone[0])
+            cones[bit] = found
+            work += sum(widths[c] for c in found[1]) << len(found[0])
     if work > MAX_WORK:
         decline(f"line {line}: too many cells to tabulate")
         return None

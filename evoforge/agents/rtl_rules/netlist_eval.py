@@ -440,3 +440,38 @@ _OPS: dict[str, Op] = {
     "$logic_and": _logic("and"),
     "$logic_or": _logic("or"),
 }
+
+
+def cone(
+    driver: Mapping[int, Cell],
+    bits: Iterable[Bit],
+    *,
+    inputs_of: Callable[[Cell, int], Iterable[Bit]] | None = None,
+    max_leaves: int | None = None,
+) -> tuple[list[int], set[str]] | None:
+    """Leaf bits (module inputs, register outputs, undriven bits) and cell names of the combinational
+    cone of ``bits``; ``driver`` maps a net bit to the cell whose ``Y`` drives it. ``inputs_of(cell,
+    index)`` narrows the inputs output bit ``index`` depends on (default: every input port's bits).
+    None when the cone has more than ``max_leaves`` leaves."""
+    leaves: list[int] = []
+    cells: set[str] = set()
+    seen: set[int] = set()
+    stack = [b for b in bits if isinstance(b, int)]
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        cell = driver.get(current)
+        if cell is None:
+            leaves.append(current)
+            if max_leaves is not None and len(leaves) > max_leaves:
+                return None
+            continue
+        cells.add(cell.name)
+        if inputs_of is None:
+            feeding: Iterable[Bit] = (b for port, bs in cell.connections.items() if port != "Y" for b in bs)
+        else:
+            feeding = inputs_of(cell, cell.port("Y").index(current))
+        stack.extend(b for b in feeding if isinstance(b, int))
+    return sorted(leaves), cells

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evoforge.agents.rtl_rules.netlist_eval import Evaluator, Value, _evaluate
+from evoforge.agents.rtl_rules.netlist_eval import Evaluator, Value, _evaluate, cone
 from evoforge.tools.yosys_netlist import Bit, Cell, ModuleNetlist
 
 MAX_STATE_BITS = 8
@@ -48,27 +48,6 @@ class Reach:
         for code in self.codes:
             out.add(sum(((code >> p) & 1) << k for k, p in enumerate(positions)))
         return frozenset(out)
-
-
-def _cone(driver: dict[int, Cell], bits: tuple[Bit, ...]) -> tuple[list[int], set[str]]:
-    leaves: list[int] = []
-    cells: set[str] = set()
-    seen: set[int] = set()
-    stack = [b for b in bits if isinstance(b, int)]
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        cell = driver.get(current)
-        if cell is None:
-            leaves.append(current)
-            continue
-        cells.add(cell.name)
-        stack.extend(
-            b for port, bs in cell.connections.items() if port != "Y" for b in bs if isinstance(b, int)
-        )
-    return sorted(leaves), cells
 
 
 def _next_values(
@@ -99,7 +78,10 @@ def _register_reach(evaluator: Evaluator, driver: dict[int, Cell], cell: Cell) -
     if not all(isinstance(b, int) for b in q) or len(q) > MAX_STATE_BITS:
         return None
     own = [b for b in q if isinstance(b, int)]
-    leaves, cells = _cone(driver, d)
+    found = cone(driver, d)
+    if found is None:
+        return None
+    leaves, cells = found
     others = [b for b in leaves if b not in own]
     if len(others) > MAX_INPUT_BITS or any(b in q for b in cell.port("CLK")):
         return None
