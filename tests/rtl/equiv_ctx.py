@@ -1,8 +1,9 @@
-"""Test helpers for the RTL equivalence tests: ports and an ``RtlContext`` around two sources."""
+"""Test helpers for the RTL tests: ports, an ``RtlContext`` around two sources, a fast real cascade."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from evoforge.config import RtlSettings
 from evoforge.domain import Port, RtlInterface, SourceFile, Target, TargetKind
@@ -39,3 +40,18 @@ def make_ctx(
         settings=RtlSettings(**settings),  # type: ignore[arg-type]
         liberty_path=tmp_path / "none.lib",
     )
+
+
+def fast_cascade(target: Target, tmp_path: Path) -> Any:
+    """The real RTL verifier on ``target`` with short simulations, its baseline already taken."""
+    from evoforge.tools.liberty import prepare_liberty
+    from evoforge.verifiers.rtl.cascade import RtlVerifier
+
+    verifier = RtlVerifier(
+        target=target,
+        settings=RtlSettings(sim_cycles=300, sim_seeds=1, probe_cycles=100, sim_timeout_s=20),
+        liberty=prepare_liberty(None, tmp_path / "cache"),
+        work_root=tmp_path / "runs",
+    )
+    verifier.baseline()
+    return verifier

@@ -21,6 +21,7 @@ from evoforge.tools.yosys import Yosys
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "agents"))
+from equiv_ctx import fast_cascade  # noqa: E402
 from rtl_checks import reset_equivalent  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "rtl"
@@ -187,9 +188,6 @@ CORPUS_DESIGNS = [
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"the public corpus is absent ({CORPUS})")
 @pytest.mark.parametrize("relative", CORPUS_DESIGNS)
 def test_corpus_dont_cares_pass_the_cascade(relative: str, tmp_path: Path) -> None:
-    from evoforge.config import RtlSettings
-    from evoforge.tools.liberty import prepare_liberty
-    from evoforge.verifiers.rtl.cascade import RtlVerifier
     from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
 
     target = load_rtl_target([CORPUS / relative], RtlTargetOptions(), workdir=tmp_path / "target")
@@ -197,12 +195,5 @@ def test_corpus_dont_cares_pass_the_cascade(relative: str, tmp_path: Path) -> No
     sites = [s for s in sites if "don't-cares" in s.note]
     assert sites, declines
     patched = apply_edits(target.source, [e for s in sites for e in s.edits])
-    verifier = RtlVerifier(
-        target=target,
-        settings=RtlSettings(sim_cycles=300, sim_seeds=1, probe_cycles=100, sim_timeout_s=20),
-        liberty=prepare_liberty(None, tmp_path / "cache"),
-        work_root=tmp_path / "runs",
-    )
-    verifier.baseline()
-    verdict = verifier.verify(patched)
+    verdict = fast_cascade(target, tmp_path).verify(patched)
     assert verdict.accepted, f"{verdict.stage}: {verdict.reason}\n{patched}"

@@ -16,6 +16,7 @@ from evoforge.agents.rtl_rules.text_sites import Design, apply_edits
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "agents"))
+from equiv_ctx import fast_cascade  # noqa: E402
 from rtl_checks import reset_equivalent  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "rtl"
@@ -180,9 +181,6 @@ CORPUS_DESIGNS = [
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"the public corpus is absent ({CORPUS})")
 @pytest.mark.parametrize("relative", CORPUS_DESIGNS)
 def test_corpus_designs_fire_and_pass_the_cascade(relative: str, tmp_path: Path) -> None:
-    from evoforge.config import RtlSettings
-    from evoforge.tools.liberty import prepare_liberty
-    from evoforge.verifiers.rtl.cascade import RtlVerifier
     from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
 
     path = CORPUS / relative
@@ -190,12 +188,5 @@ def test_corpus_designs_fire_and_pass_the_cascade(relative: str, tmp_path: Path)
     sites, declines = _sites(target.source)
     assert sites, declines
     patched = apply_edits(target.source, [e for s in sites for e in s.edits])
-    verifier = RtlVerifier(
-        target=target,
-        settings=RtlSettings(sim_cycles=300, sim_seeds=1, probe_cycles=100, sim_timeout_s=20),
-        liberty=prepare_liberty(None, tmp_path / "cache"),
-        work_root=tmp_path / "runs",
-    )
-    verifier.baseline()
-    verdict = verifier.verify(patched)
+    verdict = fast_cascade(target, tmp_path).verify(patched)
     assert verdict.accepted, f"{verdict.stage}: {verdict.reason}\n{patched}"
