@@ -63,27 +63,17 @@ def diff_wrapper(interface: RtlInterface) -> str:
     The designs are clocked by ``clk`` delayed 1 ns, so the ``posedge clk`` latches (``*_pre``) hold
     the outputs just before the designs' own edge, free of races with their always blocks.
     """
-    from evoforge.verifiers.rtl.probe import clock_drive, stimulus_ports
+    from evoforge.verifiers.rtl.probe import clock_drive, instance_text, stimulus_ports
 
     ins, outs = stimulus_ports(interface), interface.outputs
     in_slices, out_slices = _packed(ins), _packed(outs)
-    enables = {name: f"stim{sl}" for name, sl in in_slices.items()}
-    clock_decls, clocks = clock_drive(interface, "dclk", enables, enable_delay_ns=2)
+    stim = {name: f"stim{sl}" for name, sl in in_slices.items()}  # each input's bits of the stimulus
+    clock_decls, clocks = clock_drive(interface, "dclk", stim, enable_delay_ns=2)
     width_in = max(1, sum(p.width for p in ins))
     width_out = sum(p.width for p in outs)
 
     def instance(prefix: str) -> str:
-        conns = []
-        for port in interface.ports:
-            if port.name in clocks:
-                conns.append(f".{port.name}({clocks[port.name]})")
-            elif port.name in in_slices:
-                conns.append(f".{port.name}(stim{in_slices[port.name]})")
-            elif port.name in out_slices:
-                conns.append(f".{port.name}({prefix}_out{out_slices[port.name]})")
-            else:
-                conns.append(f".{port.name}()")
-        return f"  {prefix}_{interface.top} {prefix} ({', '.join(conns)});\n"
+        return instance_text(interface, prefix, clocks=clocks, inputs=stim, outputs=out_slices) + "\n"
 
     return (
         "`timescale 1ns/1ps\n"

@@ -22,6 +22,7 @@ replay a mismatch in Icarus with four-valued semantics.
 from __future__ import annotations
 
 from evoforge.domain import Port, RtlInterface
+from evoforge.verifiers.rtl.probe import instance_text
 
 TOP = "evoforge_deep_top"
 
@@ -41,21 +42,14 @@ def _layout(ports: tuple[Port, ...]) -> list[tuple[Port, int]]:
 
 
 def _instance(interface: RtlInterface, stimulus: tuple[Port, ...], prefix: str) -> str:
-    """One copy (``gold`` or ``gate``) of the design: clock from ``clk``, inputs from slices of ``stim``,
-    outputs into slices of ``<prefix>_out``, every other port left open."""
-    in_slices = {p.name: f"stim[{lo + p.width - 1}:{lo}]" for p, lo in _layout(stimulus)}
-    out_slices = {p.name: f"[{lo + p.width - 1}:{lo}]" for p, lo in _layout(interface.outputs)}
-    conns = []
-    for port in interface.ports:
-        if port.name == interface.clock:
-            conns.append(f".{port.name}(clk)")
-        elif port.name in in_slices:
-            conns.append(f".{port.name}({in_slices[port.name]})")
-        elif port.name in out_slices:
-            conns.append(f".{port.name}({prefix}_out{out_slices[port.name]})")
-        else:
-            conns.append(f".{port.name}()")
-    return f"  {prefix}_{interface.top} {prefix} ({', '.join(conns)});"
+    """One copy (``gold`` or ``gate``): clock from ``clk``, inputs from slices of ``stim``."""
+    return instance_text(
+        interface,
+        prefix,
+        clocks={interface.clock: "clk"} if interface.clock else {},
+        inputs={p.name: f"stim[{lo + p.width - 1}:{lo}]" for p, lo in _layout(stimulus)},
+        outputs={p.name: f"[{lo + p.width - 1}:{lo}]" for p, lo in _layout(interface.outputs)},
+    )
 
 
 def deep_wrapper(interface: RtlInterface, stimulus: tuple[Port, ...]) -> str:

@@ -18,6 +18,7 @@ import logging
 import random
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,6 +315,30 @@ def _slices(ports: tuple[Port, ...]) -> dict[str, str]:
         out[port.name] = f"stim[{hi}:{lo}]"
         hi = lo - 1
     return out
+
+
+def instance_text(
+    interface: RtlInterface,
+    prefix: str,
+    *,
+    clocks: Mapping[str, str],
+    inputs: Mapping[str, str],
+    outputs: Mapping[str, str],
+) -> str:
+    """One copy of the design in a generated bench: module ``<prefix>_<top>`` named ``prefix``, each
+    port connected to its clock net (``clocks``), its stimulus expression (``inputs``) or the slice
+    ``outputs[port]`` of ``<prefix>_out``; every other port left open."""
+    conns = []
+    for port in interface.ports:
+        if port.name in clocks:
+            conns.append(f".{port.name}({clocks[port.name]})")
+        elif port.name in inputs:
+            conns.append(f".{port.name}({inputs[port.name]})")
+        elif port.name in outputs:
+            conns.append(f".{port.name}({prefix}_out{outputs[port.name]})")
+        else:
+            conns.append(f".{port.name}()")
+    return f"  {prefix}_{interface.top} {prefix} ({', '.join(conns)});"
 
 
 def pack_row(ports: tuple[Port, ...], row: tuple[int, ...]) -> int:
