@@ -14,7 +14,7 @@ goals of issue 15 are checked on the geometric mean of the re-timed speed-ups.
 
 Timings on a shared machine are noisy (other jobs steal cores mid-run): re-run on a quiet machine
 before quoting a number (the load average is printed with the results). ``--faults`` prints, per
-candidate, each side's median time, spread and page faults per timed call (``bench/kernel_faults.py``).
+candidate, each side's median time, spread and page faults per timed call (``bench/_faults.py``).
 ``--write`` replaces this benchmark's section of docs/benchmarks.md.
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from _doc import write_section
-from kernel_faults import report as fault_report
+from _faults import report as fault_report
 
 from evoforge.agents.base import ProposalRequest
 from evoforge.agents.kernel_templates.proposer import OfflineKernelProposer

@@ -160,7 +160,7 @@ def summarise(
     rounds = min(len(reference_ms), len(candidate_ms))
     ratios = [r / c if c > 0 else float("inf") for r, c in zip(reference_ms, candidate_ms, strict=False)]
     ratio = statistics.median(ratios)
-    spread = _relative_iqr(ratios)
+    spread = relative_iqr(ratios)
     ref, cand = statistics.median(reference_ms), statistics.median(candidate_ms)
     # the roofline kernel's best round is the closest to the machine's limit; noise only slows it
     floor = min(floor_ms) if floor_ms else None
@@ -181,7 +181,7 @@ def summarise(
     return Summary(ref, cand, floor, ratio, spread, rounds, unmeasured)
 
 
-def _relative_iqr(values: list[float]) -> float:
+def relative_iqr(values: list[float]) -> float:
     if len(values) < 4:
         return 0.0 if len(set(values)) <= 1 else float("inf")
     q1, _q2, q3 = statistics.quantiles(values, n=4)

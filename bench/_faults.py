@@ -1,0 +1,47 @@
+"""Page faults and spread per side of one ``benchmark`` stage (``bench/kernelbench.py --faults``).
+
+Per side (torch eager = ``reference``, the C candidate replayed = ``candidate``, the roofline kernel =
+``floor``): the median time of a timed call, the spread of those times (interquartile range over
+median, ``timing.relative_iqr``: the statistic the benchmark itself uses) and the page faults the
+side's process took during its timed calls (minor and major, counted by the supervisor from
+``/proc/PID/stat`` around each call); then the spread of the per-round speed-ups, which the
+benchmark refuses above 50 %. A side that takes about one minor fault per 4 KiB it writes is
+touching fresh memory on every call.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from evoforge.verifiers.kernel.timing import relative_iqr as spread
+
+
+def report(data: dict[str, Any]) -> list[str]:
+    samples, minor, major = (
+        data.get("samples_ms") or {},
+        data.get("minor_faults") or {},
+        data.get("major_faults") or {},
+    )
+    lines = [
+        f"  {'side':<10} {'median ms':>10} {'spread':>7} {'minor faults/call (median, max)':>32} {'major':>6}"
+    ]
+    for side in ("reference", "candidate", "floor"):
+        times = samples.get(side) or []
+        if not times:
+            continue
+        faults = minor.get(side) or [0]
+        lines.append(
+            f"  {side:<10} {statistics.median(times):>10.3f} {spread(times):>7.0%} "
+            f"{statistics.median(faults):>22.0f} {max(faults):>9d} {sum(major.get(side) or [0]):>6d}"
+        )
+    ratios = [
+        r / c
+        for r, c in zip(samples.get("reference") or [], samples.get("candidate") or [], strict=False)
+        if c
+    ]
+    lines.append(
+        f"  speed-up {data.get('ratio')}x, per-round spread {spread(ratios):.0%} over {len(ratios)} rounds"
+        + (f" — unmeasured: {data['unmeasured']}" if data.get("unmeasured") else "")
+    )
+    return lines
