@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -50,7 +50,6 @@ from evoforge.domain import (
     Objective,
     StageResult,
     Target,
-    TargetKind,
     Verdict,
     VerdictContext,
     improvement,
@@ -70,6 +69,7 @@ from evoforge.search.duplicates import (
 )
 from evoforge.search.evaluate import EvaluationOutcome
 from evoforge.search.executor import Executor, TaskFactory
+from evoforge.search.learning import Improvement, hand_over
 from evoforge.search.population import Member, inspirations, select_parents, survivors
 from evoforge.store import repository
 from evoforge.store.engine import Store
@@ -99,22 +99,6 @@ class Verifier(Protocol):
 
 class Progress(Protocol):
     def update(self, done: int, total: int, message: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Improvement:
-    """An accepted LLM draft that beats its parent: what a learned knowledge-base entry is made of."""
-
-    target_name: str
-    origin: str
-    note: str  # the plan, in a sentence
-    parent_source: str
-    source: str
-    parent_metrics: Metrics
-    metrics: Metrics
-    gain: dict[str, float]  # parent/candidate per cost metric (bigger is better)
-    candidate_id: int
-    assurance: str | None
 
 
 @dataclass(frozen=True)
@@ -436,17 +420,6 @@ class SearchLoop:
         link_duplicate(session, job_id, cid, verdict)
         return True
 
-    def _learnable(self, win: Improvement) -> Improvement | None:
-        """A kernel win is learned only by its same-run speed-up over torch eager (the benchmark
-        stage's, which the verifier re-checks), never by runtimes measured in different runs."""
-        if self.target.kind is not TargetKind.KERNEL:
-            return win
-        speedup = win.metrics.speedup
-        if speedup is None or speedup <= 1.0:
-            log.info("not learned: %s has no verified same-run speed-up over torch eager", win.origin)
-            return None
-        return replace(win, gain={"speedup": float(speedup)})
-
     def _maybe_learn(self, cid: int, verdict: Verdict) -> None:
         """Hand an accepted LLM draft that beats its parent on the first objective to ``learn``."""
         parent, proposal = self._drafts.pop(cid, (None, None))
@@ -456,7 +429,8 @@ class SearchLoop:
         before, after = primary.value_of(parent.metrics), primary.value_of(verdict.metrics)
         if before is None or after is None or after >= before:
             return
-        win = self._learnable(
+        hand_over(
+            self.learn,
             Improvement(
                 target_name=self.target.name,
                 origin=proposal.origin,
@@ -468,14 +442,10 @@ class SearchLoop:
                 gain=improvement(parent.metrics, verdict.metrics),
                 candidate_id=cid,
                 assurance=str(verdict.assurance) if verdict.assurance else None,
-            )
+            ),
+            self.target.kind,
+            f"candidate {cid}",
         )
-        if win is None:
-            return
-        try:
-            self.learn(win)
-        except Exception:  # learning is a bonus; it must not fail the job
-            log.exception("could not record what candidate %s taught", cid)
 
     def _learn_from_job(self, job_id: int) -> None:
         """Hand the job's winning lineage (original → best, any proposer) to ``learn``."""
@@ -498,13 +468,7 @@ class SearchLoop:
                 candidate_id=best.id,
                 assurance=best.assurance,
             )
-        learnable = self._learnable(win)
-        if learnable is None:
-            return
-        try:
-            self.learn(learnable)
-        except Exception:  # learning is a bonus; it must not fail the job
-            log.exception("could not record what job %s taught", job_id)
+        hand_over(self.learn, win, self.target.kind, f"job {job_id}")
 
     def _report(self, done: int, message: str) -> None:
         self._made = done
