@@ -111,11 +111,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             got: list[torch.Tensor] = []
             for side in order:
                 if side == "reference":  # each side's inputs are written just before its call
-                    specs = reference.place(inputs)
-                    minor, major = reference.watch.faults()
-                    seconds[side] = reference.timed_run(specs)
-                    minor_after, major_after = reference.watch.faults()
-                    faulted[side] = (minor_after - minor, major_after - major)
+                    seconds[side], faulted[side] = reference.timed_run(reference.place(inputs))
                 elif side == "floor":
                     host.write(prepared)
                     floor = host.floor(prepared)
@@ -188,16 +184,14 @@ def _settle_reference(reference: Any, inputs: list[Any], slot_bytes: int) -> int
     nbytes = min(RESERVE_SLOTS * slot_bytes, RESERVE_MAX_BYTES)
     if cap != resource.RLIM_INFINITY:
         nbytes = min(nbytes, cap // 4)
-    answer, _ = reference.request({"op": "reserve", "nbytes": nbytes})
-    reference._raise_for(answer)
+    reserved = reference.reserve(nbytes)
     specs, quiet = reference.place(inputs), 0
     for _ in range(REFERENCE_WARMUPS_MAX):
-        before = reference.watch.faults()[0]
-        reference.timed_run(specs)
-        quiet = quiet + 1 if reference.watch.faults()[0] - before < QUIET_FAULTS else 0
+        _, (minor, _major) = reference.timed_run(specs)
+        quiet = quiet + 1 if minor < QUIET_FAULTS else 0
         if quiet >= 2:
             break
-    return int(answer.get("reserved") or 0)
+    return reserved
 
 
 def _plans(

@@ -179,14 +179,23 @@ class WorkerSession:
             threads_after=threads,
         )
 
-    def timed_run(self, specs: list[dict[str, Any]]) -> float:
-        """Seconds of the reference's call on inputs already placed (``place``), by our clock."""
+    def timed_run(self, specs: list[dict[str, Any]]) -> tuple[float, tuple[int, int]]:
+        """Seconds of the reference's call on inputs already placed (``place``), by our clock, and the
+        page faults (minor, major) its process took meanwhile."""
         message = {"op": "run", "inputs": specs}
+        minor, major = self.watch.faults()
         begin = time.perf_counter_ns()
         answer, _ = self.request(message)
         seconds = (time.perf_counter_ns() - begin) / 1e9
+        minor_after, major_after = self.watch.faults()
         self._raise_for(answer)
-        return seconds
+        return seconds, (minor_after - minor, major_after - major)
+
+    def reserve(self, nbytes: int) -> int:
+        """Have the reference's process fault ``nbytes`` of heap in (and keep it); the bytes reserved."""
+        answer, _ = self.request({"op": "reserve", "nbytes": nbytes})
+        self._raise_for(answer)
+        return int(answer.get("reserved") or 0)
 
     def collect(self) -> list[torch.Tensor]:
         """The outputs of the last ``timed_run`` (fetched after the clock stopped)."""
