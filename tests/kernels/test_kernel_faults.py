@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import torch
+from replay_plans import one_launch_plan
 
 from evoforge.verifiers.kernel.bench import RESERVE_SLOTS, _settle_reference
 from evoforge.verifiers.kernel.replay_host import ReplayHost
@@ -33,23 +34,7 @@ PAGES = ROWS * COLS * 4 // 4096
 
 
 def _plan(key: str) -> dict[str, object]:
-    nbytes = ROWS * COLS * 4
-    return {
-        "buffers": [
-            {"kind": "input", "index": 0, "nbytes": nbytes},
-            {"kind": "fresh", "nbytes": nbytes, "fill": None},
-        ],
-        "launches": [
-            {
-                "library": key,
-                "function": "scale",
-                "args": [{"buffer": 1, "offset": 0}, {"buffer": 0, "offset": 0}, {"int": ROWS * COLS}],
-            }
-        ],
-        "outputs": [
-            {"buffer": 1, "offset": 0, "shape": [ROWS, COLS], "strides": [COLS, 1], "dtype": "float32"}
-        ],
-    }
+    return one_launch_plan(key, "scale", [ROWS, COLS], [ROWS * COLS])
 
 
 def _host(tmp_path: Path) -> ReplayHost:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from replay_plans import one_launch_plan
 
 from evoforge import runtime
 from evoforge.domain import Metrics, Objective, improvement
@@ -205,28 +206,7 @@ void softmax_rows(float *out, const float *x, int64_t rows, int64_t cols) {
 
 
 def _softmax_plan(key: str, rows: int, cols: int) -> dict[str, object]:
-    nbytes = rows * cols * 4
-    return {
-        "buffers": [
-            {"kind": "input", "index": 0, "nbytes": nbytes},
-            {"kind": "fresh", "nbytes": nbytes, "fill": None},
-        ],
-        "launches": [
-            {
-                "library": key,
-                "function": "softmax_rows",
-                "args": [
-                    {"buffer": 1, "offset": 0},
-                    {"buffer": 0, "offset": 0},
-                    {"int": rows},
-                    {"int": cols},
-                ],
-            }
-        ],
-        "outputs": [
-            {"buffer": 1, "offset": 0, "shape": [rows, cols], "strides": [cols, 1], "dtype": "float32"}
-        ],
-    }
+    return one_launch_plan(key, "softmax_rows", [rows, cols], [rows, cols])
 
 
 def _host(tmp_path: Path, source: str) -> tuple[ReplayHost, str]:
