@@ -113,8 +113,9 @@ def test_a_bad_problem_fails_in_the_worker_and_its_page_says_why(start: Callable
         assert page.status_code == 200 and message in page.text.replace("&#39;", "'")
 
 
-def _store_triton_job(settings: Settings) -> tuple[int, int]:
-    """A finished kernel job whose one candidate is a Triton kernel: resources known, speed unmeasured."""
+def _store_triton_job(settings: Settings) -> tuple[int, int, int]:
+    """A finished kernel job: a Triton candidate (resources known, speed unmeasured) and a C candidate
+    timed at 2.5×."""
     store = open_store(settings.database_url)
     with store.transaction() as session:
         job = repository.create_job(
@@ -149,13 +150,23 @@ def _store_triton_job(settings: Settings) -> tuple[int, int]:
         )
         verdict = Verdict(True, "benchmark", "accepted (speed unmeasured here)", metrics, stages)
         repository.finish_candidate(session, cand, verdict, record_stages=True)
+        timed = Metrics(runtime_ms=0.5, speedup=2.5)
+        c_stages = (
+            StageResult("static", True, 0.0, detail="c candidate", data={"backend": "c"}),
+            StageResult("benchmark", True, 0.0, metrics=timed, data={"device": "cpu", "unmeasured": None}),
+        )
+        c_cand = repository.add_candidate(
+            session, job.id, source="# c\n", origin="llm:c", source_hash="c", parent_id=original.id
+        )
+        c_verdict = Verdict(True, "benchmark", "accepted", timed, c_stages)
+        repository.finish_candidate(session, c_cand, c_verdict, record_stages=True)
         repository.set_job_status(session, job, JobStatus.SUCCEEDED)
-        return job.id, cand.id
+        return job.id, cand.id, c_cand.id
 
 
-def test_unmeasured_speed_and_gpu_resources_are_shown(start: Callable[..., Server]) -> None:
+def test_speedups_unmeasured_speed_and_gpu_resources_are_shown(start: Callable[..., Server]) -> None:
     server = start()
-    job_id, cand_id = _store_triton_job(server.settings)
+    job_id, cand_id, c_id = _store_triton_job(server.settings)
     html = server.client.get(f"/jobs/{job_id}").text
     table = html.split('id="kernel-metrics"')[1].split("</table>")[0]
     assert f"unmeasured: {UNMEASURED}" in table
@@ -168,6 +179,9 @@ def test_unmeasured_speed_and_gpu_resources_are_shown(start: Callable[..., Serve
     detail = server.client.get(f"/api/jobs/{job_id}").json()
     row = next(r for r in detail["kernel_rows"] if r["candidate_id"] == cand_id)
     assert row["unmeasured"] == UNMEASURED and row["metrics"]["spills"] == 12 and row["backend"] == "triton"
+    assert re.search(r"<td>c</td>\s*<td>0.5</td>\s*<td class=\"reason\">2.50×</td>", table), table
+    c_page = server.client.get(f"/jobs/{job_id}/candidates/{c_id}").text
+    assert "speedup 2.50× (0.5 ms)" in c_page and "backend c · device cpu" in c_page
 
 
 @pytest.mark.slow
@@ -189,14 +203,21 @@ def test_a_kernel_job_runs_in_the_worker_and_its_pages_show_the_speedup(start: C
     rows: dict[str, Any] = {r["origin"]: r for r in job["kernel_rows"]}
     assert rows["original"]["metrics"]["runtime_ms"] is not None
     good = rows[f"llm:{MODEL}"]
-    assert good["backend"] == "c" and good["device"] == "cpu" and good["metrics"]["speedup"] is not None
+    assert good["backend"] == "c" and good["device"] == "cpu" and good["metrics"]["runtime_ms"] is not None
+    # a loaded machine may leave the speed-up unmeasured (too noisy, or under the roofline measured in
+    # the same run): the pages show whichever the benchmark stage recorded, never a number it refused
+    speedup, unmeasured = good["metrics"]["speedup"], good.get("unmeasured")
+    assert (speedup is None) == bool(unmeasured), good
     wrong = next(x for x in job["candidates"] if x["status"] == "rejected")
     assert wrong["rejected_stage"] == "correctness" and "first mismatching elements" in wrong["reason"]
 
     html = c.get(f"/jobs/{job_id}").text
     table = html.split('id="kernel-metrics"')[1].split("</table>")[0]
-    assert f"{good['metrics']['speedup']:.2f}×" in table and "<td>c</td>" in table
     page = c.get(f"/jobs/{job_id}/candidates/{good['candidate_id']}").text
-    assert "backend c · device cpu" in page and f"speedup {good['metrics']['speedup']:.2f}×" in page
+    assert "<td>c</td>" in table and "backend c · device cpu" in page
+    if speedup is not None:
+        assert f"{speedup:.2f}×" in table and f"speedup {speedup:.2f}×" in page
+    else:
+        assert "unmeasured: " in table and "speed unmeasured" in page
     rejected = c.get(f"/jobs/{job_id}/candidates/{wrong['id']}").text
     assert "first mismatching elements" in rejected and "llm-call" in rejected
