@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from evoforge.verifiers.kernel.compare import compare_tensor, describe_mismatches, fingerprint
+from evoforge.verifiers.kernel.compare import CHUNK, compare_tensor, describe_mismatches, fingerprint
 
 
 def test_equal_outputs_pass_and_report_zero_error() -> None:
@@ -64,3 +65,29 @@ def test_fingerprint_is_coarse_but_not_blind() -> None:
     x = torch.randn(32, 32)
     assert fingerprint([x]) == fingerprint([x.clone()])
     assert fingerprint([x]) != fingerprint([x * 2])
+
+
+def test_large_outputs_are_judged_in_chunks_with_the_same_report() -> None:
+    """Counts, the largest finite error and the first mismatches (by flat index) across chunk edges;
+    the tolerance's RMS comes from the whole output's finite elements, not from one chunk."""
+    n = 3 * CHUNK + 5
+    expected = torch.ones(2, n) * 2.0
+    expected[1, -1] = 1e4  # far from the mismatches: it still raises every element's allowance
+    expected[0, 7] = float("nan")
+    got = expected.clone()
+    flat = [CHUNK - 1, CHUNK, 2 * CHUNK + 3, n + 11, n + CHUNK + 2, 2 * n - 2]
+    for k, index in enumerate(flat):
+        got.view(-1)[index] += 0.5 + k  # each error above 1e-4 × (2 + rms ≈ 49.2): all mismatch
+    got.view(-1)[5] = float("inf")  # an infinite error: a mismatch, not the largest finite error
+    result = compare_tensor(expected, got)
+    assert not result.ok and result.mismatched == 7 and result.total == 2 * n
+    first = [[0, 5], [0, CHUNK - 1], [0, CHUNK], [0, 2 * CHUNK + 3], [1, 11]]
+    assert [m.index for m in result.mismatches] == first
+    assert result.max_abs_error == 5.5
+    rms = float(torch.sqrt((expected[torch.isfinite(expected)] ** 2).mean()))
+    assert result.mismatches[1].allowed == pytest.approx(1e-4 * 2.0 + 1e-4 * rms)
+    assert compare_tensor(expected, expected.clone()).ok  # NaN where NaN is expected
+    ints = torch.arange(2 * n, dtype=torch.int64) * (1 << 40)  # exact: beyond float64's 53 bits
+    off_by_one = ints.clone()
+    off_by_one[CHUNK + 1] += 1
+    assert compare_tensor(ints, off_by_one).mismatches[0].index == [CHUNK + 1]

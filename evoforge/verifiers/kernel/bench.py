@@ -34,7 +34,6 @@ from evoforge.verifiers.kernel import plan, timing
 from evoforge.verifiers.kernel.checks import first_mismatch
 from evoforge.verifiers.kernel.outcome import CandidateFailure
 from evoforge.verifiers.kernel.replay_host import ReplayHost, Slot, layout
-from evoforge.verifiers.kernel.session import tensor_bytes
 from evoforge.verifiers.kernel.supervise import prepare
 
 #: replay buffers are taken from this many slots at random: no call can count on its addresses
@@ -89,7 +88,9 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
         # the rounds get what the planning left of the budget (never fewer than five timed calls)
         rounds_budget_s = budget_s - (phases["plans_made"] - phases["worker_started"])
         started = time.monotonic()
+        laps = Laps()
         for index, (seed, (call_plan, state)) in enumerate(zip(seeds, plans, strict=False)):
+            laps.start()
             # past the budget, planned calls are still replayed and checked (a switch after N calls
             # shows), only no longer timed
             timed = index >= warmups and not (
@@ -97,9 +98,11 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             )
             label = _label(index, warmups)
             inputs = stage.inputs(seed, benchmark=True)
+            laps.lap("inputs")
             prepared = host.prepare(call_plan, inputs, state, _pick(rng, slots))
             if index == 0:
                 host.warm(prepared)
+            laps.lap("prepare")
             order = (
                 ["reference", "candidate", "floor"]
                 if timed or index < warmups
@@ -129,7 +132,11 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
                         raise CandidateFailure(f"{label}: the kernels modified input(s) {result.mutated}")
                     seconds[side], got, faulted[side] = result.seconds, result.outputs, result.faults
                     cpu_per_wall.append(result.cpu_ms / 1e3 / result.seconds if result.seconds > 0 else 0.0)
-            failure = first_mismatch(reference.collect(), got, tolerance)
+                laps.lap(side)
+            expected = reference.collect()
+            laps.lap("collect")
+            failure = first_mismatch(expected, got, tolerance)
+            laps.lap("compare")
             if failure is not None:
                 raise CandidateFailure(f"{label}: {failure[0]} (the outputs of timed calls are compared too)")
             if timed:
@@ -168,10 +175,28 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             "minor_faults": {k: [f[0] for f in fs] for k, fs in faults.items()},
             "major_faults": {k: [f[1] for f in fs] for k, fs in faults.items()},
             "phase_seconds": {k: round(v - phases["begin"], 2) for k, v in phases.items() if k != "begin"},
+            "round_seconds": {k: round(v, 3) for k, v in laps.totals.items()},
         }
     finally:
         host.close()
         reference.close()
+
+
+class Laps:
+    """Where the rounds' wall time goes (inputs made, buffers written, each side's call with its
+    checks, outputs collected and compared): what keeps more rounds from fitting in the budget."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def start(self) -> None:
+        self._last = time.monotonic()
+
+    def lap(self, key: str) -> None:
+        now = time.monotonic()
+        self.totals[key] = self.totals.get(key, 0.0) + now - self._last
+        self._last = now
 
 
 def _settle_reference(reference: Any, inputs: list[Any], slot_bytes: int) -> int:
@@ -212,7 +237,7 @@ def _plans(
             call = session.forward(inputs, label=label)
             if call.mutated:
                 raise CandidateFailure(f"{label}: the candidate modified its input(s) {call.mutated}")
-            sizes = [len(tensor_bytes(v)) if isinstance(v, torch.Tensor) else None for v in inputs]
+            sizes = [v.numel() * v.element_size() if isinstance(v, torch.Tensor) else None for v in inputs]
             named = {str(launch.get("library")) for launch in (call.plan or {}).get("launches", [])}
             problem_text = plan.check_plan(
                 call.plan, inputs=sizes, libraries=named & set(session.libraries), blob_bytes=len(call.state)

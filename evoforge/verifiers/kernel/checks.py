@@ -24,7 +24,7 @@ import torch
 from evoforge.verifiers.kernel import compare, plan, problem
 from evoforge.verifiers.kernel.outcome import CandidateFailure, ProblemFailure
 from evoforge.verifiers.kernel.replay_host import Replayed, ReplayHost
-from evoforge.verifiers.kernel.session import Forward, tensor_bytes
+from evoforge.verifiers.kernel.session import Forward, same_bytes
 from evoforge.verifiers.kernel.supervise import Supervised, prepare
 
 SPECIAL_VALUES = (0.0, -0.0, 1e-40, -1e-40, 64.0, -64.0)
@@ -157,7 +157,7 @@ def _worker_checks(stage: Supervised, case: Case, call: Forward) -> None:
             f"{case.label}: outputs on {', '.join(sorted(devices))}; expected {stage.device}"
         )
     if stage.backend == "c":
-        sizes = [len(tensor_bytes(v)) if isinstance(v, torch.Tensor) else None for v in case.inputs]
+        sizes = [v.numel() * v.element_size() if isinstance(v, torch.Tensor) else None for v in case.inputs]
         problem_text = plan.check_plan(
             call.plan, inputs=sizes, libraries=set(_libraries_of(call)), blob_bytes=len(call.state)
         )
@@ -201,7 +201,8 @@ def _judge(
 ) -> None:
     """Raise CandidateFailure when ``outputs`` (the replay's, or the worker's) are wrong for ``case``."""
     if case.rerun_of is not None:
-        if [tensor_bytes(o) for o in outputs] != [tensor_bytes(o) for o in judged[case.rerun_of]]:
+        previous = judged[case.rerun_of]
+        if len(outputs) != len(previous) or not all(map(same_bytes, outputs, previous)):
             raise CandidateFailure(
                 "the same inputs gave different outputs on a re-run (uninitialised memory, a race, or state "
                 "kept between calls)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,6 +25,11 @@ DEFAULT_TOLERANCE: dict[torch.dtype, tuple[float, float]] = {
     torch.bfloat16: (1.6e-2, 1.6e-2),
 }
 MISMATCHES_SHOWN = 5
+#: elements judged at a time: the float64 temporaries of a chunk stay in the cache (whole-tensor ones
+#: of a 50 MB output cost seconds per comparison in fresh pages), and no larger than torch's grain
+#: size (32768), so each operation stays on one thread — measured 10× slower at 65536 elements on a
+#: loaded 2-CPU machine, where every operation waited for a second thread
+CHUNK = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -81,46 +87,67 @@ def compare_tensor(
         return Comparison(False, f"device {got.device}, expected {expected.device}")
     exp = expected.detach().to("cpu")
     out = got.detach().to("cpu")
-    total = exp.numel()
+    shape, flat_exp, flat_out = tuple(exp.shape), exp.reshape(-1), out.reshape(-1)
     if not exp.is_floating_point():
-        bad = out != exp
-        return _report(exp, out, bad, torch.zeros_like(exp, dtype=torch.float64), total, "values differ")
+        return _scan(flat_exp, flat_out, shape, _exact, "values differ")
+    if torch.equal(flat_exp, flat_out):  # the same values (a NaN anywhere makes this false)
+        return Comparison(True, "", 0, flat_exp.numel(), 0.0)
     tol = Tolerance.for_dtype(exp.dtype, rtol, atol_scale)
-    e64, o64 = exp.to(torch.float64), out.to(torch.float64)
-    finite = torch.isfinite(e64)
-    rms = math.sqrt(float((e64[finite] ** 2).mean())) if bool(finite.any()) else 0.0
-    allowed = tol.rtol * e64.abs() + tol.atol_scale * rms
-    diff = (o64 - e64).abs()
-    bad = ~(diff <= allowed)  # NaN differences count as bad …
-    both_nan = torch.isnan(e64) & torch.isnan(o64)
-    same_inf = torch.isinf(e64) & (o64 == e64)
-    bad &= ~(both_nan | same_inf)  # … unless both are NaN, or the same infinity
-    return _report(
-        e64, o64, bad, allowed, total, f"outside tolerance (rtol {tol.rtol:g}, atol {tol.atol_scale:g}×rms)"
-    )
+    rms = _finite_rms(flat_exp)
+
+    def judge(e: torch.Tensor, o: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        e64, o64 = e.to(torch.float64), o.to(torch.float64)
+        allowed = tol.rtol * e64.abs() + tol.atol_scale * rms
+        diff = (o64 - e64).abs()
+        bad = ~(diff <= allowed)  # NaN differences count as bad …
+        both_nan = torch.isnan(e64) & torch.isnan(o64)
+        same_inf = torch.isinf(e64) & (o64 == e64)
+        return bad & ~(both_nan | same_inf), allowed, diff  # … unless both are NaN, or the same infinity
+
+    what = f"outside tolerance (rtol {tol.rtol:g}, atol {tol.atol_scale:g}×rms)"
+    return _scan(flat_exp, flat_out, shape, judge, what)
 
 
-def _report(
-    exp: torch.Tensor, out: torch.Tensor, bad: torch.Tensor, allowed: torch.Tensor, total: int, what: str
+def _exact(e: torch.Tensor, o: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    diff = (o.to(torch.float64) - e.to(torch.float64)).abs()
+    return o != e, torch.zeros(e.shape, dtype=torch.float64), diff
+
+
+def _finite_rms(flat: torch.Tensor) -> float:
+    """The root mean square of the finite elements (0.0 when none is)."""
+    squares, count = 0.0, 0
+    for start in range(0, flat.numel(), CHUNK):
+        e64 = flat[start : start + CHUNK].to(torch.float64)
+        finite = torch.isfinite(e64)
+        squares += float(torch.where(finite, e64 * e64, 0.0).sum())
+        count += int(finite.sum())
+    return math.sqrt(squares / count) if count else 0.0
+
+
+def _scan(
+    flat_exp: torch.Tensor,
+    flat_out: torch.Tensor,
+    shape: tuple[int, ...],
+    judge: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    what: str,
 ) -> Comparison:
-    count = int(bad.sum())
-    diff = (out.to(torch.float64) - exp.to(torch.float64)).abs()
-    finite = diff[torch.isfinite(diff)]
-    max_err = float(finite.max()) if finite.numel() else 0.0
+    """Judge the elements a chunk at a time: the count outside tolerance, the largest finite error
+    and the first ``MISMATCHES_SHOWN`` mismatches, by flat index."""
+    total, count, max_err = flat_exp.numel(), 0, 0.0
+    shown: list[Mismatch] = []
+    for start in range(0, total, CHUNK):
+        e, o = flat_exp[start : start + CHUNK], flat_out[start : start + CHUNK]
+        bad, allowed, diff = judge(e, o)
+        if diff.numel():  # the largest finite error (errors are ≥ 0: a non-finite one counts as 0)
+            max_err = max(max_err, float(torch.where(torch.isfinite(diff), diff, 0.0).max()))
+        bad_here = int(bad.sum())
+        count += bad_here
+        if bad_here and len(shown) < MISMATCHES_SHOWN:
+            for i in torch.nonzero(bad).reshape(-1)[: MISMATCHES_SHOWN - len(shown)].tolist():
+                index = list(_unravel(start + i, shape))
+                shown.append(Mismatch(index, float(e[i]), float(o[i]), float(diff[i]), float(allowed[i])))
     if count == 0:
         return Comparison(True, "", 0, total, max_err)
-    shown = []
-    for flat in torch.nonzero(bad.reshape(-1)).reshape(-1)[:MISMATCHES_SHOWN].tolist():
-        index = list(_unravel(flat, tuple(exp.shape)))
-        shown.append(
-            Mismatch(
-                index,
-                float(exp.reshape(-1)[flat]),
-                float(out.reshape(-1)[flat]),
-                float(diff.reshape(-1)[flat]),
-                float(allowed.reshape(-1)[flat]),
-            )
-        )
     return Comparison(False, f"{count} of {total} elements {what}", count, total, max_err, tuple(shown))
 
 

@@ -27,7 +27,7 @@ from evoforge import runtime
 from evoforge.verifiers.kernel import elf, ipc, procs
 from evoforge.verifiers.kernel.outcome import CandidateFailure
 from evoforge.verifiers.kernel.plan import DTYPE_SIZES
-from evoforge.verifiers.kernel.session import LibrarySource, tensor_bytes, torch_dtype
+from evoforge.verifiers.kernel.session import LibrarySource, same_bytes, tensor_bytes, torch_dtype
 
 FLOOR_SOURCE = r"""
 #include <stdint.h>
@@ -260,7 +260,7 @@ class ReplayHost:
                 f"the kernel's process kept computing for {after / 1e6:.1f} ms of CPU after the call returned"
             )
         for k, (a, b) in enumerate(zip(first, later, strict=True)):
-            if tensor_bytes(a) != tensor_bytes(b):
+            if not same_bytes(a, b):
                 problems.append(
                     f"output {k} read at return differs from output {k} read {settle_s * 1e3:.0f} ms later"
                 )
@@ -380,6 +380,7 @@ class ReplayHost:
             raise CandidateFailure(str(answer.get("detail")))
 
     def _outputs(self, prepared: Prepared) -> list[torch.Tensor]:
+        """The call's outputs, copied out of the slot (each a tensor of its own memory)."""
         arena, offsets = prepared.slot.arena, prepared.offsets
         outputs = []
         for out in prepared.plan["outputs"]:

@@ -83,13 +83,25 @@ def tensor_bytes(tensor: torch.Tensor) -> bytes:
     return plain.reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
-def tensor_from(data: bytes, shape: list[int], dtype: str) -> torch.Tensor:
+def same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors hold the same bytes (NaN payloads included: not ``torch.equal``)."""
+    import torch
+
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    raw_a, raw_b = (t.contiguous().reshape(-1).view(torch.uint8) for t in (a, b))
+    return torch.equal(raw_a, raw_b)
+
+
+def tensor_from(data: bytes | bytearray | memoryview, shape: list[int], dtype: str) -> torch.Tensor:
+    """A tensor of its own memory, copied once from ``data`` (read in place when it is writable)."""
     import torch
 
     kind = torch_dtype(dtype)
-    if not data:
+    if not len(data):
         return torch.empty(shape, dtype=kind)
-    flat = torch.frombuffer(bytearray(data), dtype=torch.uint8).view(kind)
+    writable = isinstance(data, bytearray) or (isinstance(data, memoryview) and not data.readonly)
+    flat = torch.frombuffer(data if writable else bytearray(data), dtype=torch.uint8).view(kind)
     return flat.reshape(shape).clone()
 
 
@@ -160,7 +172,7 @@ class WorkerSession:
             raise CandidateFailure(f"{label}: the candidate's process {flooded}")
         self._raise_for(answer)
         threads = self.watch.threads()
-        data = self._received(fds, label)
+        data = memoryview(self._received(fds, label))
         outputs = []
         for spec in answer.get("outputs") or []:
             start, nbytes = int(spec["offset"]), int(spec["nbytes"])
@@ -170,7 +182,7 @@ class WorkerSession:
             outputs=outputs,
             devices=[str(s.get("device")) for s in answer.get("outputs") or []],
             plan=answer.get("plan"),
-            state=data[state_at : state_at + state_size],
+            state=bytes(data[state_at : state_at + state_size]),
             launches=int(answer.get("launches") or 0),
             triton=list(answer.get("triton") or []),
             compute_ops=dict(answer.get("compute_ops") or {}),
@@ -201,7 +213,7 @@ class WorkerSession:
         """The outputs of the last ``timed_run`` (fetched after the clock stopped)."""
         answer, fds = self.request({"op": "collect"})
         self._raise_for(answer)
-        data = self._received(fds, "collect")
+        data = memoryview(self._received(fds, "collect"))
         return [
             tensor_from(
                 data[int(s["offset"]) : int(s["offset"]) + int(s["nbytes"])],
@@ -224,7 +236,7 @@ class WorkerSession:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _received(self, fds: list[int], label: str) -> bytes:
+    def _received(self, fds: list[int], label: str) -> bytearray:
         """The bytes of the shared memory the worker answered with (one descriptor, a sane size)."""
         for extra in fds[1:]:
             os.close(extra)
@@ -239,7 +251,8 @@ class WorkerSession:
             os.close(fds[0])
             raise CandidateFailure(f"{label}: the candidate's process answered with unusable memory") from exc
         try:
-            return arena.read(0, size)
+            with memoryview(arena.map) as view, view[:size] as answer:
+                return bytearray(answer)  # one copy, writable: tensors are made from it in place
         finally:
             arena.close()
 

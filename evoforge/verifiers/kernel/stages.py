@@ -321,7 +321,8 @@ def _benchmark_result(ctx: KernelContext, start: float, answer: dict[str, Any]) 
     keys = (
         "device", "reference_ms", "candidate_ms", "floor_ms", "speedup", "ratio", "spread",
         "roofline_speedup", "rounds", "threads", "cpus", "cpu_per_wall", "warmup_calls", "replay_seccomp",
-        "retimed", "timed_in", "phase_seconds", "samples_ms", "checked_calls", "minor_faults", "major_faults",
+        "retimed", "timed_in", "phase_seconds", "round_seconds", "samples_ms", "checked_calls",
+        "minor_faults", "major_faults",
     )  # fmt: skip
     data = {k: answer.get(k) for k in keys if k in answer}
     data["unmeasured"] = answer.get("unmeasured")

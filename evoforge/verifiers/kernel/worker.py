@@ -118,20 +118,20 @@ class Worker:
                 )
         plan = self.recorder.finish(outputs) if self.backend == "c" else None
         state = self.recorder.state_blob() if self.backend == "c" else b""
-        described, blob = _pack(outputs)
+        described, size = _layout(outputs)
         reply = {
             "ok": True,
             "outputs": described,
-            "state": [len(blob), len(state)],
+            "state": [size, len(state)],
             "plan": plan,
             "launches": runtime.launch_count() + len(self.triton) - launches_before,
             "triton": list(self.triton[-64:]),
             "compute_ops": ops.compute_ops,
             "patched": self.snapshot.patched() if self.snapshot else [],
         }
-        arena = ipc.Arena.create(len(blob) + len(state), "outputs")
-        arena.write(0, blob)
-        arena.write(len(blob), state)
+        arena = ipc.Arena.create(size + len(state), "outputs")
+        _write_outputs(arena, outputs)
+        arena.write(size, state)
         self.channel.send(reply, [arena.fd])
         arena.close()
         return {}
@@ -151,9 +151,10 @@ class Worker:
         """The last ``run``'s outputs, in new shared memory (after the supervisor's clock stopped)."""
         from evoforge.verifiers.kernel import problem
 
-        described, blob = _pack(problem.flatten_outputs(self.last))
-        arena = ipc.Arena.create(len(blob), "outputs")
-        arena.write(0, blob)
+        outputs = problem.flatten_outputs(self.last)
+        described, size = _layout(outputs)
+        arena = ipc.Arena.create(size, "outputs")
+        _write_outputs(arena, outputs)
         self.channel.send({"ok": True, "outputs": described}, [arena.fd])
         arena.close()
         return {}
@@ -270,23 +271,33 @@ class Worker:
         return fresh
 
 
-def _pack(outputs: list[Any]) -> tuple[list[dict[str, Any]], bytes]:
-    described, chunks, offset = [], [], 0
+def _layout(outputs: list[Any]) -> tuple[list[dict[str, Any]], int]:
+    """Where each output goes in the answer's shared memory (one after another), and the total size."""
+    described, offset = [], 0
     for out in outputs:
-        plain = out.detach().to("cpu").contiguous()
-        data = plain.reshape(-1).view(_byte_dtype()).numpy().tobytes() if plain.numel() else b""
+        nbytes = out.numel() * out.element_size()
         described.append(
             {
                 "offset": offset,
-                "nbytes": len(data),
-                "shape": list(plain.shape),
-                "dtype": str(plain.dtype).removeprefix("torch."),
+                "nbytes": nbytes,
+                "shape": list(out.shape),
+                "dtype": str(out.dtype).removeprefix("torch."),
                 "device": out.device.type,
             }
         )
-        chunks.append(data)
-        offset += len(data)
-    return described, b"".join(chunks)
+        offset += nbytes
+    return described, offset
+
+
+def _write_outputs(arena: ipc.Arena, outputs: list[Any]) -> None:
+    """Each output's bytes straight into the shared memory (one copy, no intermediate bytes)."""
+    offset = 0
+    for out in outputs:
+        plain = out.detach().to("cpu").contiguous()
+        if plain.numel():
+            flat = plain.reshape(-1).view(_byte_dtype()).numpy()
+            arena.write(offset, memoryview(flat).cast("B"))
+            offset += flat.nbytes
 
 
 def _byte_dtype() -> Any:
