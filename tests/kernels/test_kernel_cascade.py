@@ -36,6 +36,9 @@ def test_c_candidate_is_accepted_and_timed_against_torch(verifier: KernelVerifie
     # the spread and the roofline bound are stored beside the speed-up; every timed call was checked
     assert bench.data["spread"] is not None and bench.data["roofline_speedup"] > 0
     assert bench.data["rounds"] >= 5 and bench.data["threads"] == len(bench.data["cpus"])
+    # every call planned after the warm-ups is timed (it is replayed and checked anyway)
+    assert bench.data["rounds"] == bench.data["checked_calls"] - bench.data["warmup_calls"]
+    assert set(bench.data["round_seconds"]) >= {"inputs", "reference", "candidate", "floor", "compare"}
     assert bench.data["replay_seccomp"] is seccomp.available()
     # each side's page faults in each timed call are stored beside its time (see test_kernel_faults)
     for side, times in bench.data["samples_ms"].items():
