@@ -85,7 +85,9 @@ class KernelSettings(BaseModel):
     cpu_threads: int | None = Field(
         None, ge=1, description="CPUs (and threads) both sides get in every stage; None = all cores here"
     )
-    benchmark_repeats: int = Field(30, ge=5, description="timed runs per side (median reported)")
+    benchmark_repeats: int = Field(
+        30, ge=5, description="timed rounds (median reported): this many if the budget allows, at least 15"
+    )
     benchmark_budget_s: float = Field(20.0, gt=0, description="time the benchmark may spend timing")
     implausible_speedup: float = Field(
         10.0, gt=1, description="speed-ups beyond this are re-timed in a fresh process, then flagged"
