@@ -29,9 +29,11 @@ def test_c_candidate_is_accepted_and_timed_against_torch(verifier: KernelVerifie
     verdict = verifier.verify(RELU_C, on_stage=lambda r: seen.append(r.name))
     assert verdict.accepted, verdict.reason
     assert seen == ["static", "compile", "correctness", "resources", "benchmark"]
-    assert verdict.metrics.speedup is not None and verdict.metrics.speedup > 0
-    assert verdict.metrics.runtime_ms is not None and verdict.metrics.runtime_ms > 0
     bench = verdict.stages[-1]
+    # an honest kernel is never refused as "faster than the roofline" (nor too noisy: max_spread is
+    # lifted here); if it is, the detail says which and with the rounds' samples
+    assert verdict.metrics.speedup is not None and verdict.metrics.speedup > 0, (bench.detail, bench.data)
+    assert verdict.metrics.runtime_ms is not None and verdict.metrics.runtime_ms > 0
     assert bench.data["device"] == "cpu" and bench.data["unmeasured"] is None
     # the spread and the roofline bound are stored beside the speed-up; every timed call was checked
     assert bench.data["spread"] is not None and bench.data["roofline_speedup"] > 0
