@@ -328,17 +328,13 @@ def instance_text(
     """One copy of the design in a generated bench: module ``<prefix>_<top>`` named ``prefix``, each
     port connected to its clock net (``clocks``), its stimulus expression (``inputs``) or the slice
     ``outputs[port]`` of ``<prefix>_out``; every other port left open."""
-    conns = []
-    for port in interface.ports:
-        if port.name in clocks:
-            conns.append(f".{port.name}({clocks[port.name]})")
-        elif port.name in inputs:
-            conns.append(f".{port.name}({inputs[port.name]})")
-        elif port.name in outputs:
-            conns.append(f".{port.name}({prefix}_out{outputs[port.name]})")
-        else:
-            conns.append(f".{port.name}()")
-    return f"  {prefix}_{interface.top} {prefix} ({', '.join(conns)});"
+    nets = {**{name: f"{prefix}_out{part}" for name, part in outputs.items()}, **inputs, **clocks}
+    return f"  {prefix}_{interface.top} {prefix} ({port_connections(interface, nets)});"
+
+
+def port_connections(interface: RtlInterface, nets: Mapping[str, str]) -> str:
+    """``.port(net)`` for every port, in declaration order; a port without a net is left open."""
+    return ", ".join(f".{port.name}({nets.get(port.name, '')})" for port in interface.ports)
 
 
 def pack_row(ports: tuple[Port, ...], row: tuple[int, ...]) -> int:
@@ -357,16 +353,7 @@ def testbench(interface: RtlInterface, cycles: int, token: str) -> str:
     # the stimulus changes 1 ns after the clock falls: no race with falling-edge flops, no glitch on
     # the gated clocks of the other domains
     decls, clocks = clock_drive(interface, "clk", slices)
-    conns = []
-    for port in interface.ports:
-        if port.name in clocks:
-            conns.append(f".{port.name}({clocks[port.name]})")
-        elif port.name in slices:
-            conns.append(f".{port.name}({slices[port.name]})")
-        elif port.direction == "output":
-            conns.append(f".{port.name}(out_{port.name})")
-        else:
-            conns.append(f".{port.name}()")
+    nets = {**{p.name: f"out_{p.name}" for p in outs}, **slices, **clocks}
     wires = "".join(f"  wire [{p.width - 1}:0] out_{p.name};\n" for p in outs)
     fmt = " ".join("%b" for _ in outs)
     args = "".join(f", out_{p.name}" for p in outs)
@@ -385,7 +372,7 @@ def testbench(interface: RtlInterface, cycles: int, token: str) -> str:
         "  integer i;\n"
         f"{wires}"
         f"{decls}"
-        f"  {interface.top} dut ({', '.join(conns)});\n"
+        f"  {interface.top} dut ({port_connections(interface, nets)});\n"
         "  initial begin\n"
         f'    $readmemh("{STIM_FILE}", mem);\n'
         "    clk = 1'b0;\n"
