@@ -4,9 +4,9 @@ Per side (torch eager = ``reference``, the C candidate replayed = ``candidate``,
 ``floor``): the median time of a timed call, the spread of those times (interquartile range over
 median, ``timing.relative_iqr``: the statistic the benchmark itself uses) and the page faults the
 side's process took during its timed calls (minor and major, counted by the supervisor from
-``/proc/PID/stat`` around each call); then the spread of the per-round speed-ups, which the
-benchmark refuses above 50 %. A side that takes about one minor fault per 4 KiB it writes is
-touching fresh memory on every call.
+``/proc/PID/stat`` around each call); then the spread of the per-round speed-ups and the 95 %
+confidence interval of their median, which the benchmark refuses when wider than 50 % of it. A side
+that takes about one minor fault per 4 KiB it writes is touching fresh memory on every call.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ def report(data: dict[str, Any]) -> list[str]:
         for r, c in zip(samples.get("reference") or [], samples.get("candidate") or [], strict=False)
         if c
     ]
+    interval = data.get("interval")
     lines.append(
         f"  speed-up {data.get('ratio')}x, per-round spread {spread(ratios):.0%} over {len(ratios)} rounds"
+        + (f", 95 % interval {interval[0]:.3g}-{interval[1]:.3g}x" if interval else "")
         + (f" — unmeasured: {data['unmeasured']}" if data.get("unmeasured") else "")
     )
     return lines

@@ -156,6 +156,8 @@ def measure(
     floor_ms = (bench.data or {}).get("floor_ms") if bench else None
     row["roofline"] = row["retimed_eager_ms"] / floor_ms if floor_ms and row["retimed_eager_ms"] else None
     row["spread"] = (bench.data or {}).get("spread") if bench else None
+    row["interval"] = (bench.data or {}).get("interval") if bench else None
+    row["rounds"] = (bench.data or {}).get("rounds") if bench else None
     if row["retimed"] is None and bench is not None:
         row["retimed_why"] = (bench.data or {}).get("unmeasured") or again.reason[:160]
     row["seconds"] = round(time.monotonic() - started, 1)
@@ -183,14 +185,15 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list[flo
         "(in brackets: the size check's probe, a first call that also pays for fresh memory). "
         "Speed-up = torch eager / C candidate, both timed in the same benchmark child "
         "(interleaved, fresh inputs, medians); *re-timed* = the best candidate verified again in a fresh "
-        "verifier; (± half the interquartile range of the per-round speed-ups over their median); *roofline "
+        "verifier; (in brackets: the 95 % confidence interval of its median and the rounds timed); *roofline "
         "bound* = torch eager / evoforge's roofline kernel (reads every input byte, writes every output "
-        "byte) in the same rounds: no correct kernel is faster. A speed-up whose spread passes 50 % or "
+        "byte) in the same rounds: no correct kernel is faster. A speed-up whose interval is wider than 50 % "
+        "of it or "
         "that beats the roofline is *unmeasured*, with the reason. Load average (1 min) while it ran: "
         f"{min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores.",
         "",
         "| problem | category | timed at (scaled) | torch eager | best C template | speed-up | re-timed "
-        "(spread) | roofline bound |",
+        "(95 % interval, rounds) | roofline bound |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -201,8 +204,9 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list[flo
             )
             continue
         retimed = (
-            f"{fmt(row['retimed'], '.2f', '×')} (±{100 * row['spread'] / 2:.0f} %)"
-            if row.get("retimed") and row.get("spread") is not None
+            f"{fmt(row['retimed'], '.2f', '×')} ({row['interval'][0]:.2f}–{row['interval'][1]:.2f}×, "
+            f"{row.get('rounds')})"
+            if row.get("retimed") and row.get("interval")
             else (f"unmeasured: {row.get('retimed_why')}" if row.get("retimed_why") else "–")
         )
         probe = fmt(row["eager_ms"], ".3g", " ms")

@@ -62,6 +62,7 @@ def measure(name: str, settings: KernelSettings, work: Path) -> dict[str, Any]:
         "reference_ms": bench.data.get("reference_ms") if bench else None,
         "rounds": bench.data.get("rounds") if bench else None,
         "spread": bench.data.get("spread") if bench else None,
+        "interval": bench.data.get("interval") if bench else None,
         "roofline": bench.data.get("roofline_speedup") if bench else None,
         "unmeasured": bench.data.get("unmeasured") if bench else None,
     }
@@ -115,8 +116,9 @@ def render(rows: list[dict[str, Any]], command: str, searched: bool) -> str:
         f"Command: `{command}` on {platform.machine()}, {os.cpu_count()} cores, no GPU. torch eager (its own "
         "process) and the C candidate's kernels (replayed alone) run pinned to the same CPUs with the same "
         "thread count, in interleaved rounds in random order on the same fresh inputs at the problem's "
-        "benchmark shapes; the speed-up is the median of per-round ratios, ± half its interquartile range, "
-        "beside the memory-roofline bound measured in the same run; too wide a spread is unmeasured. GPU "
+        "benchmark shapes; the speed-up is the median of per-round ratios with its 95 % confidence interval "
+        "(in brackets; unmeasured when wider than half the median), beside the memory-roofline bound "
+        "measured in the same run. GPU "
         "columns are `unmeasured`: nothing here can time a GPU, and the Triton interpreter's timings say "
         "nothing about GPU speed.",
         "",
@@ -132,7 +134,8 @@ def render(rows: list[dict[str, Any]], command: str, searched: bool) -> str:
         elif c["speedup"] is None:
             speed = f"unmeasured: {(c.get('unmeasured') or '')[:60]}"
         else:
-            speed = f"{c['speedup']:.2f}× ±{(c.get('spread') or 0) / 2:.0%}"
+            low, high = c.get("interval") or (None, None)
+            speed = f"{c['speedup']:.2f}× ({fmt(low, '.2f')}–{fmt(high, '.2f')})"
         regs = f"{fmt(t.get('registers'), 'd')} / {fmt(t.get('spills'), 'd')}" if t else "–"
         tri = fmt(t.get("correctness_s")) if t.get("accepted") else f"rejected: {t.get('reason', '–')[:60]}"
         line = (

@@ -131,7 +131,7 @@ def benchmark_stage(work: Path) -> tuple[list[str], str]:
     from evoforge.verifiers.kernel.cascade import KernelVerifier
     from evoforge.verifiers.kernel.target import load_kernel_target
 
-    settings = KernelSettings(benchmark_repeats=40, benchmark_budget_s=20.0, max_spread=1000.0)
+    settings = KernelSettings(benchmark_repeats=40, benchmark_budget_s=20.0, max_interval=1000.0)
     problem = work / "relu.py"
     problem.write_text(PROBLEM)
     target = load_kernel_target(problem, settings, work_dir=work / "target")

@@ -86,17 +86,20 @@ class KernelSettings(BaseModel):
         None, ge=1, description="CPUs (and threads) both sides get in every stage; None = all cores here"
     )
     benchmark_repeats: int = Field(
-        30, ge=5, description="timed rounds (median reported): this many if the budget allows, at least 15"
+        30,
+        ge=5,
+        description="timed rounds (median reported): this many if the budget allows, at least 15; up to "
+        "3x as many while the speed-up's confidence interval is wider than max_interval",
     )
     benchmark_budget_s: float = Field(20.0, gt=0, description="time the benchmark may spend timing")
     implausible_speedup: float = Field(
         10.0, gt=1, description="speed-ups beyond this are re-timed in a fresh process, then flagged"
     )
-    max_spread: float = Field(
+    max_interval: float = Field(
         0.5,
         gt=0,
-        description="the widest spread (interquartile range over median) of per-round speed-ups still "
-        "reported; wider is unmeasured",
+        description="the widest 95% confidence interval of the median speed-up, as a fraction of it, "
+        "still reported; wider is unmeasured",
     )
     stage_timeout_s: float = Field(180.0, gt=0, description="wall-clock limit of one stage's child process")
     compile_timeout_s: float = Field(300.0, gt=0, description="limit of a C, nvcc or Triton compile")

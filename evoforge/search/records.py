@@ -44,7 +44,8 @@ ORIGINAL = "original"
 
 #: what a parent's benchmark tells the next proposal (spread and roofline included: 15.5)
 BENCHMARK_FEEDBACK = (
-    "device", "reference_ms", "candidate_ms", "speedup", "spread", "roofline_speedup", "unmeasured", "flag",
+    "device", "reference_ms", "candidate_ms", "speedup", "interval", "spread", "roofline_speedup",
+    "unmeasured", "flag",
 )  # fmt: skip
 
 

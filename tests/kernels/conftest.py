@@ -85,11 +85,11 @@ class ModelNew(nn.Module):
 def kernel_settings() -> KernelSettings:
     """Fewer timed rounds and shorter limits, so that a cascade takes seconds.
 
-    ``max_spread`` is lifted: these tests check the pipeline, and a loaded shared machine would turn
+    ``max_interval`` is lifted: these tests check the pipeline, and a loaded shared machine would turn
     every speed-up into "too noisy" (the spread gate is tested in ``test_kernel_integrity.py``).
     """
     return KernelSettings(
-        benchmark_repeats=8, benchmark_budget_s=5.0, stage_timeout_s=120.0, max_spread=1000.0
+        benchmark_repeats=8, benchmark_budget_s=5.0, stage_timeout_s=120.0, max_interval=1000.0
     )
 
 

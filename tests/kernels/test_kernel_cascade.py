@@ -30,7 +30,7 @@ def test_c_candidate_is_accepted_and_timed_against_torch(verifier: KernelVerifie
     assert verdict.accepted, verdict.reason
     assert seen == ["static", "compile", "correctness", "resources", "benchmark"]
     bench = verdict.stages[-1]
-    # an honest kernel is never refused as "faster than the roofline" (nor too noisy: max_spread is
+    # an honest kernel is never refused as "faster than the roofline" (nor too noisy: max_interval is
     # lifted here); if it is, the detail says which and with the rounds' samples
     assert verdict.metrics.speedup is not None and verdict.metrics.speedup > 0, (bench.detail, bench.data)
     assert verdict.metrics.runtime_ms is not None and verdict.metrics.runtime_ms > 0

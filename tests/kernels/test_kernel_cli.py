@@ -10,11 +10,11 @@ from pathlib import Path
 
 from conftest import RELU_C
 
-#: max_spread lifted: a loaded machine must not turn this contract test's speed-up into "unmeasured"
+#: max_interval lifted: a loaded machine must not turn this contract test's speed-up into "unmeasured"
 FAST_ENV = {
     "EVOFORGE_KERNEL__BENCHMARK_REPEATS": "6",
     "EVOFORGE_KERNEL__BENCHMARK_BUDGET_S": "4",
-    "EVOFORGE_KERNEL__MAX_SPREAD": "1000",
+    "EVOFORGE_KERNEL__MAX_INTERVAL": "1000",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import textwrap
 import time
@@ -160,20 +161,57 @@ def test_launch_plans_are_checked_before_any_replay(changes: dict[str, object], 
 
 
 def test_a_noisy_ratio_is_unmeasured_not_a_win() -> None:
-    quiet = timing.summarise([10.0, 10.2, 9.9, 10.1, 10.0], [5.0, 5.1, 4.9, 5.0, 5.0], None, max_spread=0.5)
+    quiet = timing.summarise(
+        [10.0, 10.2, 9.9, 10.1, 10.0, 10.1], [5.0, 5.1, 4.9, 5.0, 5.0, 5.1], None, max_interval=0.5
+    )
     assert quiet.unmeasured is None and quiet.speedup == pytest.approx(2.0, rel=0.05)
-    noisy = timing.summarise([10.0, 31.0, 2.0, 25.0, 12.0], [5.0, 2.0, 6.0, 1.0, 5.0], None, max_spread=0.5)
+    assert quiet.interval is not None and quiet.interval[0] <= quiet.speedup <= quiet.interval[1]
+    noisy = timing.summarise(
+        [10.0, 31.0, 2.0, 25.0, 12.0, 9.0, 30.0], [5.0, 2.0, 6.0, 1.0, 5.0, 4.0, 3.0], None, max_interval=0.5
+    )
     assert noisy.speedup is None and noisy.unmeasured and "too noisy" in noisy.unmeasured
+    assert "confidence interval" in noisy.unmeasured and noisy.interval is not None
     assert noisy.ratio_median > 2  # the claim is kept for the record, never reported as the speed-up
+    # five rounds cannot bracket a median at 95 %: however steady, not a measurement
+    few = timing.summarise([10.0] * 5, [5.0] * 5, None, max_interval=0.5)
+    assert few.speedup is None and few.unmeasured and "too few" in few.unmeasured
+
+
+def test_more_rounds_narrow_the_interval_not_the_spread() -> None:
+    # each round's ratio scatters 1.2x-2.8x (a busy neighbour): the per-round spread stays about as
+    # wide however many rounds are timed, while the median's interval narrows — 12 rounds are too
+    # few to call it, 120 are enough
+    rng = random.Random(3)
+    ratios = [2.0 * rng.uniform(0.6, 1.4) for _ in range(120)]
+    reference = [10.0 * rng.uniform(1.0, 2.0) for _ in ratios]
+    candidate = [r / q for r, q in zip(reference, ratios, strict=True)]
+    short = timing.summarise(reference[:12], candidate[:12], None, max_interval=0.25)
+    long = timing.summarise(reference, candidate, None, max_interval=0.25)
+    assert short.spread > 0.25 and long.spread > 0.25
+    assert short.speedup is None and short.unmeasured and "too noisy" in short.unmeasured
+    assert long.speedup == pytest.approx(2.0, rel=0.1), long
+    assert long.interval is not None and long.interval[0] < 2.0 < long.interval[1]
+
+
+@pytest.mark.parametrize("n", [6, 7, 10, 20, 31, 60])
+def test_the_median_interval_covers_the_median_95_percent_of_the_time(n: int) -> None:
+    # skewed, heavy-tailed samples (timing noise only slows): the true median of lognormal(0, 1) is 1
+    rng = random.Random(n)
+    misses = 0
+    for _ in range(2000):
+        low, high = timing.median_interval([rng.lognormvariate(0.0, 1.0) for _ in range(n)]) or (0, 0)
+        misses += not low <= 1.0 <= high
+    assert misses / 2000 <= 0.05 + 0.015, misses  # at most 5 % by construction (plus sampling error)
+    assert timing.median_interval([1.0] * 5) is None
 
 
 def test_a_speedup_beyond_the_roofline_is_refused() -> None:
     # the reference moves its bytes in 10 ms, and merely reading the inputs and writing the outputs
     # takes 2 ms: a 0.5 ms candidate (20x) is faster than physics allows — the measurement is wrong
-    summary = timing.summarise([10.0] * 6, [0.5] * 6, [2.0] * 6, max_spread=0.5)
+    summary = timing.summarise([10.0] * 6, [0.5] * 6, [2.0] * 6, max_interval=0.5)
     assert summary.speedup is None and summary.unmeasured and "roofline" in summary.unmeasured
     assert summary.roofline_speedup == pytest.approx(5.0)
-    fair = timing.summarise([10.0] * 6, [2.5] * 6, [2.0] * 6, max_spread=0.5)
+    fair = timing.summarise([10.0] * 6, [2.5] * 6, [2.0] * 6, max_interval=0.5)
     assert fair.speedup == pytest.approx(4.0) and fair.unmeasured is None
 
 
@@ -254,7 +292,7 @@ def test_work_finished_after_return_is_seen_from_outside_and_beats_the_roofline(
     assert any("still running when it returned" in p for p in problems), problems
     assert any("after the call returned" in p or "ms later" in p for p in problems), problems
     assert not torch.allclose(result.outputs[0], expected)  # read at return: not done yet
-    summary = timing.summarise(reference, candidate, floor, max_spread=1e9)
+    summary = timing.summarise(reference, candidate, floor, max_interval=1e9)
     assert summary.speedup is None and summary.unmeasured and "roofline" in summary.unmeasured, summary
 
 
@@ -319,3 +357,16 @@ def test_kernel_improvement_uses_same_run_ratios_only() -> None:
     assert Objective.RUNTIME.value_of(gpu_run) == pytest.approx(1 / 1.11)
     assert Objective.RUNTIME.value_of(unmeasured) is None  # ranked behind every measured candidate
     assert improvement(Metrics(area_um2=10.0), Metrics(area_um2=5.0)) == {"area_um2": 2.0}  # RTL unchanged
+
+
+def test_the_rounds_go_on_while_the_interval_is_wide_and_the_budget_lasts() -> None:
+    from evoforge.verifiers.kernel.bench import _enough
+
+    steady = {"reference": [10.0] * 15, "candidate": [5.0] * 15}
+    later, past = time.monotonic() + 60, time.monotonic() - 1
+    assert not _enough({k: v[:14] for k, v in steady.items()}, 15, 0.5, past)  # the minimum comes first
+    assert _enough(steady, 15, 0.5, later)  # narrow: stop at the minimum
+    rng = random.Random(5)
+    noisy = {"reference": [10.0 * rng.uniform(0.3, 3.0) for _ in range(15)], "candidate": [5.0] * 15}
+    assert not _enough(noisy, 15, 0.5, later)  # wide: more rounds while the budget lasts
+    assert _enough(noisy, 15, 0.5, past)  # ... and no more once it is spent

@@ -84,7 +84,7 @@ def test_gemm_matmul_conv_runs_finish_scaled_within_budget(problem: str, tmp_pat
     accepted = [c for c in report["candidates"] if c["status"] == "accepted"]
     assert accepted, [(c["origin"], c["rejected_stage"], c["reason"]) for c in report["candidates"]]
     assert all(c["origin"].endswith(".c") for c in report["candidates"])  # no GPU: C only
-    # timed, or honestly unmeasured (a busy machine widens the spread past the limit): never neither
+    # timed, or honestly unmeasured (a busy machine widens the interval past the limit): never neither
     assert all(c["metrics"].get("runtime_ms") for c in accepted)
     assert all(c["metrics"].get("speedup") or "unmeasured" in c["reason"] for c in accepted), [
         (c["metrics"], c["reason"]) for c in accepted
@@ -117,7 +117,7 @@ def test_bench_over_a_folder(tmp_path: Path) -> None:
     assert rows["cumsum.py"]["proposed"] == 0 and "cumsum" in rows["cumsum.py"]["no_template"]
     relu = rows["level1_19_ReLU.py"]
     assert relu["sizes"].startswith("timed at ") and "the problem says 4096×393216" in relu["sizes"]
-    # timed, or honestly unmeasured (a busy machine widens the spread past the limit): never neither
+    # timed, or honestly unmeasured (a busy machine widens the interval past the limit): never neither
     assert relu["correct"] and ((relu["speedup"] or 0) > 0 or relu.get("unmeasured")), relu
     summary = payload["summary"]
     assert summary["problems"] == 3 and summary["correct"] == 1

@@ -14,18 +14,22 @@ For a C candidate, in three phases that never overlap a candidate process with a
    CPU between or after its calls.
 
 The time budget bounds the planning (at most half of it, but never fewer than ``MIN_PLANNED_TIMED``
-timed calls); every planned call is then replayed, checked and timed — a round costs about what
-planning its call did, so the rounds take about the other half.
+timed calls); up to ``MORE_ROUNDS`` times ``repeats`` calls are planned. The rounds then replay,
+check and time the planned calls in order: at least ``repeats`` of them (and ``MIN_PLANNED_TIMED``),
+and more only while the speed-up's confidence interval is wider than ``max_interval`` and the budget
+lasts — a noisy machine gets more rounds, a quiet one stops early. A planned call never replayed was
+never timed either, so every timed call is a checked one.
 
-The statistics (``timing.summarise``) turn the rounds into a speed-up, its spread and the roofline
-bound, or into *unmeasured* with the reason. GPU candidates are timed inside their worker instead
-(``time_gpu``; see ``docs/security.md``).
+The statistics (``timing.summarise``) turn the rounds into a speed-up, its confidence interval,
+spread and the roofline bound, or into *unmeasured* with the reason. GPU candidates are timed
+inside their worker instead (``time_gpu``; see ``docs/security.md``).
 """
 
 from __future__ import annotations
 
 import random
 import resource
+import statistics
 import time
 from typing import Any
 
@@ -53,6 +57,8 @@ PLANNING_SHARE = 0.5
 #: timed calls always planned (and so replayed and checked) however slow the planning: a candidate
 #: that switches after N calls must get past this many to escape, and then every call timed was full work
 MIN_PLANNED_TIMED = 15
+#: planned calls, as a multiple of ``repeats``: the rounds a noisy machine may need to narrow the interval
+MORE_ROUNDS = 3
 
 
 def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +68,8 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
     warmups = rng.randint(2, 6)
     repeats = int(request["repeats"])
     budget_s = float(request["budget_s"])
-    seeds = [rng.getrandbits(31) for _ in range(warmups + repeats)]
+    max_interval = float(request.get("max_interval") or 0.5)
+    seeds = [rng.getrandbits(31) for _ in range(warmups + MORE_ROUNDS * repeats)]
     phases = {"begin": time.monotonic()}
 
     # 1. the candidate's Python: one plan per call (within part of the budget), then it is gone
@@ -88,6 +95,8 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
         cpu_per_wall: list[float] = []
         laps = Laps()
         for index, (seed, (call_plan, state)) in enumerate(zip(seeds, plans, strict=False)):
+            if _enough(samples, max(repeats, MIN_PLANNED_TIMED), max_interval, phases["begin"] + budget_s):
+                break
             laps.start()
             # every planned call after the warm-ups is timed: it is replayed and checked anyway, and
             # its three timed calls are a small part of a round (inputs made, buffers written,
@@ -141,7 +150,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             samples["reference"],
             samples["candidate"],
             samples["floor"],
-            max_spread=float(request.get("max_spread") or 0.5),
+            max_interval=max_interval,
         )
         return {
             "ok": True,
@@ -152,12 +161,14 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             "ratio": round(summary.ratio_median, 4),
             "speedup": None if summary.speedup is None else round(summary.speedup, 4),
             "spread": round(summary.spread, 4),
+            "interval": None if summary.interval is None else [round(v, 4) for v in summary.interval],
             "roofline_speedup": None
             if summary.roofline_speedup is None
             else round(summary.roofline_speedup, 3),
             "unmeasured": summary.unmeasured,
             "rounds": summary.rounds,
-            "checked_calls": len(plans),
+            "checked_calls": warmups + summary.rounds,
+            "planned_calls": len(plans),
             "warmup_calls": warmups,
             "threads": stage.threads,
             "cpus": stage.cpus,
@@ -173,6 +184,17 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
     finally:
         host.close()
         reference.close()
+
+
+def _enough(samples: dict[str, list[float]], repeats: int, max_interval: float, deadline: float) -> bool:
+    """Stop the rounds: ``repeats`` timed and the interval narrow enough, or the budget spent after them."""
+    if len(samples["candidate"]) < repeats:
+        return False
+    if time.monotonic() > deadline:
+        return True
+    ratios = timing.paired_ratios(samples["reference"], samples["candidate"])
+    interval = timing.median_interval(ratios)
+    return interval is not None and timing.interval_width(interval, statistics.median(ratios)) <= max_interval
 
 
 class Laps:
@@ -262,7 +284,8 @@ def mode_benchmark_gpu(request: dict[str, Any]) -> dict[str, Any]:  # pragma: no
             {
                 "op": "time_gpu",
                 "seeds": list(request["seeds"]),
-                "repeats": int(request["repeats"]),
+                # a 95 % interval needs 6 rounds; as many as a C candidate's, at least
+                "repeats": max(int(request["repeats"]), MIN_PLANNED_TIMED),
                 "budget_s": float(request["budget_s"]),
                 "init_seed": request["init_seed"],
             }
@@ -272,7 +295,7 @@ def mode_benchmark_gpu(request: dict[str, Any]) -> dict[str, Any]:  # pragma: no
     if not answer.get("ok"):
         raise CandidateFailure(str(answer.get("detail")))
     ref, cand = answer["reference_samples_ms"], answer["candidate_samples_ms"]
-    summary = timing.summarise(ref, cand, None, max_spread=float(request.get("max_spread") or 0.5))
+    summary = timing.summarise(ref, cand, None, max_interval=float(request.get("max_interval") or 0.5))
     return {
         "ok": True,
         "device": "cuda",
@@ -282,6 +305,7 @@ def mode_benchmark_gpu(request: dict[str, Any]) -> dict[str, Any]:  # pragma: no
         "ratio": round(summary.ratio_median, 4),
         "speedup": None if summary.speedup is None else round(summary.speedup, 4),
         "spread": round(summary.spread, 4),
+        "interval": None if summary.interval is None else [round(v, 4) for v in summary.interval],
         "roofline_speedup": None,
         "unmeasured": summary.unmeasured,
         "rounds": summary.rounds,

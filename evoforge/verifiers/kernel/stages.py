@@ -74,7 +74,7 @@ class KernelContext:
             "problem_source": self.problem_source,
             "candidate_source": self.candidate_source,
             "require_custom_kernel": self.settings.require_custom_kernel,
-            "max_spread": self.settings.max_spread,
+            "max_interval": self.settings.max_interval,
             "backend": self.backend,
             "device": self.device,
             "build_dir": str(self.build_dir),
@@ -319,19 +319,21 @@ def _retimed(first: dict[str, Any], again: dict[str, Any]) -> dict[str, Any]:
 
 def _benchmark_result(ctx: KernelContext, start: float, answer: dict[str, Any]) -> StageResult:
     keys = (
-        "device", "reference_ms", "candidate_ms", "floor_ms", "speedup", "ratio", "spread",
+        "device", "reference_ms", "candidate_ms", "floor_ms", "speedup", "ratio", "interval", "spread",
         "roofline_speedup", "rounds", "threads", "cpus", "cpu_per_wall", "warmup_calls", "replay_seccomp",
         "retimed", "timed_in", "phase_seconds", "round_seconds", "samples_ms", "checked_calls",
-        "minor_faults", "major_faults",
+        "planned_calls", "minor_faults", "major_faults",
     )  # fmt: skip
     data = {k: answer.get(k) for k in keys if k in answer}
     data["unmeasured"] = answer.get("unmeasured")
-    spread = float(answer.get("spread") or 0.0)
     bound = answer.get("roofline_speedup")
+    interval = answer.get("interval")
     timing_text = (
         f"{answer['device']}: {answer['candidate_ms']:.4g} ms vs torch eager {answer['reference_ms']:.4g} ms "
-        f"(medians of {answer['rounds']} interleaved rounds, {answer.get('threads')} threads; per-round "
-        f"speed-ups spread ±{spread / 2:.0%}" + (f"; memory roofline {bound:.1f}x" if bound else "") + ")"
+        f"(medians of {answer['rounds']} interleaved rounds, {answer.get('threads')} threads; 95% interval "
+        + (f"{interval[0]:.3g}-{interval[1]:.3g}x" if interval else "none")
+        + (f"; memory roofline {bound:.1f}x" if bound else "")
+        + ")"
     )
     if answer.get("retimed"):
         timing_text += f"; re-timed in a fresh process: {answer['retimed']}"

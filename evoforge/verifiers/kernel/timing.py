@@ -2,22 +2,26 @@
 
 :func:`summarise` turns interleaved rounds — reference, candidate and roofline kernel timed in a
 random order each round, on the same fresh inputs, by the supervisor's clock — into a speed-up:
-the **median of the per-round ratios** (a slow round slows both sides of its ratio), the spread of
-those ratios (interquartile range over median) stored beside it, and two refusals: a spread wider
-than ``max_spread`` is *unmeasured* (too noisy to call a win), and a candidate whose median time is
-below ``ROOFLINE_SLACK`` times the roofline kernel's best round (it only reads every input byte and
-writes every output byte, on the same buffers, in the same run; noise can only slow it) is
-*unmeasured* too — physics does not allow it, so the measurement is wrong. ``time_cuda`` is the
-GPU path (CUDA events, an L2 flush, a device-wide synchronise before the end event), which runs
-inside the candidate's worker.
+the **median of the per-round ratios** (a slow round slows both sides of its ratio), with its **95 %
+confidence interval** (distribution-free, from the ratios' order statistics: :func:`median_interval`)
+and the ratios' spread (interquartile range over median) stored beside it, and two refusals: an
+interval wider than ``max_interval`` times the median is *unmeasured* (too noisy to call a win; more
+rounds narrow the interval, the spread does not), and a candidate whose median time is below
+``ROOFLINE_SLACK`` times the roofline kernel's best round (it only reads every input byte and writes
+every output byte, on the same buffers, in the same run; noise can only slow it) is *unmeasured*
+too — physics does not allow it, so the measurement is wrong. ``time_cuda`` is the GPU path (CUDA
+events, an L2 flush, a device-wide synchronise before the end event), which runs inside the
+candidate's worker.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -125,6 +129,10 @@ def time_cuda(
 ROOFLINE_SLACK = 0.8
 
 
+#: the confidence of the speed-up's interval
+CONFIDENCE = 0.95
+
+
 @dataclass(frozen=True)
 class Summary:
     """One benchmark's numbers; ``speedup`` is None when ``unmeasured`` says why."""
@@ -136,6 +144,8 @@ class Summary:
     spread: float
     rounds: int
     unmeasured: str | None
+    #: the 95 % confidence interval of ``ratio_median`` (None: too few rounds to have one)
+    interval: tuple[float, float] | None = None
 
     @property
     def speedup(self) -> float | None:
@@ -154,23 +164,26 @@ def summarise(
     candidate_ms: list[float],
     floor_ms: list[float] | None,
     *,
-    max_spread: float,
+    max_interval: float,
 ) -> Summary:
-    """Paired per-round ratios, their spread, and the refusals (see the module docstring)."""
+    """Paired per-round ratios, their median's interval, and the refusals (see the module docstring)."""
     rounds = min(len(reference_ms), len(candidate_ms))
-    ratios = [r / c if c > 0 else float("inf") for r, c in zip(reference_ms, candidate_ms, strict=False)]
+    ratios = paired_ratios(reference_ms, candidate_ms)
     ratio = statistics.median(ratios)
     spread = relative_iqr(ratios)
+    interval = median_interval(ratios)
     ref, cand = statistics.median(reference_ms), statistics.median(candidate_ms)
     # the roofline kernel's best round is the closest to the machine's limit; noise only slows it
     floor = min(floor_ms) if floor_ms else None
     unmeasured = None
-    if rounds < 3:
-        unmeasured = f"only {rounds} round(s) were timed"
-    elif spread > max_spread:
+    if interval is None:
+        unmeasured = f"only {rounds} round(s) were timed: too few for a {CONFIDENCE:.0%} confidence interval"
+    elif (width := interval_width(interval, ratio)) > max_interval:
         unmeasured = (
-            f"too noisy to call: the per-round speed-ups spread {spread:.0%} (interquartile range over "
-            f"median; the limit is {max_spread:.0%}) — another load on this machine?"
+            f"too noisy to call: the {CONFIDENCE:.0%} confidence interval of the median speed-up is "
+            f"{interval[0]:.3g}x to {interval[1]:.3g}x over {rounds} rounds, {width:.0%} "
+            f"of the median (the limit is {max_interval:.0%}; the per-round speed-ups spread {spread:.0%}) "
+            "— another load on this machine?"
         )
     elif floor is not None and cand < ROOFLINE_SLACK * floor:
         unmeasured = (
@@ -178,7 +191,32 @@ def summarise(
             f"writing the outputs took {floor:.4g} ms in the same run (a bound of "
             f"{ref / (floor or 1.0):.2f}x over the reference; {ratio:.2f}x was claimed)"
         )
-    return Summary(ref, cand, floor, ratio, spread, rounds, unmeasured)
+    return Summary(ref, cand, floor, ratio, spread, rounds, unmeasured, interval)
+
+
+def paired_ratios(reference_ms: list[float], candidate_ms: list[float]) -> list[float]:
+    return [r / c if c > 0 else float("inf") for r, c in zip(reference_ms, candidate_ms, strict=False)]
+
+
+def median_interval(values: list[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Distribution-free confidence interval of the median: the k-th smallest and k-th largest value,
+    k the largest with P(B < k) <= (1 - confidence) / 2 for B ~ Binomial(n, 1/2) — the number of
+    values below the true median. Assumes only independent rounds; None below 6 values (at 95 %)."""
+    n = len(values)
+    tail = Fraction((1.0 - confidence) / 2).limit_denominator(10**6)  # exact integers: any n
+    k, below = 0, 0  # below = 2^n * P(B <= k - 1)
+    while k < n and (below + math.comb(n, k)) * tail.denominator <= tail.numerator * 2**n:
+        below += math.comb(n, k)
+        k += 1
+    if k == 0:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
+
+
+def interval_width(interval: tuple[float, float], middle: float) -> float:
+    """The interval's width as a fraction of the median it brackets."""
+    return (interval[1] - interval[0]) / middle if middle > 0 else float("inf")
 
 
 def relative_iqr(values: list[float]) -> float:

@@ -139,7 +139,7 @@ def _target(tmp_path: Path, text: str, threads: int = 2) -> tuple[Target, Kernel
         benchmark_repeats=5,
         benchmark_budget_s=3.0,
         stage_timeout_s=120.0,
-        max_spread=1000.0,
+        max_interval=1000.0,
     )
     return load_kernel_target(path, settings, work_dir=tmp_path / "t"), settings
 

@@ -30,8 +30,8 @@ FAST_ENV = {
     "EVOFORGE_KERNEL__BENCHMARK_BUDGET_S": "3",
     "EVOFORGE_KERNEL__CPU_THREADS": "2",
     # a noisy shared machine must not turn this pipeline test's speed-up into "unmeasured" (the
-    # spread gate itself is tested in tests/kernels)
-    "EVOFORGE_KERNEL__MAX_SPREAD": "1000",
+    # interval gate itself is tested in tests/kernels)
+    "EVOFORGE_KERNEL__MAX_INTERVAL": "1000",
     "EVOFORGE_LLM__BACKOFF_S": "0.05",
     "EVOFORGE_LLM__MAX_RETRIES": "1",
 }
