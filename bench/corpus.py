@@ -14,9 +14,10 @@ reset — the reset inputs found on the original's flop reset pins held active i
 whose outputs are not compared, then ``sat -tempinduct`` up to length 24; no reset: from the all-zero
 state; "unproven" when induction does not close, and such a win is not counted; the row's
 ``check.method`` names the reset and polarity used), and area re-measured with the liberty. The
-miter reads an x of the original as a don't-care and an x of the best as a mismatch (``miter -ignore_gold_x``, ``sat -enable_undef``) —
-the contract evoforge's verifier checks too, so a rewrite that gives a value to the original's
-``default: y = 'x`` counts, one that leaves a defined bit x does not. A win counts at
+miter reads an x of the original as a don't-care and an x of the best as a mismatch
+(``miter -ignore_gold_x``, ``sat -enable_undef``) — the contract evoforge's verifier checks too, so
+a rewrite that gives a value to the original's ``default: y = 'x`` counts, one that leaves a defined
+bit x does not. A win counts at
 ≥ 5 % / ≥ 20 % when evoforge's verified gain in area or delay reaches it and the independent check
 proves equivalence (for area, the re-measured area must agree). ``--write`` replaces the section in
 docs/benchmarks.md. ``--rows FILE`` appends each design's result to a JSON-lines file as soon as it
