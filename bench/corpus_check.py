@@ -7,7 +7,8 @@ tables Yosys turns into ROMs reach SAT, ``async2sync`` so that SAT sees asynchro
 joined in a miter (``miter -equiv -ignore_gold_x``, ``sat -enable_undef``): an x of the original is a
 don't-care, an x of the best where the original is defined is a mismatch.
 
-- A combinational design (no state cells) is proven by one SAT call over all inputs.
+- A combinational design (no state cells) is proven by one SAT call over all inputs; when that
+  times out, by ABC's ``iprove`` on the same miter written as AIGER (:func:`prove_with_abc`).
 - A sequential design is judged *from reset*, as an engineer would: its reset inputs are found in the
   original's netlist (:func:`find_resets`), held active in the first ``hold`` cycles, and the outputs
   of those cycles are not compared (``sat -seq hold -set-at``); after them the reset input is free
@@ -189,7 +190,58 @@ def prove(
         outcome = "unproven: " + (log.strip().splitlines() or ["?"])[-1][:160]
     if sequential and k is not None:
         method += f", k={k}"
+    if not sequential and outcome.startswith("unproven"):
+        method = f"combinational SAT ({outcome}), then ABC iprove on the two-valued AIGER miter"
+        outcome = prove_with_abc(original, candidate, top, cwd)
     return {"equivalent": outcome == "equivalent", "outcome": outcome, "method": method}
+
+
+def prove_with_abc(original: Path, candidate: Path, top: str, cwd: Path, timeout_s: float = 300) -> str:
+    """Combinational miter proven by ABC's ``iprove`` (SAT sweeping finds the equal inner nodes that
+    make a rewritten arithmetic cone tractable where one whole-cone SAT call is not).
+
+    AIGER is two-valued: an x of the original becomes 0 (one legal choice of its don't-care, so this is
+    stricter than the SAT miter) and an x of the best a free input (every choice must match).
+    Returns "equivalent", "differs" or "unproven: …".
+    """
+    load = (
+        _load(original, candidate, top)
+        .replace(" -make_assert", "")
+        .replace("miter -equiv -ignore_gold_x", "miter -equiv")
+    )
+    load = load.replace(
+        "design -copy-from gold -as gold gold\n",
+        "design -copy-from gold -as gold gold\nsetundef -undriven -zero gold\nsetundef -zero gold\n",
+    ).replace(
+        "design -copy-from gate -as gate gate\n",
+        "design -copy-from gate -as gate gate\nsetundef -undriven -anyseq gate\nsetundef -anyseq gate\n",
+    )
+    aiger = cwd / "miter.aig"
+    ok, log = yosys(
+        load + f"select -assert-none t:$*ff t:$*dff* t:$*latch* t:$mem*\nflatten\ntechmap\nopt -fast\n"
+        f"aigmap\nopt_clean\nselect -assert-count 1 miter/o:*\nwrite_aiger -zinit {aiger}\n",
+        cwd,
+        name="abc_export",
+    )
+    if not ok:
+        return "unproven: could not export the miter to AIGER"
+    try:
+        done = subprocess.run(
+            ["yosys-abc", "-c", f"read_aiger {aiger}; strash; iprove"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        return "unproven: ABC timeout"
+    (cwd / "abc.log").write_text(done.stdout + done.stderr)
+    verdict = re.findall(r"^(UNSATISFIABLE|SATISFIABLE|UNDECIDED)", done.stdout, re.M)
+    if verdict == ["UNSATISFIABLE"]:  # the miter output (a mismatch) can never be 1
+        return "equivalent"
+    if verdict == ["SATISFIABLE"]:
+        return "differs"
+    return "unproven: ABC iprove undecided"
 
 
 def measure_area(design: Path, top: str, liberty: Path, cwd: Path) -> float | None:

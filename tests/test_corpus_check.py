@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from corpus_check import find_resets, independent_check
+from corpus_check import find_resets, independent_check, prove_with_abc
 
 pytestmark = pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys is not installed")
 
@@ -185,3 +185,15 @@ endmodule
     late = counter.replace("assign q = c;", "assign q = (c == 8'd200) ? 8'd0 : c;")
     row = check(tmp_path, counter, late, "c8")
     assert not row["equivalent"] and row["outcome"].startswith("unproven"), row
+
+
+def test_abc_fallback_for_combinational_designs(tmp_path: Path) -> None:
+    adder = "module m(input [7:0] a, b, output [8:0] y); assign y = a + b; endmodule\n"
+    swapped = "module m(input [7:0] a, b, output [8:0] y); assign y = {1'b0, b} + {1'b0, a}; endmodule\n"
+    wrong = "module m(input [7:0] a, b, output [8:0] y); assign y = (a == 8'd77) ? 9'd0 : a + b; endmodule\n"
+    (tmp_path / "a.v").write_text(adder)
+    for k, (text, expected) in enumerate(((swapped, "equivalent"), (wrong, "differs"))):
+        (tmp_path / f"b{k}.v").write_text(text)
+        work = tmp_path / f"w{k}"
+        work.mkdir()
+        assert prove_with_abc(tmp_path / "a.v", tmp_path / f"b{k}.v", "m", work) == expected
