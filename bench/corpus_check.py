@@ -217,7 +217,7 @@ def prove_with_abc(original: Path, candidate: Path, top: str, cwd: Path, timeout
         "design -copy-from gate -as gate gate\nsetundef -undriven -anyseq gate\nsetundef -anyseq gate\n",
     )
     aiger = cwd / "miter.aig"
-    ok, log = yosys(
+    ok, _ = yosys(
         load + f"select -assert-none t:$*ff t:$*dff* t:$*latch* t:$mem*\nflatten\ntechmap\nopt -fast\n"
         f"aigmap\nopt_clean\nselect -assert-count 1 miter/o:*\nwrite_aiger -zinit {aiger}\n",
         cwd,
