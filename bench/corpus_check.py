@@ -7,8 +7,9 @@ tables Yosys turns into ROMs reach SAT, ``async2sync`` so that SAT sees asynchro
 joined in a miter (``miter -equiv -ignore_gold_x``, ``sat -enable_undef``): an x of the original is a
 don't-care, an x of the best where the original is defined is a mismatch.
 
-- A combinational design (no state cells) is proven by one SAT call over all inputs; when that
-  times out, by ABC's ``iprove`` on the same miter written as AIGER (:func:`prove_with_abc`).
+- A combinational design (no state cells) is proven by ABC's ``iprove`` on the miter written as
+  AIGER (:func:`prove_with_abc`; SAT sweeping handles rewritten arithmetic that one whole-cone SAT call
+  does not) or, when that does not prove it, by one SAT call over all inputs with x semantics.
 - A sequential design is judged *from reset*, as an engineer would: its reset inputs are found in the
   original's netlist (:func:`find_resets`), held active in the first ``hold`` cycles, and the outputs
   of those cycles are not compared (``sat -seq hold -set-at``); after them the reset input is free
@@ -154,7 +155,16 @@ def prove(
     """Prove the miter; return ``equivalent``, ``outcome`` and the ``method`` used."""
     flags = "-verify -prove-asserts -set-def-inputs -enable_undef -tempinduct -set-init-zero"
     if not sequential:
-        method = "combinational SAT over all inputs"
+        # ABC first: fast on rewritten arithmetic; its two-valued miter is the stricter contract, so
+        # only its "equivalent" is final and anything else goes to the SAT miter with x semantics
+        abc = prove_with_abc(original, candidate, top, cwd)
+        if abc == "equivalent":
+            return {
+                "equivalent": True,
+                "outcome": abc,
+                "method": "combinational: ABC iprove on the AIGER miter",
+            }
+        method = f"combinational: ABC iprove ({abc}), then SAT over all inputs with x semantics"
     elif resets:
         sets = " ".join(
             f"-set-at {step} in_{r.port} {0 if r.active_low else 1}"
@@ -190,9 +200,6 @@ def prove(
         outcome = "unproven: " + (log.strip().splitlines() or ["?"])[-1][:160]
     if sequential and k is not None:
         method += f", k={k}"
-    if not sequential and outcome.startswith("unproven"):
-        method = f"combinational SAT ({outcome}), then ABC iprove on the two-valued AIGER miter"
-        outcome = prove_with_abc(original, candidate, top, cwd)
     return {"equivalent": outcome == "equivalent", "outcome": outcome, "method": method}
 
 

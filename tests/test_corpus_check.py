@@ -197,3 +197,18 @@ def test_abc_fallback_for_combinational_designs(tmp_path: Path) -> None:
         work = tmp_path / f"w{k}"
         work.mkdir()
         assert prove_with_abc(tmp_path / "a.v", tmp_path / f"b{k}.v", "m", work) == expected
+
+
+def test_original_x_is_a_dont_care_for_combinational_designs(tmp_path: Path) -> None:
+    table = """
+module t(input [1:0] s, output reg y);
+  always @* case (s) 2'd0: y = 0; 2'd1: y = 1; 2'd2: y = 1; default: y = 1'bx; endcase
+endmodule
+"""
+    filled = "module t(input [1:0] s, output y); assign y = s[0] | s[1]; endmodule\n"
+    row = check(tmp_path, table, filled, "t")  # ABC's 0 for the x differs; the SAT miter's don't-care not
+    assert row["equivalent"] and "then SAT" in row["method"], row
+    plain = check(tmp_path, table.replace("1'bx", "1"), filled, "t")
+    assert plain["equivalent"] and plain["method"] == "combinational: ABC iprove on the AIGER miter"
+    wrong = check(tmp_path, table.replace("1'bx", "1"), filled.replace("|", "^"), "t")
+    assert wrong["outcome"] == "differs", wrong
