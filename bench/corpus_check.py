@@ -121,9 +121,9 @@ def find_resets(design: Path, top: str, cwd: Path) -> tuple[list[Reset], int]:
             if bit in inputs:
                 key = (inputs[bit], not active_high, asynchronous)
                 weight[key] = weight.get(key, 0) + width
-    asynchronous = [Reset(p, low, True, "netlist") for (p, low, a) in weight if a]
-    if asynchronous:
-        return asynchronous, state_bits
+    async_resets = [Reset(p, low, True, "netlist") for (p, low, a) in weight if a]
+    if async_resets:
+        return async_resets, state_bits
     synchronous = sorted(((w, k) for k, w in weight.items()), reverse=True)
     if synchronous:
         port, low, _ = synchronous[0][1]
@@ -279,7 +279,10 @@ def independent_check(
     cwd.mkdir(parents=True, exist_ok=True)
     candidate = cwd / f"best{original.suffix}"
     candidate.write_text(best)
-    resets, state_bits = find_resets(original, top, cwd)
+    try:
+        resets, state_bits = find_resets(original, top, cwd)
+    except RuntimeError as exc:  # the original is the corpus's file: record it, never crash the run
+        return {"equivalent": False, "outcome": f"unproven: {exc}"[:300], "method": "none", "area_gain": None}
     if not resets and state_bits:
         resets = [
             Reset(str(h["port"]), bool(h.get("active_low")), bool(h.get("asynchronous")), "evoforge's report")
