@@ -7,14 +7,17 @@
 Per design: ``evoforge run <file> --proposer offline --budget N --liberty L --json`` in a fresh
 database (a refusal is recorded with the message, which names the construct and line); the offline
 rules' outcomes on the original (applied, or why not); and, for a reported best, an independent
-re-check that shares no code with evoforge's verifier (the plain Yosys flow of
-``tests/test_independent_check.py``, plus ``memory`` so that case tables Yosys turns into ROMs reach
-SAT): a miter of original and best proven by SAT (combinational: all inputs; sequential:
-``sat -tempinduct`` from the all-zero state — "unproven" when induction does not close, and such a
-win is not counted), and area re-measured with the liberty. The miter reads an x of the original as
-a don't-care and an x of the best as a mismatch (``miter -ignore_gold_x``, ``sat -enable_undef``) —
-the contract evoforge's verifier checks too, so a rewrite that gives a value to the original's
-``default: y = 'x`` counts, one that leaves a defined bit x does not. A win counts at
+re-check that shares no code with evoforge's verifier (``bench/corpus_check.py``: the plain Yosys
+flow of ``tests/test_independent_check.py``, plus ``memory`` so that case tables Yosys turns into ROMs
+reach SAT): a miter of original and best proven by SAT (combinational: all inputs; sequential: from
+reset — the reset inputs found on the original's flop reset pins held active in the first cycle,
+whose outputs are not compared, then ``sat -tempinduct`` up to length 24; no reset: from the all-zero
+state; "unproven" when induction does not close, and such a win is not counted; the row's
+``check.method`` names the reset and polarity used), and area re-measured with the liberty. The
+miter reads an x of the original as a don't-care and an x of the best as a mismatch
+(``miter -ignore_gold_x``, ``sat -enable_undef``) — the contract evoforge's verifier checks too, so
+a rewrite that gives a value to the original's ``default: y = 'x`` counts, one that leaves a defined
+bit x does not. A win counts at
 ≥ 5 % / ≥ 20 % when evoforge's verified gain in area or delay reaches it and the independent check
 proves equivalence (for area, the re-measured area must agree). ``--write`` replaces the section in
 docs/benchmarks.md. ``--rows FILE`` appends each design's result to a JSON-lines file as soon as it
@@ -37,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -49,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from _doc import write_section
+from corpus_check import independent_check
 
 from evoforge.tools.liberty import prepare_liberty
 
@@ -61,52 +64,6 @@ SURVEY_SECTION = "## RTL on the public corpus: what the rules find (issue 12)"
 
 def designs() -> list[Path]:
     return sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".v", ".sv"))
-
-
-def _yosys(script: str, cwd: Path, timeout: float = 300) -> tuple[bool, str]:
-    (cwd / "check.ys").write_text(script)
-    try:
-        done = subprocess.run(
-            ["yosys", "-q", "-l", "check.log", "-s", "check.ys"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        return False, "timeout"
-    log = (cwd / "check.log").read_text() if (cwd / "check.log").exists() else ""
-    return done.returncode == 0, log + done.stderr
-
-
-def independent_check(original: Path, best: str, top: str, liberty: Path, cwd: Path) -> dict[str, Any]:
-    """Equivalence and area of the best, from scratch (no evoforge code)."""
-    cwd.mkdir(parents=True, exist_ok=True)
-    candidate = cwd / f"best{original.suffix}"
-    candidate.write_text(best)
-    load = (
-        f"read_verilog -sv {original}\nprep -flatten -top {top}\nmemory\nasync2sync\n"
-        f"rename {top} gold\ndesign -stash gold\n"
-        f"read_verilog -sv {candidate}\nprep -flatten -top {top}\nmemory\nasync2sync\n"
-        f"rename {top} gate\ndesign -stash gate\n"
-        "design -copy-from gold -as gold gold\ndesign -copy-from gate -as gate gate\n"
-        "miter -equiv -ignore_gold_x -flatten -make_assert gold gate miter\nhierarchy -top miter\n"
-    )
-    ok, _ = _yosys(
-        load + "sat -verify -prove-asserts -set-def-inputs -enable_undef -tempinduct -set-init-zero miter\n",
-        cwd,
-    )
-    areas = []
-    for design in (original, candidate):
-        done, log = _yosys(
-            f"read_verilog -sv {design}\nsynth -flatten -top {top}\ndfflibmap -liberty {liberty}\n"
-            f"abc -liberty {liberty}\nopt_clean\nstat -liberty {liberty}\n",
-            cwd,
-        )
-        found = re.findall(r"Chip area for module .*?: ([\d.]+)", log)
-        areas.append(float(found[-1]) if done and found else None)
-    gain = areas[0] / areas[1] if areas[0] and areas[1] else None
-    return {"equivalent": ok, "area_gain": gain}
 
 
 def run_one(
@@ -155,7 +112,12 @@ def run_one(
         out["gains"] = {k: gains.get(k) for k in ("area_um2", "delay_ns")}
         out["assurance"] = best.get("assurance")
         out["check"] = independent_check(
-            path, best["source"], report["target"]["name"], lib_path, work / "check"
+            path,
+            best["source"],
+            report["target"]["name"],
+            lib_path,
+            work / "check",
+            hint=(report.get("interface") or {}).get("resets"),
         )
     return out
 
@@ -206,7 +168,9 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
         "Each design: `evoforge run <file> --proposer "
         f"offline --budget {budget} --liberty sky130hd_tt --json` in a fresh database; wins re-checked by an "
         "independent Yosys miter (SAT, the original's x bits as don't-cares; sequential designs by "
-        "induction from the all-zero state) and area re-measured with the liberty.",
+        "induction from reset: the reset found on the original's flops held in the first cycle, whose "
+        "outputs are not compared; designs without reset from the all-zero state) and area re-measured "
+        "with the liberty.",
         "",
         f"- designs: {len(rows)}; accepted {len(accepted)}, refused {len(refused)}",
         f"- cut off by --design-timeout (no result, not a win): {len(cut)}",
@@ -232,7 +196,11 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
         gains = r.get("gains") or {}
         gain = ", ".join(f"{gains.get(k) or 0:.2f}×" for k in ("area_um2", "delay_ns")) if gains else "-"
         check = r.get("check")
-        checked = "-" if check is None else ("equivalent" if check["equivalent"] else "unproven")
+        checked = (
+            "-"
+            if check is None
+            else check.get("outcome") or ("equivalent" if check["equivalent"] else "unproven")
+        )
         lines.append(
             f"| {r['design']} | {r.get('proposed', 0)} | {', '.join(r.get('applied') or []) or '-'} | {gain} "
             f"| {', '.join(r.get('lineage') or []) or '-'} | {r.get('assurance') or '-'} | {checked} "
