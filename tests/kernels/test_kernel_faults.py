@@ -11,12 +11,16 @@ asserted here (speed belongs in ``bench/kernel_faults.py``).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import torch
 from replay_plans import one_launch_plan
 
+from evoforge.verifiers.kernel import procs
 from evoforge.verifiers.kernel.bench import RESERVE_SLOTS, _settle_reference
 from evoforge.verifiers.kernel.replay_host import ReplayHost
 from evoforge.verifiers.kernel.session import LibrarySource, WorkerSession
@@ -113,3 +117,22 @@ def test_the_reference_is_timed_on_prefaulted_inputs_and_a_settled_heap(tmp_path
     # inputs pre-faulted when their memory was handed over, outputs and temporaries from a heap
     # faulted in and settled before the timed calls (without: up to 2 faults a page, on some calls)
     assert all(minor < PAGES // 20 and major == 0 for minor, major in faults), faults
+
+
+def test_the_noisy_neighbour_is_measured_not_guessed() -> None:
+    # a process spinning on one CPU for a second: a meter that watches it does not count it as
+    # another load, one that does not watch it counts about one CPU — the difference holds whatever
+    # else this (shared) machine is running, since both meters see the same span
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"]
+    )
+    try:
+        time.sleep(0.2)
+        watched = procs.OtherLoad([procs.Watch(spinner.pid)])
+        unwatched = procs.OtherLoad([])
+        time.sleep(1.0)
+        mine, theirs = watched.cpus(), unwatched.cpus()
+    finally:
+        spinner.wait(timeout=10)
+    assert mine is not None and theirs is not None
+    assert 0.6 <= theirs - mine <= 1.4, (mine, theirs)

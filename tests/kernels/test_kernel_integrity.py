@@ -172,6 +172,14 @@ def test_a_noisy_ratio_is_unmeasured_not_a_win() -> None:
     assert noisy.speedup is None and noisy.unmeasured and "too noisy" in noisy.unmeasured
     assert "confidence interval" in noisy.unmeasured and noisy.interval is not None
     assert noisy.ratio_median > 2  # the claim is kept for the record, never reported as the speed-up
+    busy = timing.summarise(
+        [10.0, 31.0, 2.0, 25.0, 12.0, 9.0, 30.0],
+        [5.0, 2.0, 6.0, 1.0, 5.0, 4.0, 3.0],
+        None,
+        max_interval=0.5,
+        other_cpus=1.3,
+    )
+    assert busy.unmeasured and "other processes used 1.3 CPUs" in busy.unmeasured
     # five rounds cannot bracket a median at 95 %: however steady, not a measurement
     few = timing.summarise([10.0] * 5, [5.0] * 5, None, max_interval=0.5)
     assert few.speedup is None and few.unmeasured and "too few" in few.unmeasured
@@ -370,3 +378,24 @@ def test_the_rounds_go_on_while_the_interval_is_wide_and_the_budget_lasts() -> N
     noisy = {"reference": [10.0 * rng.uniform(0.3, 3.0) for _ in range(15)], "candidate": [5.0] * 15}
     assert not _enough(noisy, 15, 0.5, later)  # wide: more rounds while the budget lasts
     assert _enough(noisy, 15, 0.5, past)  # ... and no more once it is spent
+
+
+def test_answers_are_read_in_place_but_never_aliased() -> None:
+    # outputs become tensors over the supervisor's own copy of the answer: two outputs a tampered
+    # worker lays over the same bytes would alias each other, so such an answer is refused
+    from evoforge.verifiers.kernel.ipc import Arena
+    from evoforge.verifiers.kernel.outcome import CandidateFailure
+    from evoforge.verifiers.kernel.session import _disjoint, tensor_from
+
+    _disjoint([{"offset": 0, "nbytes": 8}, {"offset": 8, "nbytes": 8}, {"offset": 3, "nbytes": 0}], "call")
+    for spans in ([(0, 8), (4, 8)], [(8, 8), (0, 12)], [(0, 8), (0, 8)]):
+        with pytest.raises(CandidateFailure, match="overlapping"):
+            _disjoint([{"offset": o, "nbytes": n} for o, n in spans], "call")
+    shared = Arena.create(16)
+    shared.write(0, torch.arange(4, dtype=torch.float32).numpy().tobytes())
+    copied = tensor_from(memoryview(shared.map)[0:16], [4], "float32")  # shared memory: copied
+    assert shared.holds(0, torch.arange(4, dtype=torch.float32).numpy().tobytes())
+    shared.fill(0, 16, b"\x00")
+    assert copied.tolist() == [0.0, 1.0, 2.0, 3.0] and not shared.holds(4, b"\x00\x00\x80\x3f")
+    assert not shared.holds(12, b"\x00" * 8)  # past the end: never read
+    shared.close()

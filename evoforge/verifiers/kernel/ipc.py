@@ -22,6 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 _HEADER = struct.Struct("<Q")
+_memcmp = ctypes.CDLL(None).memcmp
+_memcmp.restype = ctypes.c_int
+_memcmp.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t)
 #: madvise(2): fault every page in for writing, contents unchanged (Linux 5.14)
 MADV_POPULATE_WRITE = 23
 MAX_MESSAGE_BYTES = 64 << 20
@@ -121,6 +124,12 @@ class Arena:
 
     def read(self, offset: int, size: int) -> bytes:
         return self.map[offset : offset + size]
+
+    def holds(self, offset: int, data: bytes) -> bool:
+        """Whether the bytes at ``offset`` are ``data`` (compared in place: no copy of either)."""
+        if offset < 0 or offset + len(data) > self.nbytes:
+            return False
+        return not data or _memcmp(self.address + offset, data, len(data)) == 0
 
     def fill(self, offset: int, size: int, pattern: bytes) -> None:
         """``size`` bytes from ``offset`` set to ``pattern`` repeated (doubling copies: fast)."""

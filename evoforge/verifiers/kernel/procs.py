@@ -223,3 +223,42 @@ class Watch:
             except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
                 continue  # the thread ended while we looked
         return total
+
+
+class OtherLoad:
+    """CPUs' worth of work done on this machine by processes other than the watched ones (and this
+    one) between :meth:`__init__` and :meth:`cpus` — the noisy neighbour, measured: all CPUs' busy
+    time from ``/proc/stat`` less the watched processes' own. Clock-tick resolution, so meant for
+    spans of a second or more."""
+
+    def __init__(self, watches: Iterable[Watch]) -> None:
+        self._watches = list(watches)
+        self._start = self._sample()
+
+    def _sample(self) -> tuple[float, int, int]:
+        ours = sum(w.process_cpu_ns() for w in self._watches)
+        times = os.times()
+        ours += int((times.user + times.system) * 1e9)
+        return time.monotonic(), _machine_busy_ns(), ours
+
+    def cpus(self) -> float | None:
+        """The others' average CPUs over the span (None when ``/proc/stat`` cannot be read)."""
+        end = self._sample()
+        wall = end[0] - self._start[0]
+        if wall <= 0 or end[1] < 0 or self._start[1] < 0:
+            return None
+        others = (end[1] - self._start[1]) - (end[2] - self._start[2])
+        return max(0.0, others / 1e9 / wall)
+
+
+def _machine_busy_ns() -> int:
+    """All CPUs' non-idle time so far (user, nice, system, irq, softirq, steal), or -1."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return -1
+    if not fields or fields[0] != b"cpu":
+        return -1
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) * TICK_NS

@@ -243,7 +243,7 @@ class ReplayHost:
         time.sleep(settle_s)
         cpu_later, threads_later = self.watch.cpu_ns(), self.watch.threads()
         process_later = self.watch.process_cpu_ns()
-        later = self._outputs(prepared)
+        later = self._outputs(prepared, copy=False)  # views of the slot, compared at once
         # live threads are measured to the nanosecond; threads that ended meanwhile only in clock ticks
         after = max(
             cpu_later - cpu_now + max(0, min(cpu_now - cpu_returned, waited_ns)),
@@ -268,7 +268,7 @@ class ReplayHost:
         mutated = [
             int(prepared.plan["buffers"][index]["index"])
             for index, data in prepared.inputs.items()
-            if prepared.slot.arena.read(prepared.offsets[index], len(data)) != data
+            if not prepared.slot.arena.holds(prepared.offsets[index], data)
         ]
         return Replayed(seconds, first, problems, sorted(set(mutated)), cpu_ms, faults)
 
@@ -379,8 +379,9 @@ class ReplayHost:
         if not answer.get("ok"):
             raise CandidateFailure(str(answer.get("detail")))
 
-    def _outputs(self, prepared: Prepared) -> list[torch.Tensor]:
-        """The call's outputs, copied out of the slot (each a tensor of its own memory)."""
+    def _outputs(self, prepared: Prepared, *, copy: bool = True) -> list[torch.Tensor]:
+        """The call's outputs, copied out of the slot (each a tensor of its own memory) — or, with
+        ``copy=False``, views of the slot, valid until its next call is written."""
         arena, offsets = prepared.slot.arena, prepared.offsets
         outputs = []
         for out in prepared.plan["outputs"]:
@@ -392,7 +393,7 @@ class ReplayHost:
                 arena.map, dtype=dtype, count=buffer_bytes // size, offset=offsets[out["buffer"]]
             )
             view = torch.as_strided(flat, out["shape"], out["strides"], out["offset"] // size)
-            outputs.append(view.clone())
+            outputs.append(view.clone() if copy else view)
         return outputs
 
     def _request(

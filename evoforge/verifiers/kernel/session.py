@@ -94,15 +94,29 @@ def same_bytes(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def tensor_from(data: bytes | bytearray | memoryview, shape: list[int], dtype: str) -> torch.Tensor:
-    """A tensor of its own memory, copied once from ``data`` (read in place when it is writable)."""
+    """A tensor over ``data`` when it is writable memory of the caller's own (a ``bytearray`` or a
+    view of one: the tensor keeps it alive), else over a copy of it — never over shared memory."""
     import torch
 
     kind = torch_dtype(dtype)
     if not len(data):
         return torch.empty(shape, dtype=kind)
-    writable = isinstance(data, bytearray) or (isinstance(data, memoryview) and not data.readonly)
-    flat = torch.frombuffer(data if writable else bytearray(data), dtype=torch.uint8).view(kind)
-    return flat.reshape(shape).clone()
+    owned = isinstance(data, bytearray) or (
+        isinstance(data, memoryview) and not data.readonly and isinstance(data.obj, bytearray)
+    )
+    flat = torch.frombuffer(data if owned else bytearray(data), dtype=torch.uint8).view(kind)
+    return flat.reshape(shape)
+
+
+def _disjoint(specs: list[dict[str, Any]], label: str) -> None:
+    """Outputs are tensors over one answer's memory (``tensor_from``): no two may share a byte."""
+    end = 0
+    for start, nbytes in sorted((int(s["offset"]), int(s["nbytes"])) for s in specs):
+        if nbytes == 0:
+            continue
+        if start < end or start < 0 or nbytes < 0:
+            raise CandidateFailure(f"{label}: the process answered with overlapping outputs")
+        end = start + nbytes
 
 
 class WorkerSession:
@@ -173,6 +187,7 @@ class WorkerSession:
         self._raise_for(answer)
         threads = self.watch.threads()
         data = memoryview(self._received(fds, label))
+        _disjoint(answer.get("outputs") or [], label)
         outputs = []
         for spec in answer.get("outputs") or []:
             start, nbytes = int(spec["offset"]), int(spec["nbytes"])
@@ -214,6 +229,7 @@ class WorkerSession:
         answer, fds = self.request({"op": "collect"})
         self._raise_for(answer)
         data = memoryview(self._received(fds, "collect"))
+        _disjoint(answer.get("outputs") or [], "collect")
         return [
             tensor_from(
                 data[int(s["offset"]) : int(s["offset"]) + int(s["nbytes"])],

@@ -321,7 +321,7 @@ def _benchmark_result(ctx: KernelContext, start: float, answer: dict[str, Any]) 
     keys = (
         "device", "reference_ms", "candidate_ms", "floor_ms", "speedup", "ratio", "interval", "spread",
         "roofline_speedup", "rounds", "threads", "cpus", "cpu_per_wall", "warmup_calls", "replay_seccomp",
-        "retimed", "timed_in", "phase_seconds", "round_seconds", "samples_ms", "checked_calls",
+        "retimed", "timed_in", "phase_seconds", "round_seconds", "samples_ms", "checked_calls", "other_cpus",
         "planned_calls", "minor_faults", "major_faults",
     )  # fmt: skip
     data = {k: answer.get(k) for k in keys if k in answer}
@@ -333,6 +333,7 @@ def _benchmark_result(ctx: KernelContext, start: float, answer: dict[str, Any]) 
         f"(medians of {answer['rounds']} interleaved rounds, {answer.get('threads')} threads; 95% interval "
         + (f"{interval[0]:.3g}-{interval[1]:.3g}x" if interval else "none")
         + (f"; memory roofline {bound:.1f}x" if bound else "")
+        + (f"; other processes used {others:.1f} CPUs" if (others := answer.get("other_cpus")) else "")
         + ")"
     )
     if answer.get("retimed"):

@@ -165,6 +165,7 @@ def summarise(
     floor_ms: list[float] | None,
     *,
     max_interval: float,
+    other_cpus: float | None = None,
 ) -> Summary:
     """Paired per-round ratios, their median's interval, and the refusals (see the module docstring)."""
     rounds = min(len(reference_ms), len(candidate_ms))
@@ -182,8 +183,12 @@ def summarise(
         unmeasured = (
             f"too noisy to call: the {CONFIDENCE:.0%} confidence interval of the median speed-up is "
             f"{interval[0]:.3g}x to {interval[1]:.3g}x over {rounds} rounds, {width:.0%} "
-            f"of the median (the limit is {max_interval:.0%}; the per-round speed-ups spread {spread:.0%}) "
-            "— another load on this machine?"
+            f"of the median (the limit is {max_interval:.0%}; the per-round speed-ups spread {spread:.0%})"
+            + (
+                " — another load on this machine?"
+                if other_cpus is None
+                else f"; other processes used {other_cpus:.1f} CPUs of this machine meanwhile"
+            )
         )
     elif floor is not None and cand < ROOFLINE_SLACK * floor:
         unmeasured = (
