@@ -111,6 +111,7 @@ def run_one(
         out["gain"] = max(gains.get("area_um2", 0.0), gains.get("delay_ns", 0.0))
         out["gains"] = {k: gains.get(k) for k in ("area_um2", "delay_ns")}
         out["assurance"] = best.get("assurance")
+        out["best_source"] = best["source"]  # kept so that the check can be re-run on its own
         out["check"] = independent_check(
             path,
             best["source"],
