@@ -9,7 +9,8 @@ database (a refusal is recorded with the message, which names the construct and 
 rules' outcomes on the original (applied, or why not); and, for a reported best, an independent
 re-check that shares no code with evoforge's verifier (``bench/corpus_check.py``: the plain Yosys
 flow of ``tests/test_independent_check.py``, plus ``memory`` so that case tables Yosys turns into ROMs
-reach SAT): a miter of original and best proven by SAT (combinational: all inputs; sequential: from
+reach SAT): a miter of original and best proven (combinational: ABC ``iprove`` on a two-valued
+miter, else SAT over all inputs; sequential: from
 reset — the reset inputs found on the original's flop reset pins held active in the first cycle,
 whose outputs are not compared, then ``sat -tempinduct`` up to length 24; no reset: from the all-zero
 state; "unproven" when induction does not close, and such a win is not counted; the row's
@@ -168,7 +169,9 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
         f"({os.cpu_count()} cores, shared with other work: wall times are upper bounds). "
         "Each design: `evoforge run <file> --proposer "
         f"offline --budget {budget} --liberty sky130hd_tt --json` in a fresh database; wins re-checked by an "
-        "independent Yosys miter (SAT, the original's x bits as don't-cares; sequential designs by "
+        "independent Yosys miter (`bench/corpus_check.py`: combinational designs by ABC `iprove`, else "
+        "SAT with "
+        "the original's x bits as don't-cares; sequential designs by "
         "induction from reset: the reset found on the original's flops held in the first cycle, whose "
         "outputs are not compared; designs without reset from the all-zero state) and area re-measured "
         "with the liberty.",
