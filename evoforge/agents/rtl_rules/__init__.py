@@ -16,6 +16,7 @@ from evoforge.agents.rtl_rules import (
     mux_tree,
     prefix_adder,
     rebalance,
+    register_polarity,
     resource_sharing,
     strength_reduction,
     width_reduction,
@@ -38,6 +39,7 @@ RULES: dict[str, Rule | TextRule] = {
     mask_select.NAME: mask_select.RULE,
     addsub_sharing.NAME: addsub_sharing.RULE,
     logic_minimise.NAME: logic_minimise.RULE,
+    register_polarity.NAME: register_polarity.RULE,
 }
 
 __all__ = ["RULES", "Rewrite", "Rule", "TextRule"]
