@@ -72,10 +72,9 @@ def _readers(module: ModuleNetlist) -> dict[int, list[Cell]]:
     out: dict[int, list[Cell]] = {}
     for cell in module.cells:
         for port, bits in cell.connections.items():
-            if module.driver(bits[0]) is not None and module.driver(bits[0])[0] is cell:  # type: ignore[index]
-                continue  # an output port of the cell
             for bit in bits:
-                if isinstance(bit, int):
+                driven = module.driver(bit)
+                if isinstance(bit, int) and not (driven is not None and driven[0] is cell and driven[1] == port):
                     out.setdefault(bit, []).append(cell)
     return out
 
@@ -88,8 +87,42 @@ def _inverted_only(module: ModuleNetlist, readers: dict[int, list[Cell]], cell: 
     return bool(users) and not named and all(r.type in _INVERTERS for r in users)
 
 
+def _constant(bits: tuple[Bit, ...]) -> bool:
+    return bool(bits) and all(isinstance(b, str) and b in ("0", "1") for b in bits)
+
+
+def _read_votes(module: ModuleNetlist, readers: dict[int, list[Cell]], bit: int) -> tuple[int, int]:
+    """(inverted, plain) reads of ``bit``: how many of its readers need it complemented or not.
+
+    Inverted: ``~`` (of the bit or its word), a 1-bit ``!``; an OR-reduction or ``!`` of a word (``~|s``, ``!s``, ``s == 0``
+    is one: every bit is read as its complement); a comparison with a constant at a 0 bit. Plain:
+    AND/OR-style gates, an AND-reduction, an un-inverted OR-reduction, a comparison with a constant
+    at a 1 bit. XOR, select and arithmetic reads are neutral (either polarity costs the same there or
+    we cannot say)."""
+    inverted = plain = 0
+    for reader in readers.get(bit, []):
+        kind = reader.type
+        if kind in _INVERTERS:
+            inverted += 1
+        elif kind in _REDUCTIONS:
+            if _inverted_only(module, readers, reader):
+                inverted += 1
+            else:
+                plain += 1
+        elif kind in ("$and", "$or", "$logic_and", "$logic_or", "$reduce_and"):
+            plain += 1
+        elif kind in ("$eq", "$ne"):
+            a, b = reader.port("A"), reader.port("B")
+            other, word = (b, a) if bit in a else (a, b)
+            if _constant(other) and len(other) == len(word):
+                value = other[word.index(bit)]
+                inverted += value == "0"
+                plain += value == "1"
+    return inverted, plain
+
+
 def _registers(module: ModuleNetlist) -> list[_Register]:
-    """Registers with at least one bit next to an inverter, and which of their bits are."""
+    """Registers with bits whose readers and next state are dominated by inverters, and which bits."""
     flop_bit: dict[int, tuple[Cell, int]] = {}
     for cell in module.cells_of(*_FLOPS):
         for i, bit in enumerate(cell.port("Q")):
@@ -104,23 +137,15 @@ def _registers(module: ModuleNetlist) -> list[_Register]:
         evidence: set[str] = set()
         for bit in net.bits:
             assert isinstance(bit, int)
-            hit = False
-            for reader in readers.get(bit, []):
-                if reader.type in _INVERTERS and len(reader.port("A")) == 1:
-                    hit = True
-                    evidence.add("read inverted")
-                elif reader.type in _REDUCTIONS + ("$logic_not",) and (
-                    reader.type == "$logic_not" or _inverted_only(module, readers, reader)
-                ):
-                    hit = True
-                    evidence.add("read by an inverted OR-reduction")
+            inverted, plain = _read_votes(module, readers, bit)
+            if inverted:
+                evidence.add("read inverted")
             cell, index = flop_bit[bit]
-            d = cell.port("D")[index]
-            driver = module.driver(d)
-            if driver is not None and driver[0].type in _INVERTERS:
-                hit = True
+            driver = module.driver(cell.port("D")[index])
+            if driver is not None and driver[0].type in _INVERTERS and len(driver[0].port("A")) == 1:
+                inverted += 1
                 evidence.add("next state from an inverter")
-            mask.append(hit)
+            mask.append(inverted > plain)
         if any(mask):
             found.append(_Register(net, tuple(mask), tuple(sorted(evidence))))
     return found
