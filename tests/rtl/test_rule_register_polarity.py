@@ -114,7 +114,8 @@ def test_without_reset_or_initial_value_the_rule_declines() -> None:
     ("change", "reason"),
     [
         (("output z);\n  reg [2:0] s;", "output z, output reg [2:0] s);\n"), "is a port"),
-        (("assign z = ~|s;", "assign z = ~|s;\n  always @(posedge x) s++;"), "written by `s++`"),
+        (("else s <= {s[2] ^ x,", "else if (x) s++;\n    else s <= {~s[2] ^ x,"), "written by `s++`"),
+        (("else s <= {s[2] ^ x,", "else if (x) s += 3'd2;\n    else s <= {~s[2] ^ x,"), "compound"),
         (("assign z = ~|s;", "reg u;\n  always @(posedge x) {s, u} <= 0;\n  assign z = ~|s;"), "part of"),
         (("~s[0] | x", "~s[0] | s[x]"), "not a literal bit or range"),
         (("reg [2:0] s;", "reg signed [2:0] s;"), "signed"),

@@ -95,10 +95,10 @@ def _read_votes(module: ModuleNetlist, readers: dict[int, list[Cell]], bit: int)
     """(inverted, plain) reads of ``bit``: how many of its readers need it complemented or not.
 
     Inverted: ``~`` (of the bit or its word), a 1-bit ``!``; an OR-reduction or ``!`` of a word (``~|s``, ``!s``, ``s == 0``
-    is one: every bit is read as its complement); a comparison with a constant at a 0 bit. Plain:
-    AND/OR-style gates, an AND-reduction, an un-inverted OR-reduction, a comparison with a constant
-    at a 1 bit. XOR, select and arithmetic reads are neutral (either polarity costs the same there or
-    we cannot say)."""
+    is one: every bit is read as its complement); a comparison with a constant at a 0 bit. Neutral:
+    XOR / XNOR and a select's control (either polarity costs the same there). Plain: every other read
+    (gates, an un-inverted reduction, arithmetic, select data, a comparison with a constant at a 1 bit
+    or with a variable) — after the flip it would need an inverter."""
     inverted = plain = 0
     for reader in readers.get(bit, []):
         kind = reader.type
@@ -109,15 +109,16 @@ def _read_votes(module: ModuleNetlist, readers: dict[int, list[Cell]], bit: int)
                 inverted += 1
             else:
                 plain += 1
-        elif kind in ("$and", "$or", "$logic_and", "$logic_or", "$reduce_and"):
-            plain += 1
-        elif kind in ("$eq", "$ne"):
+        elif kind in ("$eq", "$ne") and (_constant(reader.port("A")) or _constant(reader.port("B"))):
             a, b = reader.port("A"), reader.port("B")
-            other, word = (b, a) if bit in a else (a, b)
-            if _constant(other) and len(other) == len(word):
-                value = other[word.index(bit)]
-                inverted += value == "0"
-                plain += value == "1"
+            word, other = (a, b) if _constant(b) else (b, a)
+            value = other[word.index(bit)] if bit in word and len(other) == len(word) else "1"
+            inverted += value == "0"
+            plain += value != "0"
+        elif kind in ("$xor", "$xnor") or (kind in ("$mux", "$pmux") and bit in reader.port("S")):
+            continue  # either polarity costs the same
+        else:
+            plain += 1  # gates, arithmetic, select data, comparisons with variables: would need ~
     return inverted, plain
 
 
