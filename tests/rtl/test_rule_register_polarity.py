@@ -81,7 +81,9 @@ def test_the_flip_passes_the_real_cascade_proven(tmp_path: Path) -> None:
     sites, _ = _sites(target.source)
     patched = apply_edits(target.source, sites[0].edits)
     verdict = fast_cascade(target, tmp_path).verify(patched)
-    assert verdict.accepted and verdict.reason == "accepted (proven)", f"{verdict.stage}: {verdict.reason}\n{patched}"
+    assert verdict.accepted and verdict.reason == "accepted (proven)", (
+        f"{verdict.stage}: {verdict.reason}\n{patched}"
+    )
 
 
 def test_an_initial_value_is_a_start_value(tmp_path: Path) -> None:
@@ -136,7 +138,7 @@ def test_plain_reads_outvote_inverted_ones() -> None:
         "  always @(posedge clk or posedge rst) if (rst) s <= 0; else s <= a;\n"
         "  assign y = s & a;\n  assign z = (s & ~a) == 3'b111 ? 1'b1 : s[0] & a[0];\nendmodule\n"
     )
-    sites, declines = _sites(text)
+    sites, _ = _sites(text)
     assert sites == [], sites
 
 

@@ -52,7 +52,12 @@ _FLOPS = ("$dff", "$adff")
 _INVERTERS = ("$not", "$logic_not")
 _REDUCTIONS = ("$reduce_or", "$reduce_bool")
 _PLAIN_WRITES = ("AssignmentExpression", "NonblockingAssignmentExpression")
-_STEPS = ("PostincrementExpression", "PreincrementExpression", "PostdecrementExpression", "PredecrementExpression")
+_STEPS = (
+    "PostincrementExpression",
+    "PreincrementExpression",
+    "PostdecrementExpression",
+    "PredecrementExpression",
+)
 _VECTOR_TYPES = ("RegType", "LogicType", "BitType")
 _INT = re.compile(r"\s*(\d+)\s*$")
 
@@ -74,7 +79,9 @@ def _readers(module: ModuleNetlist) -> dict[int, list[Cell]]:
         for port, bits in cell.connections.items():
             for bit in bits:
                 driven = module.driver(bit)
-                if isinstance(bit, int) and not (driven is not None and driven[0] is cell and driven[1] == port):
+                if isinstance(bit, int) and not (
+                    driven is not None and driven[0] is cell and driven[1] == port
+                ):
                     out.setdefault(bit, []).append(cell)
     return out
 
@@ -83,7 +90,9 @@ def _inverted_only(module: ModuleNetlist, readers: dict[int, list[Cell]], cell: 
     """Every bit ``cell`` drives is read only by inverters (and read at all)."""
     outs = [b for b in cell.port("Y") if isinstance(b, int)]
     users = [r for b in outs for r in readers.get(b, [])]
-    named = any(b in n.bits for n in module.nets.values() if not n.hidden and n.name in module.ports for b in outs)
+    named = any(
+        b in n.bits for n in module.nets.values() if not n.hidden and n.name in module.ports for b in outs
+    )
     return bool(users) and not named and all(r.type in _INVERTERS for r in users)
 
 
@@ -94,8 +103,9 @@ def _constant(bits: tuple[Bit, ...]) -> bool:
 def _read_votes(module: ModuleNetlist, readers: dict[int, list[Cell]], bit: int) -> tuple[int, int]:
     """(inverted, plain) reads of ``bit``: how many of its readers need it complemented or not.
 
-    Inverted: ``~`` (of the bit or its word), a 1-bit ``!``; an OR-reduction or ``!`` of a word (``~|s``, ``!s``, ``s == 0``
-    is one: every bit is read as its complement); a comparison with a constant at a 0 bit. Neutral:
+    Inverted: ``~`` (of the bit or its word), a 1-bit ``!``; an OR-reduction or ``!`` of a word
+    (``~|s``, ``!s``: every bit is read as its complement); a comparison with a constant at a 0 bit
+    (``s == 0`` reads every bit inverted, a case label too). Neutral:
     XOR / XNOR and a select's control (either polarity costs the same there). Plain: every other read
     (gates, an un-inverted reduction, arithmetic, select data, a comparison with a constant at a 1 bit
     or with a variable) — after the flip it would need an inverter."""
@@ -255,7 +265,10 @@ def _edits(design: Design, module: Node, register: _Register) -> list[Edit]:
             raise _Declined(f"{name} is used as `{tree.source(parent)}`")
         if any(a.kind == "SignalEventExpression" for a in tree.ancestors(node)):
             event = next(a for a in tree.ancestors(node) if a.kind == "SignalEventExpression")
-            if any(t.kind in ("Token:PosEdgeKeyword", "Token:NegEdgeKeyword", "Token:EdgeKeyword") for t in tree.walk(event)):
+            if any(
+                t.kind in ("Token:PosEdgeKeyword", "Token:NegEdgeKeyword", "Token:EdgeKeyword")
+                for t in tree.walk(event)
+            ):
                 raise _Declined(f"{name} is used as an edge in an event list")
             continue  # a level event: t changes exactly when s would
         if parent.kind in _STEPS:
@@ -293,7 +306,9 @@ def text_sites(design: Design) -> list[TextSite]:
             net = register.net
             try:
                 if net.name in module.ports:
-                    raise _Declined(f"{net.name} is a port: readers outside the module would see the complement")
+                    raise _Declined(
+                        f"{net.name} is a port: readers outside the module would see the complement"
+                    )
                 if net.signed or net.upto:
                     raise _Declined(f"{net.name} is {'signed' if net.signed else 'declared ascending'}")
                 problem = _start_defined(module, register)
@@ -309,7 +324,9 @@ def text_sites(design: Design) -> list[TextSite]:
                 f"store {net.name} complemented on {which} ({'; '.join(register.evidence)}): writes and "
                 "the start value complemented, reads complemented back"
             )
-            sites.append(TextSite(NAME, module_name, note, (net.name,), tuple(edits), key=f"{module_name}.{net.name}"))
+            sites.append(
+                TextSite(NAME, module_name, note, (net.name,), tuple(edits), key=f"{module_name}.{net.name}")
+            )
     return sites
 
 
