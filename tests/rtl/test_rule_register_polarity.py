@@ -72,11 +72,12 @@ def test_every_spelling_is_flipped_and_proven(spelling: str, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_the_flip_passes_the_real_cascade_proven(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spelling", sorted(SPELLINGS))
+def test_the_flip_passes_the_real_cascade_proven(spelling: str, tmp_path: Path) -> None:
     from evoforge.verifiers.rtl.target import RtlTargetOptions, load_rtl_target
 
-    path = tmp_path / "m.v"
-    path.write_text(SPELLINGS["always_if_chain"])
+    path = tmp_path / ("m.sv" if spelling.startswith("sv") else "m.v")
+    path.write_text(SPELLINGS[spelling])
     target = load_rtl_target([path], RtlTargetOptions(), workdir=tmp_path / "target")
     sites, _ = _sites(target.source)
     patched = apply_edits(target.source, sites[0].edits)
