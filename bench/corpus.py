@@ -12,7 +12,7 @@ flow of ``tests/test_independent_check.py``, plus ``memory`` so that case tables
 reach SAT): a miter of original and best proven (combinational: ABC ``iprove`` on a two-valued
 miter, else SAT over all inputs; sequential: from
 reset — the reset inputs found on the original's flop reset pins held active in the first cycle,
-whose outputs are not compared, then ``sat -tempinduct`` up to length 24; no reset: from the all-zero
+whose outputs are not compared, then ``sat -tempinduct`` up to length 64; no reset: from the all-zero
 state; "unproven" when induction does not close, and such a win is not counted; the row's
 ``check.method`` names the reset and polarity used), and area re-measured with the liberty. The
 miter reads an x of the original as a don't-care and an x of the best as a mismatch
@@ -23,8 +23,9 @@ bit x does not. A win counts at
 proves equivalence (for area, the re-measured area must agree). ``--write`` replaces the section in
 docs/benchmarks.md. ``--rows FILE`` appends each design's result to a JSON-lines file as soon as it
 is measured and reuses the rows already there (a long run can be stopped and resumed; run it with
-``nohup`` in the background). Goals (issue 12): a proposal on ≥ 80 % of accepted designs, a verified ≥ 5 %
-win on ≥ 40 %.
+``nohup`` in the background); with ``--recheck`` the independent check is run again on reused rows it
+did not confirm (rows that kept their best candidate's source). Goals (issue 12): a proposal on
+≥ 80 % of accepted designs, a verified ≥ 5 % win on ≥ 40 %.
 
 ``--jobs N`` runs N designs at a time (each its own ``evoforge run`` process; wall times then overlap
 and are upper bounds). ``--design-timeout S`` stops a design's run after S seconds: it is recorded
@@ -91,7 +92,7 @@ def run_one(
             return {"design": path.name, "cut_off": f"cut off after {timeout_s:.0f} s", "seconds": seconds}
         return {"design": path.name, "refused": "timed out after 1 h", "seconds": seconds}
     seconds = time.monotonic() - start
-    out: dict[str, Any] = {"design": path.name, "seconds": seconds}
+    out: dict[str, Any] = {"design": path.name, "seconds": seconds, "commit": _head()}
     try:
         report = json.loads(done.stdout)
     except json.JSONDecodeError:
@@ -113,6 +114,7 @@ def run_one(
         out["gains"] = {k: gains.get(k) for k in ("area_um2", "delay_ns")}
         out["assurance"] = best.get("assurance")
         out["best_source"] = best["source"]  # kept so that the check can be re-run on its own
+        out["top"] = report["target"]["name"]
         out["check"] = independent_check(
             path,
             best["source"],
@@ -150,6 +152,17 @@ def counted(row: dict[str, Any], threshold: float) -> bool:
     return area_ok or delay >= threshold
 
 
+def _commits(rows: list[dict[str, Any]]) -> str:
+    """Which commits the rows were measured at (a ``--rows`` file can span several runs)."""
+    counts = Counter(str(r.get("commit") or "a commit before rows recorded it") for r in rows)
+    return ", ".join(f"{commit} ({n} designs)" for commit, n in counts.most_common())
+
+
+def _head() -> str | None:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
     accepted = [r for r in rows if "refused" not in r]
     refused = [r for r in rows if "refused" in r]
@@ -176,6 +189,7 @@ def render(rows: list[dict[str, Any]], budget: int, partial: str) -> str:
         "outputs are not compared; designs without reset from the all-zero state) and area re-measured "
         "with the liberty.",
         "",
+        f"- measured at: {_commits(rows)}",
         f"- designs: {len(rows)}; accepted {len(accepted)}, refused {len(refused)}",
         f"- cut off by --design-timeout (no result, not a win): {len(cut)}",
         f"- accepted designs with at least one proposal: {pct(proposing)} (goal ≥ 80 %)",
@@ -289,6 +303,11 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="design file names (without folder)")
     parser.add_argument("--limit", type=int, help="the first N designs only")
     parser.add_argument("--rows", type=Path, help="JSON-lines file: append each result, reuse earlier ones")
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="re-run the independent check on reused rows it did not confirm (rows that kept their best)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="designs run at a time")
     parser.add_argument("--design-timeout", type=float, help="seconds per design before it is cut off")
     parser.add_argument(
@@ -321,7 +340,17 @@ def main() -> int:
 
         def measure(k: int, path: Path) -> dict[str, Any]:
             if path.name in done:
-                return done[path.name]
+                row = done[path.name]
+                unconfirmed = not (row.get("check") or {}).get("equivalent")
+                if args.recheck and unconfirmed and row.get("best_source") and row.get("top"):
+                    row["check"] = independent_check(
+                        path, row["best_source"], row["top"], lib.path, Path(tmp) / f"{k}-check"
+                    )
+                    row["rechecked"] = True
+                    if args.rows:  # appended: the later line is the one reused
+                        with args.rows.open("a") as out:
+                            out.write(json.dumps(row) + "\n")
+                return row
             work = Path(tmp) / f"{k}"
             work.mkdir()
             row = run_one(path, args.budget, args.liberty, lib.path, work, args.design_timeout)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 #: longest induction tried for a sequential design
-MAX_STEPS = 24
+MAX_STEPS = 64
 #: seconds a single SAT instance may take before the check says "unproven"
 SAT_TIMEOUT_S = 120
 
