@@ -1,7 +1,7 @@
 """KernelBench level-1/level-2 problems at their GPU-scale sizes, scaled to this CPU, C vs torch eager.
 
     .venv/bin/python bench/kernelbench.py [--budget 3] [--only NAME ...] [--call-budget 100] [--faults]
-        [--write]
+        [--repeats 30] [--bench-budget 20] [--write]
 
 The problems are ``tests/fixtures/kernelbench/*.py``: KernelBench's file shape (``class Model``,
 module-level size constants, ``get_inputs``/``get_init_inputs``) at its sizes (e.g. ``batch_size =
@@ -174,6 +174,7 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list[flo
         "",
         f"`.venv/bin/python bench/kernelbench.py --budget {args.budget} --call-budget {args.call_budget:g}"
         + (f" --repeats {args.repeats}" if args.repeats != 30 else "")
+        + (f" --bench-budget {args.bench_budget:g}" if args.bench_budget != 20.0 else "")
         + (f" --threads {args.threads}" if args.threads else "")
         + (" --only " + " ".join(args.only) if args.only else "")
         + "`",
@@ -239,7 +240,13 @@ def main() -> int:
         "--call-budget", type=float, default=100.0, help="ms per reference call at --scale auto"
     )
     parser.add_argument("--threads", type=int, default=None, help="threads of torch and the C kernels")
-    parser.add_argument("--repeats", type=int, default=30, help="timed rounds per side")
+    parser.add_argument("--repeats", type=int, default=30, help="timed rounds per side (at least)")
+    parser.add_argument(
+        "--bench-budget",
+        type=float,
+        default=20.0,
+        help="seconds each benchmark may spend (half planning, half rounds; more rounds while noisy)",
+    )
     parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
     parser.add_argument(
         "--faults", action="store_true", help="print each side's time, spread and page faults per candidate"
@@ -250,6 +257,7 @@ def main() -> int:
         call_budget_ms=args.call_budget,
         cpu_threads=args.threads,
         benchmark_repeats=args.repeats,
+        benchmark_budget_s=args.bench_budget,
     )
     names = args.only or [n for n in CATEGORIES if (PROBLEMS / f"{n}.py").exists()]
     rows: list[dict[str, Any]] = []
