@@ -74,10 +74,16 @@ class ModuleNetlist:
     ports: dict[str, str]  # name → "input" / "output" / "inout"
     _driver: dict[int, tuple[Cell, str]] = field(default_factory=dict, repr=False, compare=False)
     _named: dict[int, tuple[Net, int]] = field(default_factory=dict, repr=False, compare=False)
+    _readers: dict[int, list[Cell]] = field(default_factory=dict, repr=False, compare=False)
 
     def driver(self, bit: Bit) -> tuple[Cell, str] | None:
         """The cell and output port driving ``bit`` (None for inputs, constants and undriven bits)."""
         return self._driver.get(bit) if isinstance(bit, int) else None
+
+    def readers(self, bit: Bit) -> list[Cell]:
+        """The cells reading ``bit`` on an input port, once per connection (a cell reading it on
+        two ports is listed twice); the module's output ports are not cells and are not listed."""
+        return self._readers.get(bit, []) if isinstance(bit, int) else []
 
     def cells_of(self, *types: str) -> list[Cell]:
         return [c for c in self.cells if c.type in types]
@@ -184,10 +190,14 @@ def parse_json(text: str) -> Netlist:
         module = ModuleNetlist(name, cells, nets, ports)
         for cell in cells:
             for port_name, bits in cell.connections.items():
-                if _is_output(cell.type, port_name):
-                    for bit in bits:
-                        if isinstance(bit, int):
-                            module._driver[bit] = (cell, port_name)
+                output = _is_output(cell.type, port_name)
+                for bit in bits:
+                    if not isinstance(bit, int):
+                        continue
+                    if output:
+                        module._driver[bit] = (cell, port_name)
+                    else:
+                        module._readers.setdefault(bit, []).append(cell)
         for net in sorted(nets.values(), key=lambda n: (n.hidden, n.name not in ports, n.name)):
             if net.hidden:
                 continue

@@ -30,6 +30,7 @@ named signals' final values, which are the values the netlist cells read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from evoforge.agents.rtl_rules.ast_utils import decline
@@ -56,19 +57,10 @@ class _Arm:
     node: Node
 
 
-def _readers(module: ModuleNetlist) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for cell in module.cells:
-        for port, bits in cell.connections.items():
-            if port in ("Y", "Q"):
-                continue
-            for b in bits:
-                if isinstance(b, int):
-                    out[b] = out.get(b, 0) + 1
+def _fanout(module: ModuleNetlist) -> Callable[[int], int]:
+    """How many places read a bit: cells (once per connection) and the module's ports."""
     port_bits = {b for p in module.ports for b in module.nets[p].bits if isinstance(b, int)}
-    for b in port_bits:
-        out[b] = out.get(b, 0) + 1
-    return out
+    return lambda bit: len(module.readers(bit)) + (bit in port_bits)
 
 
 def _words(cell: Cell) -> list[tuple[tuple[Bit, ...], tuple[str, int] | None]]:
@@ -89,7 +81,7 @@ def text_sites(design: Design, rule: str, mixed: bool) -> list[TextSite]:
     sites: list[TextSite] = []
     names: set[str] = set()
     for module_name, module, node in module_pairs(design):
-        readers = _readers(module)
+        fanout = _fanout(module)
         spans: dict[tuple[int, int], int] = {}
         for cell in module.cells:
             where = design.span(cell.src)
@@ -98,7 +90,7 @@ def text_sites(design: Design, rule: str, mixed: bool) -> list[TextSite]:
         for select in module.cells:
             if select.type not in ("$mux", "$pmux"):
                 continue
-            site = _site(design, module_name, module, node, select, readers, spans, rule, mixed, names)
+            site = _site(design, module_name, module, node, select, fanout, spans, rule, mixed, names)
             if site is not None:
                 sites.append(site)
     return sites
@@ -110,7 +102,7 @@ def _site(
     module: ModuleNetlist,
     module_node: Node,
     select: Cell,
-    readers: dict[int, int],
+    fanout: Callable[[int], int],
     spans: dict[tuple[int, int], int],
     rule: str,
     mixed: bool,
@@ -122,7 +114,7 @@ def _site(
         if found is None or found[0].type not in _CLASSES or found[0].port("Y") != data:
             continue
         cell = found[0]
-        if any(readers.get(b, 0) != 1 for b in data if isinstance(b, int)):
+        if any(fanout(b) != 1 for b in data if isinstance(b, int)):
             continue
         arms.append((cell, how))
     if len(arms) < 2:
@@ -137,7 +129,7 @@ def _site(
         types = {c.type for c, _ in members}
         if len(members) < 2 or (mixed and types != {"$add", "$sub"}) or (not mixed and len(types) != 1):
             continue
-        patched = _patch(design, module, module_node, select, members, width, readers, spans, taken)
+        patched = _patch(design, module, module_node, select, members, width, spans, taken)
         if isinstance(patched, str):
             decline(f"{len(members)} exclusive {klass} operators (line {members[0][0].line}): {patched}")
             continue
@@ -158,7 +150,6 @@ def _patch(
     select: Cell,
     members: list[tuple[Cell, tuple[str, int] | None]],
     width: int,
-    readers: dict[int, int],
     spans: dict[tuple[int, int], int],
     taken: set[str],
 ) -> tuple[list[Edit], tuple[str, ...], str] | str:

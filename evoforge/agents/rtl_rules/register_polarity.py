@@ -73,23 +73,20 @@ class _Register:
     evidence: tuple[str, ...]  # how the inverters sit, for the note
 
 
-def _readers(module: ModuleNetlist) -> dict[int, list[Cell]]:
-    out: dict[int, list[Cell]] = {}
-    for cell in module.cells:
-        for port, bits in cell.connections.items():
-            for bit in bits:
-                driven = module.driver(bit)
-                if isinstance(bit, int) and not (
-                    driven is not None and driven[0] is cell and driven[1] == port
-                ):
-                    out.setdefault(bit, []).append(cell)
-    return out
+def _flop_bits(module: ModuleNetlist) -> dict[Bit, tuple[Cell, int]]:
+    """Each flip-flop output bit: its flop and the bit's index on the flop's Q."""
+    return {
+        bit: (cell, i)
+        for cell in module.cells_of(*_FLOPS)
+        for i, bit in enumerate(cell.port("Q"))
+        if isinstance(bit, int)
+    }
 
 
-def _inverted_only(module: ModuleNetlist, readers: dict[int, list[Cell]], cell: Cell) -> bool:
+def _inverted_only(module: ModuleNetlist, cell: Cell) -> bool:
     """Every bit ``cell`` drives is read only by inverters (and read at all)."""
     outs = [b for b in cell.port("Y") if isinstance(b, int)]
-    users = [r for b in outs for r in readers.get(b, [])]
+    users = [r for b in outs for r in module.readers(b)]
     named = any(
         b in n.bits for n in module.nets.values() if not n.hidden and n.name in module.ports for b in outs
     )
@@ -100,7 +97,7 @@ def _constant(bits: tuple[Bit, ...]) -> bool:
     return bool(bits) and all(isinstance(b, str) and b in ("0", "1") for b in bits)
 
 
-def _read_votes(module: ModuleNetlist, readers: dict[int, list[Cell]], bit: int) -> tuple[int, int]:
+def _read_votes(module: ModuleNetlist, bit: int) -> tuple[int, int]:
     """(inverted, plain) reads of ``bit``: how many of its readers need it complemented or not.
 
     Inverted: ``~`` (of the bit or its word), a 1-bit ``!``; an OR-reduction or ``!`` of a word
@@ -110,12 +107,12 @@ def _read_votes(module: ModuleNetlist, readers: dict[int, list[Cell]], bit: int)
     (gates, an un-inverted reduction, arithmetic, select data, a comparison with a constant at a 1 bit
     or with a variable) — after the flip it would need an inverter."""
     inverted = plain = 0
-    for reader in readers.get(bit, []):
+    for reader in module.readers(bit):
         kind = reader.type
         if kind in _INVERTERS:
             inverted += 1
         elif kind in _REDUCTIONS:
-            if _inverted_only(module, readers, reader):
+            if _inverted_only(module, reader):
                 inverted += 1
             else:
                 plain += 1
@@ -134,12 +131,7 @@ def _read_votes(module: ModuleNetlist, readers: dict[int, list[Cell]], bit: int)
 
 def _registers(module: ModuleNetlist) -> list[_Register]:
     """Registers with bits whose readers and next state are dominated by inverters, and which bits."""
-    flop_bit: dict[int, tuple[Cell, int]] = {}
-    for cell in module.cells_of(*_FLOPS):
-        for i, bit in enumerate(cell.port("Q")):
-            if isinstance(bit, int):
-                flop_bit[bit] = (cell, i)
-    readers = _readers(module)
+    flop_bit = _flop_bits(module)
     found: list[_Register] = []
     for net in module.nets.values():
         if net.hidden or not net.bits or not all(isinstance(b, int) and b in flop_bit for b in net.bits):
@@ -148,7 +140,7 @@ def _registers(module: ModuleNetlist) -> list[_Register]:
         evidence: set[str] = set()
         for bit in net.bits:
             assert isinstance(bit, int)
-            inverted, plain = _read_votes(module, readers, bit)
+            inverted, plain = _read_votes(module, bit)
             if inverted:
                 evidence.add("read inverted")
             cell, index = flop_bit[bit]
@@ -164,10 +156,7 @@ def _registers(module: ModuleNetlist) -> list[_Register]:
 
 def _start_defined(module: ModuleNetlist, register: _Register) -> str | None:
     """Why a flipped bit has no known start value (None when each has an init or reset value)."""
-    flop_bit: dict[Bit, tuple[Cell, int]] = {}
-    for cell in module.cells_of(*_FLOPS):
-        for i, bit in enumerate(cell.port("Q")):
-            flop_bit[bit] = (cell, i)
+    flop_bit = _flop_bits(module)
     init = register.net.init
     width = len(register.net.bits)
     for p, (bit, flip) in enumerate(zip(register.net.bits, register.mask, strict=True)):
