@@ -35,14 +35,10 @@ def report(data: dict[str, Any]) -> list[str]:
             f"  {side:<10} {statistics.median(times):>10.3f} {spread(times):>7.0%} "
             f"{statistics.median(faults):>22.0f} {max(faults):>9d} {sum(major.get(side) or [0]):>6d}"
         )
-    ratios = [
-        r / c
-        for r, c in zip(samples.get("reference") or [], samples.get("candidate") or [], strict=False)
-        if c
-    ]
-    interval = data.get("interval")
+    interval, ratio_spread = data.get("interval"), data.get("spread")
     lines.append(
-        f"  speed-up {data.get('ratio')}x, per-round spread {spread(ratios):.0%} over {len(ratios)} rounds"
+        f"  speed-up {data.get('ratio')}x over {data.get('rounds')} rounds"
+        + (f", per-round spread {ratio_spread:.0%}" if ratio_spread is not None else "")
         + (f", 95 % interval {interval[0]:.3g}-{interval[1]:.3g}x" if interval else "")
         + (f" — unmeasured: {data['unmeasured']}" if data.get("unmeasured") else "")
     )

@@ -3,9 +3,13 @@ after Yosys's own FSM re-encoding) and synthesis metrics with the sky130 liberty
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
+from typing import Any
 
+from evoforge.agents.rtl_rules.ast_utils import collecting_declines
+from evoforge.agents.rtl_rules.text_sites import Design
 from evoforge.tools.liberty import prepare_liberty
 from evoforge.tools.yosys import Yosys
 
@@ -82,3 +86,10 @@ def sky130(text: str, top: str, cwd: Path) -> tuple[float, int]:
         found = re.findall(r"Chip area for module .*?: ([\d.]+)", (cwd / "area.txt").read_text())
         area = float(found[-1]) if found else 0.0
     return area, depth
+
+
+def rule_sites(rule: Any, text: str) -> tuple[list[Any], list[str]]:
+    """A rule's text sites on ``text`` (seeded) and the reasons it declined, as the proposer sees them."""
+    with collecting_declines() as declines:
+        sites = rule.text_sites(Design(text), random.Random(0))
+    return sites, declines

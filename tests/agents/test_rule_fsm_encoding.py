@@ -5,16 +5,15 @@ attribute. Machines whose state leaks (a port, arithmetic, a non-constant compar
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
+from typing import Any
 
 import pytest
-from rtl_checks import reset_equivalent
+from rtl_checks import reset_equivalent, rule_sites
 
-from evoforge.agents.rtl_rules.ast_utils import collecting_declines
 from evoforge.agents.rtl_rules.fsm_encoding import RULE
 from evoforge.agents.rtl_rules.netlist_fsm import code_registers, renamed_equal
-from evoforge.agents.rtl_rules.text_sites import Design, apply_edits
+from evoforge.agents.rtl_rules.text_sites import apply_edits
 from evoforge.tools.yosys_netlist import word_netlist
 
 # A Moore machine: A -in-> B, B -!in-> C, C -in-> D, D -in-> B / -!in-> C; out in D.
@@ -135,10 +134,8 @@ RESET = {
 }
 
 
-def _sites(text: str):
-    with collecting_declines() as declines:
-        sites = RULE.text_sites(Design(text), random.Random(0))
-    return sites, declines
+def _sites(text: str) -> tuple[list[Any], list[str]]:
+    return rule_sites(RULE, text)
 
 
 @pytest.mark.parametrize("spelling", sorted(SPELLINGS))

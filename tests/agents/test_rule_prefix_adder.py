@@ -3,15 +3,14 @@ shallower; operands whose value would change as a function argument are declined
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
+from typing import Any
 
 import pytest
-from rtl_checks import reset_equivalent, sky130
+from rtl_checks import reset_equivalent, rule_sites, sky130
 
-from evoforge.agents.rtl_rules.ast_utils import collecting_declines
 from evoforge.agents.rtl_rules.prefix_adder import RULE
-from evoforge.agents.rtl_rules.text_sites import Design, apply_edits
+from evoforge.agents.rtl_rules.text_sites import apply_edits
 
 SPELLINGS = {
     "continuous_assign": """\
@@ -62,10 +61,8 @@ endmodule
 }
 
 
-def _sites(text: str):
-    with collecting_declines() as declines:
-        sites = RULE.text_sites(Design(text), random.Random(0))
-    return sites, declines
+def _sites(text: str) -> tuple[list[Any], list[str]]:
+    return rule_sites(RULE, text)
 
 
 @pytest.mark.parametrize("spelling", sorted(SPELLINGS))

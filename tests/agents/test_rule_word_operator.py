@@ -5,14 +5,13 @@ logic that also drives another port are left alone."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
+from typing import Any
 
 import pytest
-from rtl_checks import reset_equivalent
+from rtl_checks import reset_equivalent, rule_sites
 
-from evoforge.agents.rtl_rules.ast_utils import collecting_declines
-from evoforge.agents.rtl_rules.text_sites import Design, apply_edits
+from evoforge.agents.rtl_rules.text_sites import apply_edits
 from evoforge.agents.rtl_rules.word_operator import RULE
 
 FULL_ADDER = """\
@@ -97,10 +96,8 @@ endmodule
 }
 
 
-def _sites(text: str):
-    with collecting_declines() as declines:
-        sites = RULE.text_sites(Design(text), random.Random(0))
-    return sites, declines
+def _sites(text: str) -> tuple[list[Any], list[str]]:
+    return rule_sites(RULE, text)
 
 
 @pytest.mark.parametrize("spelling", sorted(SPELLINGS))

@@ -5,14 +5,13 @@ reset code, a register that reaches every code); corpus designs through the real
 
 from __future__ import annotations
 
-import random
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from evoforge.agents.rtl_rules import logic_minimise
-from evoforge.agents.rtl_rules.ast_utils import collecting_declines
 from evoforge.agents.rtl_rules.netlist_eval import Evaluator
 from evoforge.agents.rtl_rules.netlist_reach import reachable_codes
 from evoforge.agents.rtl_rules.text_sites import Design, apply_edits
@@ -22,7 +21,7 @@ from evoforge.tools.yosys import Yosys
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "agents"))
 from equiv_ctx import fast_cascade  # noqa: E402
-from rtl_checks import reset_equivalent  # noqa: E402
+from rtl_checks import reset_equivalent, rule_sites  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpus" / "rtl"
 
@@ -63,10 +62,8 @@ COUNTERS = {
 }
 
 
-def _sites(text: str):  # type: ignore[no-untyped-def,unused-ignore]
-    with collecting_declines() as declines:
-        sites = logic_minimise.RULE.text_sites(Design(text), random.Random(0))
-    return sites, declines
+def _sites(text: str) -> tuple[list[Any], list[str]]:
+    return rule_sites(logic_minimise.RULE, text)
 
 
 def _x_equivalent(gold: str, gate: str, cwd: Path) -> bool:

@@ -96,7 +96,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
         faults: dict[str, list[tuple[int, int]]] = {"reference": [], "candidate": [], "floor": []}
         cpu_per_wall: list[float] = []
         laps = Laps()
-        others = procs.OtherLoad([reference.watch, host.watch] if host.watch else [reference.watch])
+        others = procs.OtherLoad(w for w in (reference.watch, host.watch) if w is not None)
         for index, (seed, (call_plan, state)) in enumerate(zip(seeds, plans, strict=False)):
             if _enough(samples, max(repeats, MIN_PLANNED_TIMED), max_interval, phases["begin"] + budget_s):
                 break
