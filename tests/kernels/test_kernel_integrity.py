@@ -255,9 +255,9 @@ def _softmax_plan(key: str, rows: int, cols: int) -> dict[str, object]:
     return one_launch_plan(key, "softmax_rows", [rows, cols], [rows, cols])
 
 
-def _host(tmp_path: Path, source: str) -> tuple[ReplayHost, str]:
+def _host(tmp_path: Path, source: str, ncpus: int = 2) -> tuple[ReplayHost, str]:
     key = _build(tmp_path / "keys", source).stem.removeprefix("k_")
-    cpus = sorted(os.sched_getaffinity(0))[:2]
+    cpus = sorted(os.sched_getaffinity(0))[:ncpus]
     env = dict(os.environ, OMP_NUM_THREADS=str(len(cpus)), OMP_WAIT_POLICY="PASSIVE")
     host = ReplayHost(workdir=tmp_path, libraries={key: LibrarySource(source, True, ())}, cpus=cpus, env=env)
     host.start()
@@ -311,6 +311,85 @@ def _wait_for_threads(host: ReplayHost, prepared: object, limit_s: float = 30.0)
     while host.watch.threads() > len(host.cpus) and time.monotonic() < deadline:
         time.sleep(0.01)
     host.warm(prepared)  # resets the idle-CPU baseline after the detached thread's work
+
+
+SPINNER_AFTER_RELU = r"""
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+static volatile double sink;
+static void *spin(void *arg) {   /* 150 ms of work nobody waits for: after the call's return */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double acc = 0.0;
+    do {
+        for (int i = 0; i < 100000; ++i) acc += i * 1e-9;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 150000000L);
+    sink = acc;
+    return arg;
+}
+void relu(float *out, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    pthread_t t;
+    pthread_create(&t, NULL, spin, NULL);
+    pthread_detach(t);
+}
+"""
+
+TEAMS_OF_THREE_THEN_TWO = r"""
+#include <omp.h>
+#include <stdint.h>
+void relu(float *out, const float *x, int64_t n) {
+    #pragma omp parallel for num_threads(3)
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i];
+    #pragma omp parallel for num_threads(2)
+    for (int64_t i = 0; i < n; ++i) out[i] = out[i] > 0.0f ? out[i] : 0.0f;
+}
+"""
+
+
+@pytest.mark.slow
+def test_a_thread_outliving_one_call_does_not_hide_the_next_calls_threads(tmp_path: Path) -> None:
+    """Calls back to back, each leaving a 150 ms worker behind: every call is flagged, not only the
+    first (a thread *count* with a baseline that took in the first survivor saw no growth after)."""
+    host, key = _host(tmp_path, SPINNER_AFTER_RELU)
+    x = torch.randn(1 << 16)
+    try:
+        prepared = host.prepare(one_launch_plan(key, "relu", [1 << 16], [1 << 16]), [x], b"")
+        host.warm(prepared)
+        flagged = []
+        for _ in range(4):
+            result = host.run(host.prepare(prepared.plan, [x], b"", prepared.slot), settle_s=0.01)
+            assert torch.equal(result.outputs[0], torch.relu(x))  # the output itself is honest
+            flagged.append(any("still running when it returned" in p for p in result.problems))
+    finally:
+        host.close()
+    assert flagged == [True] * 4, flagged
+
+
+@pytest.mark.slow
+def test_omp_pool_threads_ended_by_a_smaller_team_are_not_flagged(tmp_path: Path) -> None:
+    """A legitimate kernel whose second team is smaller than its first: OpenMP ends the extra pool
+    thread at the second team and starts it again at the next call's first team, so every call starts
+    a thread that may still be exiting when it returns — not work after the return. (The replay caps
+    teams at its CPUs: with 2 CPUs both teams have 2 threads and nothing shrinks; with 3 or more the
+    pool shrinks and grows at every call.)"""
+    host, key = _host(tmp_path, TEAMS_OF_THREE_THEN_TWO, ncpus=3)
+    x = torch.randn(1 << 18)
+    try:
+        prepared = host.prepare(one_launch_plan(key, "relu", [1 << 18], [1 << 18]), [x], b"")
+        host.warm(prepared)
+        problems = []
+        for _ in range(6):
+            result = host.run(host.prepare(prepared.plan, [x], b"", prepared.slot), settle_s=0.01)
+            assert torch.equal(result.outputs[0], torch.relu(x))
+            problems += result.problems
+            host.write(prepared)
+            problems += host.floor(prepared).problems
+    finally:
+        host.close()
+    assert not problems, problems
 
 
 CAPPED = r"""

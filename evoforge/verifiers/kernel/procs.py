@@ -153,10 +153,14 @@ class Watch:
         self._tasks = f"/proc/{pid}/task"
 
     def threads(self) -> int:
+        return len(self.tids())
+
+    def tids(self) -> frozenset[int]:
+        """The ids of the process's live threads (ids are handed out in turn, not soon reused)."""
         try:
-            return len(os.listdir(self._tasks))
+            return frozenset(int(t) for t in os.listdir(self._tasks))
         except FileNotFoundError:
-            return 0
+            return frozenset()
 
     def process_cpu_ns(self) -> int:
         """User and system time of the whole process, exited threads included (clock-tick resolution)."""

@@ -73,6 +73,10 @@ SETTLE_LIMIT_S = 0.05
 #: how long to wait, after a call returned, for its threads to stop running before the outputs are
 #: read: short, since work done meanwhile is only counted (as CPU), not seen in the outputs
 RETURN_SETTLE_S = 0.0005
+#: how long a thread the call started may still be seen after the outputs' second read (the settle
+#: time after the return): OpenMP ends pool threads a smaller team no longer needs, and such a thread
+#: may be in its last microseconds at the return; a worker computing the call's results is not
+LINGER_GRACE_S = 0.005
 
 
 @dataclass
@@ -134,7 +138,8 @@ class ReplayHost:
         self._slots: list[Slot] = []
         self._calls = 0
         self._last_cpu: int | None = None
-        self._baseline_threads: int | None = None
+        #: the threads the replay process may have between calls: its own and a full OpenMP pool
+        self._thread_ceiling = 0
 
     # -- start and stop ---------------------------------------------------------------------------
 
@@ -161,13 +166,16 @@ class ReplayHost:
             [str(theirs.fileno()), ",".join(map(str, self.cpus))],
             fd=theirs.fileno(),
             workdir=self.workdir,
-            env=self.env,
+            # a team is never larger than the CPUs (whatever ``num_threads`` says), so that OpenMP's
+            # pool has a known ceiling: its helpers, besides the process's own threads
+            env={**self.env, "OMP_THREAD_LIMIT": str(len(self.cpus))},
             label="replay",
         )
         theirs.close()
         self.watch = procs.Watch(self.child.pid)
         ready = self._request({"op": "init", "libraries": paths}, expect_reply=True)
         self.seccomp = bool(ready.get("seccomp"))
+        self._thread_ceiling = self.watch.threads() + len(self.cpus) - 1
 
     def close(self) -> None:
         if self.child is not None and self.child.alive():
@@ -222,13 +230,18 @@ class ReplayHost:
         """Write the buffers, run the call, time it, and check that its work ended with it."""
         self.write(prepared, poison)
         loading = self._load_measured(prepared)
-        seconds, problems, cpu_ms, faults = self._timed(prepared.call_id, loading)
         assert self.watch is not None and self.child is not None
+        # a thread the call started that is alive at its return: flagged at once when it is one more
+        # than the process and a full OpenMP pool can have (``warm`` filled the pool), else when it is
+        # still alive a little later (OpenMP ends and restarts pool threads when teams shrink and grow
+        # again); threads are told apart by id, so that one outliving an earlier call hides nothing
+        present = self.watch.tids()
+        seconds, problems, cpu_ms, faults = self._timed(prepared.call_id, loading)
         flooded = self.child.output_limit()
         if flooded:  # said first: what else the call did is beside the point
             problems.insert(0, f"the process running the candidate's kernels {flooded}")
-        threads_now, cpu_returned, process_now = (
-            self.watch.threads(),
+        tids_now, cpu_returned, process_now = (
+            self.watch.tids(),
             self.watch.cpu_ns(),
             self.watch.process_cpu_ns(),
         )
@@ -238,10 +251,10 @@ class ReplayHost:
         returned_ns = time.perf_counter_ns()
         self.watch.settle(RETURN_SETTLE_S)
         cpu_now = self.watch.cpu_ns()
-        waited_ns = (time.perf_counter_ns() - returned_ns) * max(threads_now, 1)
+        waited_ns = (time.perf_counter_ns() - returned_ns) * max(len(tids_now), 1)
         first = self._outputs(prepared)
         time.sleep(settle_s)
-        cpu_later, threads_later = self.watch.cpu_ns(), self.watch.threads()
+        cpu_later = self.watch.cpu_ns()
         process_later = self.watch.process_cpu_ns()
         later = self._outputs(prepared, copy=False)  # views of the slot, compared at once
         # live threads are measured to the nanosecond; threads that ended meanwhile only in clock ticks
@@ -249,12 +262,18 @@ class ReplayHost:
             cpu_later - cpu_now + max(0, min(cpu_now - cpu_returned, waited_ns)),
             process_later - process_now - 2 * procs.TICK_NS,
         )
-        if self._baseline_threads is not None and threads_now > self._baseline_threads:
+        started = tids_now - present
+        if started and len(tids_now) > self._thread_ceiling:
             problems.append(
-                f"{threads_now - self._baseline_threads} thread(s) started by the call were still running "
-                "when it returned (the operating system's thread count of the kernel's process grew)"
+                f"{len(tids_now) - self._thread_ceiling} thread(s) started by the call were still running "
+                "when it returned (more threads than the process and a full OpenMP pool)"
             )
-        self._baseline_threads = max(threads_later, self._baseline_threads or 0)
+        elif started and (lingering := self._lingering(started)):
+            problems.append(
+                f"{lingering} thread(s) started by the call were still running when it returned, and "
+                f"{(time.perf_counter_ns() - returned_ns) / 1e6:.0f} ms later "
+                "(threads of the kernel's process that did not exist before the call)"
+            )
         if after > IDLE_CPU_NS:
             problems.append(
                 f"the kernel's process kept computing for {after / 1e6:.1f} ms of CPU after the call returned"
@@ -272,14 +291,28 @@ class ReplayHost:
         ]
         return Replayed(seconds, first, problems, sorted(set(mutated)), cpu_ms, faults)
 
+    def _lingering(self, started: frozenset[int]) -> int:
+        """How many of the threads a call started (alive at its return) are alive still, after a grace
+        of ``LINGER_GRACE_S``."""
+        assert self.watch is not None
+        deadline = time.monotonic() + LINGER_GRACE_S
+        while started:
+            started = started & self.watch.tids()
+            if not started or time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
+        return len(started)
+
     def warm(self, prepared: Prepared) -> None:
-        """Run a call whose thread pool may grow (OpenMP starts its threads on first use)."""
+        """Run a call whose thread pool may grow (OpenMP starts its threads on first use), then the
+        roofline kernel, whose team is all the CPUs: the pool is full before the first checked call."""
         self.write(prepared)
         self._load(prepared)
         self._timed(prepared.call_id)
+        self.write(prepared)
+        self.floor(prepared)
         time.sleep(0.01)
         assert self.watch is not None
-        self._baseline_threads = self.watch.threads()
         self._last_cpu = self.watch.cpu_ns()
 
     def floor(self, prepared: Prepared) -> Replayed:
