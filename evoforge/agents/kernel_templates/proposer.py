@@ -71,6 +71,8 @@ _INDEX: dict[tuple[str, str], dict[str, str]] = {
     ("pool2d", "c"): {"channel": "{t}[c]", "tensor_scalar": "{t}[0]"},
     ("strided_reduction", "c"): {"tensor_scalar": "{t}[0]"},
 }
+#: the templates whose tile sizes follow the problem's shape (``shaped``)
+SHAPED = ("gemm_epilogue", "conv2d_epilogue", "strided_reduction")
 #: per-row scalars: a reduction's epilogue sees only scalar operands
 _SCALAR_ONLY = {"tensor_scalar": "tl.load({t}_ptr)"}
 
@@ -230,13 +232,19 @@ def describe(pattern: dict[str, Any]) -> str:
 
 
 def shaped(template: KernelTemplate, pattern: dict[str, Any]) -> list[dict[str, Any]]:
-    """Tile sizes for the pattern's shape, best first (``tiling``), for the C GEMM and conv templates;
-    ``[]`` for the other templates or when the pattern does not give the shape."""
-    if template.backend != "c" or template.pattern not in ("gemm_epilogue", "conv2d_epilogue"):
+    """Tile sizes for the pattern's shape, best first (``tiling``), for the C GEMM, conv and strided
+    reduction templates; ``[]`` for the other templates or when the pattern does not give the shape."""
+    if template.backend != "c" or template.pattern not in SHAPED:
         return []
     space = {p.name: p.values for p in template.params}
     try:
         shape = [int(d) for d in pattern.get("shape") or ()]
+        if template.pattern == "strided_reduction":
+            dim = int(pattern["dim"]) % len(shape)
+            rereads = pattern.get("op") in ("rmsnorm", "softmax")
+            chunks = tiling.strided_chunks(math.prod(shape[dim + 1 :]), shape[dim], rereads, space["CHUNK"])
+            rest = {p.name: p.default for p in template.params if p.name != "CHUNK"}
+            return [{**rest, "CHUNK": chunk} for chunk in chunks]
         if template.pattern == "gemm_epilogue":
             k, n = int(pattern["in_features"]), int(pattern["out_features"])
             return tiling.gemm_params(math.prod(shape[:-1]) if shape else 1, n, k, space)
@@ -248,7 +256,7 @@ def shaped(template: KernelTemplate, pattern: dict[str, Any]) -> list[dict[str, 
         ow = (shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         k = int(pattern["in_channels"]) * kh * kw
         return tiling.conv_params(int(pattern["out_channels"]), max(oh * ow, 1), k, space)
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
         return []
 
 

@@ -12,6 +12,12 @@ instance the proposer offers is the good one, and lists a few next-best alternat
 - ``KC``: K is cut into equal blocks (the template does that) of at most ~384 steps, fewer passes
   over the output than smaller blocks and a ``MR × KC`` panel that stays in L1.
 - ``NCT``: the ``KC × NCT`` block fills about half of L2.
+
+The strided reduction template (``strided_reduction.c``) walks ``CHUNK`` columns of the dimensions
+after the reduced one down the reduced dimension: ``strided_chunks`` makes a chunk cover whole rows
+(one contiguous slab per job: measured 1.3–1.9× faster than chunks that cut rows, on a Zen 4 core at
+4 shapes) unless the op reads its block twice (RMSNorm, softmax) and the block would outgrow half
+of L2.
 """
 
 from __future__ import annotations
@@ -118,3 +124,15 @@ def conv_params(
     want = max(nr, (l2_bytes() // 2) // (4 * max(depth, 1)) // nr * nr)
     nct = _nearest(space["NCT"], min(want, max(nr, math.ceil(pixels / nr) * nr)), below=True)
     return [{"MR": mr, "NV": nv, "KC": kc, "NCT": nct} for mr in _heights(out_channels, nv)[:3]]
+
+
+def strided_chunks(inner: int, reduced: int, rereads: bool, values: tuple[Any, ...]) -> list[int]:
+    """``CHUNK`` values for a reduction over ``reduced`` rows of ``inner`` contiguous floats, best
+    first: the smallest chunk that holds a whole row (the largest value when none does), for an op
+    that re-reads its block no larger than half of L2 allows; then the next larger value."""
+    ints = sorted(int(v) for v in values)
+    best = _nearest(values, max(inner, 1), below=False)
+    if rereads:
+        best = min(best, _nearest(values, (l2_bytes() // 2) // (4 * max(reduced, 1)), below=True))
+    larger = [v for v in ints if v > best]
+    return [best, *larger[:1]]
