@@ -353,18 +353,8 @@ void relu(float *out, const float *x, int64_t n) {
 def test_a_thread_outliving_one_call_does_not_hide_the_next_calls_threads(tmp_path: Path) -> None:
     """Calls back to back, each leaving a 150 ms worker behind: every call is flagged, not only the
     first (a thread *count* with a baseline that took in the first survivor saw no growth after)."""
-    host, key = _host(tmp_path, SPINNER_AFTER_RELU)
-    x = torch.randn(1 << 16)
-    try:
-        prepared = host.prepare(one_launch_plan(key, "relu", [1 << 16], [1 << 16]), [x], b"")
-        host.warm(prepared)
-        flagged = []
-        for _ in range(4):
-            result = host.run(host.prepare(prepared.plan, [x], b"", prepared.slot), settle_s=0.01)
-            assert torch.equal(result.outputs[0], torch.relu(x))  # the output itself is honest
-            flagged.append(any("still running when it returned" in p for p in result.problems))
-    finally:
-        host.close()
+    rounds = _relu_rounds(tmp_path, SPINNER_AFTER_RELU, calls=4, size=1 << 16)
+    flagged = [any("still running when it returned" in p for p in problems) for problems in rounds]
     assert flagged == [True] * 4, flagged
 
 
@@ -375,21 +365,33 @@ def test_omp_pool_threads_ended_by_a_smaller_team_are_not_flagged(tmp_path: Path
     a thread that may still be exiting when it returns — not work after the return. (The replay caps
     teams at its CPUs: with 2 CPUs both teams have 2 threads and nothing shrinks; with 3 or more the
     pool shrinks and grows at every call.)"""
-    host, key = _host(tmp_path, TEAMS_OF_THREE_THEN_TWO, ncpus=3)
-    x = torch.randn(1 << 18)
+    rounds = _relu_rounds(tmp_path, TEAMS_OF_THREE_THEN_TWO, calls=6, size=1 << 18, ncpus=3, floor=True)
+    problems = [p for round_problems in rounds for p in round_problems]
+    assert not problems, problems
+
+
+def _relu_rounds(
+    tmp_path: Path, source: str, *, calls: int, size: int, ncpus: int = 2, floor: bool = False
+) -> list[list[str]]:
+    """The problems of ``calls`` replayed ``relu`` calls back to back (each also checked to give the
+    right output), each followed by the roofline kernel when ``floor`` (its problems counted too)."""
+    host, key = _host(tmp_path, source, ncpus=ncpus)
+    x = torch.randn(size)
+    rounds = []
     try:
-        prepared = host.prepare(one_launch_plan(key, "relu", [1 << 18], [1 << 18]), [x], b"")
+        prepared = host.prepare(one_launch_plan(key, "relu", [size], [size]), [x], b"")
         host.warm(prepared)
-        problems = []
-        for _ in range(6):
+        for _ in range(calls):
             result = host.run(host.prepare(prepared.plan, [x], b"", prepared.slot), settle_s=0.01)
-            assert torch.equal(result.outputs[0], torch.relu(x))
-            problems += result.problems
-            host.write(prepared)
-            problems += host.floor(prepared).problems
+            assert torch.equal(result.outputs[0], torch.relu(x))  # the output itself is honest
+            problems = list(result.problems)
+            if floor:
+                host.write(prepared)
+                problems += host.floor(prepared).problems
+            rounds.append(problems)
     finally:
         host.close()
-    assert not problems, problems
+    return rounds
 
 
 CAPPED = r"""
