@@ -189,7 +189,7 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list[flo
         "verifier; (in brackets: the 95 % confidence interval of its median and the rounds timed); *roofline "
         "bound* = torch eager / evoforge's roofline kernel (reads every input byte, writes every output "
         "byte; plain C: 64-bit XOR reads, memset writes) in the same rounds — a reference point, not a wall: "
-        "a kernel with better stores can beat its median (streaming ReLU has, by up to 20 %). A speed-up "
+        "a kernel with better stores can beat its median. A speed-up "
         "whose interval is wider than 50 % of it, or whose time is below 0.8 × the roofline kernel's best "
         "round, is *unmeasured*, with the reason. Load average (1 min) while it ran: "
         f"{min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores.",
