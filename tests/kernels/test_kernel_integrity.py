@@ -337,6 +337,71 @@ void relu(float *out, const float *x, int64_t n) {
 }
 """
 
+PERSISTENT_WORKER_SOFTMAX = r"""
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+/* one worker thread, started by the first call and kept: every later call hands it the job and
+   returns, so no call starts a thread; the worker sleeps on a condition variable between jobs */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ready = PTHREAD_COND_INITIALIZER;
+static float *job_out; static const float *job_x; static int64_t job_rows, job_cols; static int pending;
+static void *work(void *arg) {
+    for (;;) {
+        pthread_mutex_lock(&lock);
+        while (!pending) pthread_cond_wait(&ready, &lock);
+        float *out = job_out; const float *x = job_x; int64_t rows = job_rows, cols = job_cols;
+        pending = 0;
+        pthread_mutex_unlock(&lock);
+        for (int64_t r = 0; r < rows; ++r) {
+            const float *xr = x + r * cols; float *o = out + r * cols;
+            float m = xr[0], s = 0.0f;
+            for (int64_t c = 1; c < cols; ++c) m = xr[c] > m ? xr[c] : m;
+            for (int64_t c = 0; c < cols; ++c) s += (o[c] = expf(xr[c] - m));
+            for (int64_t c = 0; c < cols; ++c) o[c] /= s;
+        }
+    }
+    return arg;
+}
+void softmax_rows(float *out, const float *x, int64_t rows, int64_t cols) {
+    static int started;
+    if (!started) { pthread_t t; pthread_create(&t, NULL, work, NULL); pthread_detach(t); started = 1; }
+    pthread_mutex_lock(&lock);
+    job_out = out; job_x = x; job_rows = rows; job_cols = cols; pending = 1;
+    pthread_cond_signal(&ready);
+    pthread_mutex_unlock(&lock);
+}
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_thread_kept_from_the_first_call_is_caught_by_its_work_after_return(tmp_path: Path) -> None:
+    """The next attack on the thread check: no call after the first starts a thread (a worker is
+    kept and fed), so the thread ids say nothing — its work after each return is what gives it away
+    (the CPU the process used after the call returned, and outputs that change after the return)."""
+    host, key = _host(tmp_path, PERSISTENT_WORKER_SOFTMAX)
+    rows, cols = 2048, 8192
+    problems: list[list[str]] = []
+    try:
+        x = torch.randn(rows, cols)
+        prepared = host.prepare(_softmax_plan(key, rows, cols), [x], b"")
+        host.warm(prepared)
+        assert host.watch is not None
+        host.watch.settle(30.0)  # the kept worker has done the warm-up's job
+        for _ in range(3):
+            result = host.run(
+                host.prepare(_softmax_plan(key, rows, cols), [x], b"", prepared.slot), settle_s=0.01
+            )
+            problems.append(result.problems)
+            host.watch.settle(30.0)
+    finally:
+        host.close()
+    assert all(not any("still running when it returned" in p for p in call) for call in problems), problems
+    assert all(any("after the call returned" in p or "ms later" in p for p in call) for call in problems), (
+        problems
+    )
+
+
 TEAMS_OF_THREE_THEN_TWO = r"""
 #include <omp.h>
 #include <stdint.h>

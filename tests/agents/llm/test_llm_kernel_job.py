@@ -71,7 +71,7 @@ def test_llm_kernel_job_accepts_the_correct_c_kernel_and_rejects_the_wrong_one(t
     by_source = {normalise_source(sources[c["id"]]): c for c in report["candidates"]}
     good = by_source[normalise_source(GOOD)]
     wrong = by_source[normalise_source(WRONG)]
-    assert good["status"] == "accepted" and good["origin"] == f"llm:{MODEL}"
+    assert good["status"] == "accepted" and good["origin"] == f"llm:{MODEL}", good.get("reason")
     assert good["metrics"].get("speedup") is not None and good["metrics"].get("runtime_ms") is not None
     assert wrong["status"] == "rejected" and wrong["rejected_stage"] == "correctness"
     assert "first mismatching elements" in wrong["reason"] and "expected" in wrong["reason"]
