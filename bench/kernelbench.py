@@ -248,6 +248,11 @@ def main() -> int:
         default=20.0,
         help="seconds each benchmark may spend (half planning, half rounds; more rounds while noisy)",
     )
+    parser.add_argument(
+        "--idle-gaps",
+        action="store_true",
+        help="let the CPUs idle between timed calls (no spinners: every call is timed after a gap)",
+    )
     parser.add_argument("--write", action="store_true", help="replace the section in docs/benchmarks.md")
     parser.add_argument(
         "--faults", action="store_true", help="print each side's time, spread and page faults per candidate"
@@ -259,6 +264,7 @@ def main() -> int:
         cpu_threads=args.threads,
         benchmark_repeats=args.repeats,
         benchmark_budget_s=args.bench_budget,
+        benchmark_keep_awake=not args.idle_gaps,
     )
     names = args.only or [n for n in CATEGORIES if (PROBLEMS / f"{n}.py").exists()]
     rows: list[dict[str, Any]] = []

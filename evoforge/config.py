@@ -92,6 +92,11 @@ class KernelSettings(BaseModel):
         "3x as many while the speed-up's confidence interval is wider than max_interval",
     )
     benchmark_budget_s: float = Field(20.0, gt=0, description="time the benchmark may spend timing")
+    benchmark_keep_awake: bool = Field(
+        True,
+        description="keep the benchmark's CPUs running (lowest-priority spinners) between timed calls, "
+        "so that no call is timed after an idle gap; stopped during each call",
+    )
     implausible_speedup: float = Field(
         10.0, gt=1, description="speed-ups beyond this are re-timed in a fresh process, then flagged"
     )

@@ -42,6 +42,8 @@ def test_c_candidate_is_accepted_and_timed_against_torch(verifier: KernelVerifie
     assert bench.data["rounds"] == bench.data["checked_calls"] - bench.data["warmup_calls"]
     assert set(bench.data["round_seconds"]) >= {"inputs", "reference", "candidate", "floor", "compare"}
     assert bench.data["replay_seccomp"] is seccomp.available()
+    # the CPUs were kept running between timed calls: one spinner on each (``awake``)
+    assert bench.data["kept_awake"] == len(bench.data["cpus"])
     # each side's page faults in each timed call are stored beside its time (see test_kernel_faults)
     for side, times in bench.data["samples_ms"].items():
         assert len(bench.data["minor_faults"][side]) == len(bench.data["major_faults"][side]) == len(times)

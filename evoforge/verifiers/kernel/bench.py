@@ -27,16 +27,19 @@ inside their worker instead (``time_gpu``; see ``docs/security.md``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import random
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from evoforge.verifiers.kernel import plan, procs, timing
+from evoforge.verifiers.kernel.awake import Awake
 from evoforge.verifiers.kernel.checks import first_mismatch
 from evoforge.verifiers.kernel.outcome import CandidateFailure
 from evoforge.verifiers.kernel.replay_host import ReplayHost, Slot, layout
@@ -82,14 +85,24 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
     host = ReplayHost(
         workdir=stage.workdir, libraries=libraries, cpus=stage.cpus, env=stage.env(role="replay")
     )
+    spinners = contextlib.ExitStack()
     try:
         host.start()
         phases["processes_started"] = time.monotonic()
+        # the CPUs are kept running between timed calls (each side's call then starts as it would
+        # back to back, not after the supervisor's idle gap), and left to the call during it
+        awake = (
+            spinners.enter_context(Awake(stage.cpus, stage.workdir / "build" / "awake"))
+            if request.get("keep_awake", True)
+            else None
+        )
+        window = awake.parked if awake is not None else contextlib.nullcontext
+        host.window = window
         size = max(layout(p)[1] for p, _ in plans)
         # no timed call faults its memory in: the replay's slots are pre-faulted when mapped, the
         # reference's heap here (its inputs' memory when mapped); the faults are counted all the same
         slots = [host.new_slot(size) for _ in range(SLOTS)]
-        reserved = _settle_reference(reference, stage.inputs(seeds[0], benchmark=True), size)
+        reserved = _settle_reference(reference, stage.inputs(seeds[0], benchmark=True), size, window)
         phases["reference_settled"] = time.monotonic()
         samples: dict[str, list[float]] = {"reference": [], "candidate": [], "floor": []}
         # page faults (minor, major) of each side's process during each timed call
@@ -119,7 +132,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             got: list[torch.Tensor] = []
             for side in order:
                 if side == "reference":  # each side's inputs are written just before its call
-                    seconds[side], faulted[side] = reference.timed_run(reference.place(inputs))
+                    seconds[side], faulted[side] = reference.timed_run(reference.place(inputs), window)
                 elif side == "floor":
                     host.write(prepared)
                     floor = host.floor(prepared)
@@ -180,6 +193,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             "cpu_per_wall": round(max(cpu_per_wall), 3) if cpu_per_wall else None,
             "other_cpus": None if other_cpus is None else round(other_cpus, 2),
             "replay_seccomp": host.seccomp,
+            "kept_awake": None if awake is None else awake.started,
             "reference_heap_reserved_bytes": reserved,
             "samples_ms": {k: [round(v, 4) for v in vs] for k, vs in samples.items()},
             "minor_faults": {k: [f[0] for f in fs] for k, fs in faults.items()},
@@ -188,6 +202,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             "round_seconds": {k: round(v, 3) for k, v in laps.totals.items()},
         }
     finally:
+        spinners.close()
         host.close()
         reference.close()
 
@@ -230,7 +245,12 @@ class Laps:
         self._last = now
 
 
-def _settle_reference(reference: Any, inputs: list[Any], slot_bytes: int) -> int:
+def _settle_reference(
+    reference: Any,
+    inputs: list[Any],
+    slot_bytes: int,
+    window: Callable[[], contextlib.AbstractContextManager[None]],
+) -> int:
     """Fault the reference's heap in and call it (untimed) until its calls take no page faults.
 
     Its calls then run on memory already mapped, as the replay's do (slots pre-faulted when
@@ -243,7 +263,7 @@ def _settle_reference(reference: Any, inputs: list[Any], slot_bytes: int) -> int
     reserved = reference.reserve(nbytes)
     specs, quiet = reference.place(inputs), 0
     for _ in range(REFERENCE_WARMUPS_MAX):
-        _, (minor, _major) = reference.timed_run(specs)
+        _, (minor, _major) = reference.timed_run(specs, window)
         quiet = quiet + 1 if minor < QUIET_FAULTS else 0
         if quiet >= 2:
             break

@@ -14,9 +14,10 @@ input byte and writes every output byte, on the same buffers: no correct kernel 
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,8 @@ class ReplayHost:
         self._last_cpu: int | None = None
         #: the threads the replay process may have between calls: its own and a full OpenMP pool
         self._thread_ceiling = 0
+        #: entered around each timed request only (``awake.Awake.parked``: the CPUs kept busy between)
+        self.window: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
 
     # -- start and stop ---------------------------------------------------------------------------
 
@@ -370,9 +373,10 @@ class ReplayHost:
                 "(work done outside the timed calls)"
             )
         minor, major = self.watch.faults()
-        begin = time.perf_counter_ns()
-        answer = self._request({"op": "go", "call": call})
-        seconds = (time.perf_counter_ns() - begin) / 1e9
+        with self.window():
+            begin = time.perf_counter_ns()
+            answer = self._request({"op": "go", "call": call})
+            seconds = (time.perf_counter_ns() - begin) / 1e9
         minor_after, major_after = self.watch.faults()
         if not answer.get("ok"):
             raise CandidateFailure(f"the replayed launches failed: {answer.get('detail')}")

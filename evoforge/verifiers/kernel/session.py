@@ -10,9 +10,10 @@ the source, so that the replay later uses builds made while no candidate process
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -206,14 +207,20 @@ class WorkerSession:
             threads_after=threads,
         )
 
-    def timed_run(self, specs: list[dict[str, Any]]) -> tuple[float, tuple[int, int]]:
+    def timed_run(
+        self,
+        specs: list[dict[str, Any]],
+        window: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+    ) -> tuple[float, tuple[int, int]]:
         """Seconds of the reference's call on inputs already placed (``place``), by our clock, and the
-        page faults (minor, major) its process took meanwhile."""
+        page faults (minor, major) its process took meanwhile; ``window`` is entered around the
+        request only (``awake.Awake.parked``)."""
         message = {"op": "run", "inputs": specs}
         minor, major = self.watch.faults()
-        begin = time.perf_counter_ns()
-        answer, _ = self.request(message)
-        seconds = (time.perf_counter_ns() - begin) / 1e9
+        with window():
+            begin = time.perf_counter_ns()
+            answer, _ = self.request(message)
+            seconds = (time.perf_counter_ns() - begin) / 1e9
         minor_after, major_after = self.watch.faults()
         self._raise_for(answer)
         return seconds, (minor_after - minor, major_after - major)

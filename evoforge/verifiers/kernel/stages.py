@@ -302,6 +302,7 @@ def _timed_run(ctx: KernelContext, start: float) -> dict[str, Any] | StageResult
         seeds=[secrets.randbits(31) for _ in range(2)],
         repeats=ctx.settings.benchmark_repeats,
         budget_s=ctx.settings.benchmark_budget_s,
+        keep_awake=ctx.settings.benchmark_keep_awake,
     )
     failed = _child_failed("benchmark", start, child)
     return failed if failed is not None else dict(child.answer)
@@ -322,7 +323,7 @@ def _benchmark_result(ctx: KernelContext, start: float, answer: dict[str, Any]) 
         "device", "reference_ms", "candidate_ms", "floor_ms", "speedup", "ratio", "interval", "spread",
         "roofline_speedup", "rounds", "threads", "cpus", "cpu_per_wall", "warmup_calls", "replay_seccomp",
         "retimed", "timed_in", "phase_seconds", "round_seconds", "samples_ms", "checked_calls", "other_cpus",
-        "planned_calls", "minor_faults", "major_faults",
+        "planned_calls", "minor_faults", "major_faults", "kept_awake",
     )  # fmt: skip
     data = {k: answer.get(k) for k in keys if k in answer}
     data["unmeasured"] = answer.get("unmeasured")
