@@ -177,6 +177,7 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list[flo
         + (f" --bench-budget {args.bench_budget:g}" if args.bench_budget != 20.0 else "")
         + (f" --threads {args.threads}" if args.threads else "")
         + (" --only " + " ".join(args.only) if args.only else "")
+        + (" --idle-gaps" if args.idle_gaps else "")
         + "`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
@@ -185,7 +186,13 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list[flo
         "to fit this machine. *torch eager* = the median of torch's timed calls in the re-timing's rounds "
         "(in brackets: the size check's probe, a first call that also pays for fresh memory). "
         "Speed-up = torch eager / C candidate, both timed in the same benchmark child "
-        "(interleaved, fresh inputs, medians); *re-timed* = the best candidate verified again in a fresh "
+        "(interleaved, fresh inputs, medians; "
+        + (
+            "the CPUs left idle between timed calls, `--idle-gaps`"
+            if args.idle_gaps
+            else "the CPUs kept running between timed calls by lowest-priority spinners, asleep during each"
+        )
+        + "); *re-timed* = the best candidate verified again in a fresh "
         "verifier; (in brackets: the 95 % confidence interval of its median and the rounds timed); *roofline "
         "bound* = torch eager / evoforge's roofline kernel (reads every input byte, writes every output "
         "byte; plain C: 64-bit XOR reads, memset writes) in the same rounds — a reference point, not a wall: "

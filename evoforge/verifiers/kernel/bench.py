@@ -8,8 +8,11 @@ For a C candidate, in three phases that never overlap a candidate process with a
    candidate's kernels only) are started, pinned to the same CPUs, with the same thread count;
 3. rounds: new inputs (made here, from seeds nobody else sees), then — in a random order — the
    reference's call, the candidate's replayed call and the roofline kernel, each timed by this
-   process's clock around one request. Every call's outputs are compared with the reference's
-   outputs for the same inputs (collected from its worker after the round), so a candidate that
+   process's clock around one request. Between the timed requests the CPUs are kept running by
+   evoforge's own spinners (``awake``), asleep during each request: no side is timed after an idle
+   gap (on virtual CPUs that halt when idle, such a call ran up to 1.8× slower, not alike per side).
+   Every call's outputs are compared with the reference's outputs for the same inputs (collected
+   from its worker after the round), so a candidate that
    switches after N calls is rejected at the first mismatch; the kernel's process must not use the
    CPU between or after its calls.
 
