@@ -3,15 +3,17 @@
 Every timed call of the ``benchmark`` stage follows tens of milliseconds in which the supervisor
 writes inputs, reads outputs and compares them, on one thread: the other CPUs idle. On this project's
 machines (virtual CPUs whose idle driver halts them) a call that starts after such a gap is slower
-than the same call back to back — torch's softmax at 4096×3072 took 4.6–4.9 ms back to back and
-7.9–8.0 ms after 20 ms idle; 20 ms of spinning before it brought it back to 4.8–5.3 ms, while 1 ms did
-not (``docs/benchmarks.md``). Sides did not pay alike, so ratios measured after a gap are biased.
+than the same call back to back — torch's softmax at 4096×3072 took 1.36× its back-to-back time
+after 20 ms idle, 1.02–1.07× when spinners ran through the end of the gap (``bench/idle_gap.py``);
+in the benchmark, torch's sum over dim 1 took 14 ms against 9 ms (``docs/benchmarks.md``). Sides did
+not pay alike, so ratios measured after a gap are biased.
 
 :class:`Awake` holds one spinner thread per CPU of the stage (evoforge's C, in the supervisor; never
 candidate code), pinned to its CPU at the lowest priority (``SCHED_IDLE``: any other thread on that CPU
 takes it at once). The spinners run between timed calls; :meth:`Awake.parked` stops them all — and
-returns only once every one is asleep — for the span of one timed call, so no side's call shares its
-CPUs with them. Every side (reference, candidate, roofline kernel) is timed the same way.
+returns only once every one has left its spin loop for its sleep — for the span of one timed call, so
+no side's call shares its CPUs with them. Every side (reference, candidate, roofline kernel) is
+timed the same way.
 """
 
 from __future__ import annotations
