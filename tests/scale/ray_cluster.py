@@ -36,6 +36,7 @@ class LocalRayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.client_port = free_port()
         self.client_address = f"ray://127.0.0.1:{self.client_port}"  # Ray Client
+        self._taken = {self.port, self.client_port}
         # every process of the cluster inherits this marker: how stop() finds what it started
         self.marker = f"EVOFORGE_TEST_RAY_CLUSTER={self.temp}"
         self.env = {**os.environ, **(env or {}), "RAY_USAGE_STATS_ENABLED": "0"}
@@ -45,14 +46,24 @@ class LocalRayCluster:
         self.logs: list[Path] = []
 
     def _ports(self) -> list[str]:
+        """Free ports for one node: a range of 41 worker ports and six others, none used by another
+        component of the cluster (``ray start`` refuses a node whose ports overlap; a random port once
+        fell inside the worker range)."""
         low = free_port()
+        while self._taken & set(range(low, low + 41)):
+            low = free_port()
+        self._taken.update(range(low, low + 41))
+        named = []
+        for _ in range(6):
+            port = free_port()
+            while port in self._taken:
+                port = free_port()
+            self._taken.add(port)
+            named.append(port)
+        flags = ("node-manager", "object-manager", "dashboard-agent-listen", "dashboard-agent-grpc")
+        flags += ("runtime-env-agent", "metrics-export")
         return [
-            f"--node-manager-port={free_port()}",
-            f"--object-manager-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
+            *(f"--{flag}-port={port}" for flag, port in zip(flags, named, strict=True)),
             f"--min-worker-port={low}",
             f"--max-worker-port={low + 40}",
         ]

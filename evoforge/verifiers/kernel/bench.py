@@ -252,7 +252,7 @@ def _settle_reference(
     reference: Any,
     inputs: list[Any],
     slot_bytes: int,
-    window: Callable[[], contextlib.AbstractContextManager[None]],
+    window: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> int:
     """Fault the reference's heap in and call it (untimed) until its calls take no page faults.
 
