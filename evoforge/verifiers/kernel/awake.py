@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from evoforge import runtime
+
+#: what a timed request is wrapped in (``Awake.parked``, or ``contextlib.nullcontext``: nothing spins)
+Window = Callable[[], contextlib.AbstractContextManager[None]]
 
 AWAKE_SOURCE = r"""
 #define _GNU_SOURCE

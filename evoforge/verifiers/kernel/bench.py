@@ -12,9 +12,8 @@ For a C candidate, in three phases that never overlap a candidate process with a
    evoforge's own spinners (``awake``), asleep during each request: no side is timed after an idle
    gap (on virtual CPUs that halt when idle, such a call ran up to 1.8× slower, not alike per side).
    Every call's outputs are compared with the reference's outputs for the same inputs (collected
-   from its worker after the round), so a candidate that
-   switches after N calls is rejected at the first mismatch; the kernel's process must not use the
-   CPU between or after its calls.
+   from its worker after the round), so a candidate that switches after N calls is rejected at the
+   first mismatch; the kernel's process must not use the CPU between or after its calls.
 
 The time budget bounds the planning (at most half of it, but never fewer than ``MIN_PLANNED_TIMED``
 timed calls); up to ``MORE_ROUNDS`` times ``repeats`` calls are planned. The rounds then replay,
@@ -36,7 +35,6 @@ import random
 import resource
 import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -99,13 +97,12 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             if request.get("keep_awake", True)
             else None
         )
-        window = awake.parked if awake is not None else contextlib.nullcontext
-        host.window = window
+        host.window = reference.window = awake.parked if awake is not None else contextlib.nullcontext
         size = max(layout(p)[1] for p, _ in plans)
         # no timed call faults its memory in: the replay's slots are pre-faulted when mapped, the
         # reference's heap here (its inputs' memory when mapped); the faults are counted all the same
         slots = [host.new_slot(size) for _ in range(SLOTS)]
-        reserved = _settle_reference(reference, stage.inputs(seeds[0], benchmark=True), size, window)
+        reserved = _settle_reference(reference, stage.inputs(seeds[0], benchmark=True), size)
         phases["reference_settled"] = time.monotonic()
         samples: dict[str, list[float]] = {"reference": [], "candidate": [], "floor": []}
         # page faults (minor, major) of each side's process during each timed call
@@ -135,7 +132,7 @@ def mode_benchmark(request: dict[str, Any]) -> dict[str, Any]:
             got: list[torch.Tensor] = []
             for side in order:
                 if side == "reference":  # each side's inputs are written just before its call
-                    seconds[side], faulted[side] = reference.timed_run(reference.place(inputs), window)
+                    seconds[side], faulted[side] = reference.timed_run(reference.place(inputs))
                 elif side == "floor":
                     host.write(prepared)
                     floor = host.floor(prepared)
@@ -248,12 +245,7 @@ class Laps:
         self._last = now
 
 
-def _settle_reference(
-    reference: Any,
-    inputs: list[Any],
-    slot_bytes: int,
-    window: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
-) -> int:
+def _settle_reference(reference: Any, inputs: list[Any], slot_bytes: int) -> int:
     """Fault the reference's heap in and call it (untimed) until its calls take no page faults.
 
     Its calls then run on memory already mapped, as the replay's do (slots pre-faulted when
@@ -266,7 +258,7 @@ def _settle_reference(
     reserved = reference.reserve(nbytes)
     specs, quiet = reference.place(inputs), 0
     for _ in range(REFERENCE_WARMUPS_MAX):
-        _, (minor, _major) = reference.timed_run(specs, window)
+        _, (minor, _major) = reference.timed_run(specs)
         quiet = quiet + 1 if minor < QUIET_FAULTS else 0
         if quiet >= 2:
             break

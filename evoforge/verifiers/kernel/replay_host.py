@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import torch
 
 from evoforge import runtime
 from evoforge.verifiers.kernel import elf, ipc, procs
+from evoforge.verifiers.kernel.awake import Window
 from evoforge.verifiers.kernel.outcome import CandidateFailure
 from evoforge.verifiers.kernel.plan import DTYPE_SIZES
 from evoforge.verifiers.kernel.session import LibrarySource, same_bytes, tensor_bytes, torch_dtype
@@ -144,7 +145,7 @@ class ReplayHost:
         #: the threads the replay process may have between calls: its own and a full OpenMP pool
         self._thread_ceiling = 0
         #: entered around each timed request only (``awake.Awake.parked``: the CPUs kept busy between)
-        self.window: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
+        self.window: Window = contextlib.nullcontext
 
     # -- start and stop ---------------------------------------------------------------------------
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evoforge import runtime
 from evoforge.verifiers.kernel import elf, ipc, procs
+from evoforge.verifiers.kernel.awake import Window
 from evoforge.verifiers.kernel.outcome import CandidateFailure, ProblemFailure
 
 if TYPE_CHECKING:  # torch is imported when first needed: the worker starts before it is loaded here
@@ -139,6 +140,8 @@ class WorkerSession:
         self.build_dir = build_dir or workdir / "build" / "worker"
         self._arena: ipc.Arena | None = None
         self._arena_id = 0
+        #: entered around each timed request only (``awake.Awake.parked``: the CPUs kept busy between)
+        self.window: Window = contextlib.nullcontext
         self._layout: list[dict[str, Any]] = []
         self._sent: list[bytes | None] = []
         self.channel, theirs = ipc.Channel.pair()
@@ -207,17 +210,13 @@ class WorkerSession:
             threads_after=threads,
         )
 
-    def timed_run(
-        self,
-        specs: list[dict[str, Any]],
-        window: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
-    ) -> tuple[float, tuple[int, int]]:
+    def timed_run(self, specs: list[dict[str, Any]]) -> tuple[float, tuple[int, int]]:
         """Seconds of the reference's call on inputs already placed (``place``), by our clock, and the
         page faults (minor, major) its process took meanwhile; ``window`` is entered around the
-        request only (``awake.Awake.parked``)."""
+        request only."""
         message = {"op": "run", "inputs": specs}
         minor, major = self.watch.faults()
-        with window():
+        with self.window():
             begin = time.perf_counter_ns()
             answer, _ = self.request(message)
             seconds = (time.perf_counter_ns() - begin) / 1e9
