@@ -40,6 +40,7 @@ from evoforge.domain import Metrics
 from evoforge.errors import EvoforgeError
 from evoforge.verifiers.kernel.cascade import KernelVerifier
 from evoforge.verifiers.kernel.target import load_kernel_target
+from evoforge.verifiers.kernel.timing import ROOFLINE_SLACK
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEMS = ROOT / "tests" / "fixtures" / "kernelbench"
@@ -197,7 +198,8 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, loads: list[flo
         "bound* = torch eager / evoforge's roofline kernel (reads every input byte, writes every output "
         "byte; plain C: 64-bit XOR reads, memset writes) in the same rounds — a reference point, not a wall: "
         "a kernel with better stores can beat its median. A speed-up "
-        "whose interval is wider than 50 % of it, or whose time is below 0.8 × the roofline kernel's best "
+        "whose interval is wider than 50 % of it, or whose time is below "
+        f"{ROOFLINE_SLACK:g} × the roofline kernel's best "
         "round, is *unmeasured*, with the reason. Load average (1 min) while it ran: "
         f"{min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores.",
         "",
